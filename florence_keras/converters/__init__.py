@@ -1,0 +1,1 @@
+"""Checkpoint converters into florence_keras models."""

@@ -1,0 +1,140 @@
+"""Stateless image transforms for the tf.data readers (uint8 in, uint8 out).
+
+All randomness is stateless (`tf.random.stateless_*` with an explicit `[2]` seed), so a pipeline built with a
+seed produces the same crops and flips every time it is rebuilt — what deterministic, resumable training needs.
+"""
+
+import tensorflow as tf
+
+# [ours, as open_clip] Random-resized-crop area range: mild, so that captions naming every object stay true.
+DEFAULT_CROP_SCALE = (0.9, 1.0)
+DEFAULT_CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+
+
+def _to_uint8(image):
+    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+
+def _check_size(size):
+    if not isinstance(size, int) or size <= 0:
+        raise ValueError(f"`size` must be a positive int. Received: size={size!r}")
+
+
+def random_resized_crop(image, size, seed, scale=DEFAULT_CROP_SCALE, ratio=DEFAULT_CROP_RATIO):
+    """Crops a random area (fraction `scale` of the image, aspect `ratio`) and resizes it to `size x size`.
+
+    Falls back to the whole image when no crop fits in 10 attempts.
+
+    Args:
+        image: uint8 `[H, W, 3]`.
+        size: int, output side.
+        seed: int `[2]` stateless seed.
+        scale: `(min, max)` fraction of the image area.
+        ratio: `(min, max)` crop aspect ratio, width / height.
+
+    Returns:
+        uint8 `[size, size, 3]`.
+    """
+    _check_size(size)
+    if not (0.0 < scale[0] <= scale[1] <= 1.0):
+        raise ValueError(f"`scale` must satisfy 0 < min <= max <= 1. Received: scale={scale!r}")
+    if not (0.0 < ratio[0] <= ratio[1]):
+        raise ValueError(f"`ratio` must satisfy 0 < min <= max. Received: ratio={ratio!r}")
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.zeros([1, 0, 4], tf.float32),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=tuple(ratio),
+        area_range=tuple(scale),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    crop = tf.slice(image, begin, crop_size)
+    resized = tf.image.resize(crop, [size, size], method="bilinear", antialias=True)
+    return tf.ensure_shape(_to_uint8(resized), [size, size, 3])
+
+
+def resize_center_crop(image, size):
+    """Resizes the shorter side to `size` and takes the central `size x size` crop (evaluation transform).
+
+    Args:
+        image: uint8 `[H, W, 3]`.
+        size: int, output side.
+
+    Returns:
+        uint8 `[size, size, 3]`.
+    """
+    _check_size(size)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    factor = float(size) / tf.reduce_min(shape)
+    new_shape = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), size)
+    resized = tf.image.resize(image, new_shape, method="bilinear", antialias=True)
+    top = (new_shape[0] - size) // 2
+    left = (new_shape[1] - size) // 2
+    crop = resized[top : top + size, left : left + size]
+    return tf.ensure_shape(_to_uint8(crop), [size, size, 3])
+
+
+def resize_shorter_side(image, size):
+    """Resizes so the shorter side is at most `size`, keeping the aspect ratio (never upscales).
+
+    Args:
+        image: uint8 `[H, W, 3]`.
+        size: int, the largest allowed shorter side.
+
+    Returns:
+        `(image, resized)`: uint8 `[H', W', 3]` and a bool scalar, whether the image was changed.
+    """
+    _check_size(size)
+    shape = tf.shape(image)[:2]
+    shorter = tf.reduce_min(shape)
+    needs_resize = shorter > size
+
+    def resize():
+        factor = float(size) / tf.cast(shorter, tf.float32)
+        new_shape = tf.maximum(tf.cast(tf.round(tf.cast(shape, tf.float32) * factor), tf.int32), 1)
+        return _to_uint8(tf.image.resize(image, new_shape, method="bilinear", antialias=True))
+
+    return tf.cond(needs_resize, resize, lambda: image), needs_resize
+
+
+def swap_left_right(texts):
+    """Exchanges the words left/right (and Left/Right) in texts — the caption of a horizontally flipped image.
+
+    Args:
+        texts: `tf.string` tensor.
+
+    Returns:
+        `tf.string` tensor of the same shape.
+
+    Example:
+    >>> swap_left_right("a circle on the left, right of a star").numpy()
+    b'a circle on the right, left of a star'
+    """
+    texts = tf.convert_to_tensor(texts, tf.string)
+    pairs = (("left", "right"), ("right", "left"), ("Left", "Right"), ("Right", "Left"))
+    for i, (word, _) in enumerate(pairs):
+        texts = tf.strings.regex_replace(texts, rf"\b{word}\b", chr(1) + str(i) + chr(1))
+    for i, (_, replacement) in enumerate(pairs):
+        texts = tf.strings.regex_replace(texts, chr(1) + str(i) + chr(1), replacement)
+    return texts
+
+
+def random_flip(image, text, seed, swap_text=True):
+    """Flips an image horizontally with probability 1/2, swapping left/right in its text if asked.
+
+    Args:
+        image: uint8 `[H, W, 3]`.
+        text: scalar `tf.string`.
+        seed: int `[2]` stateless seed.
+        swap_text: exchange the words left and right in the text of a flipped image.
+
+    Returns:
+        `(image, text)`.
+    """
+    flip = tf.random.stateless_uniform([], seed=seed) < 0.5
+    image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
+    if swap_text:
+        text = tf.cond(flip, lambda: swap_left_right(text), lambda: text)
+    return image, text

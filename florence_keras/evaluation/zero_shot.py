@@ -1,0 +1,125 @@
+"""Zero-shot classification with prompt ensembles (the CLIP protocol).
+
+Each class name is put into every prompt template; the text embeddings are L2-normalised, averaged per class,
+and the mean is L2-normalised again. An image is classified by the cosine similarity of its (normalised) image
+embedding to each class weight. Ties between classes follow the rule documented in
+`florence_keras.evaluation.metrics` (equal scores: the lower class index ranks first).
+"""
+
+import numpy as np
+
+from florence_keras.evaluation import _checks
+from florence_keras.evaluation import features as features_lib
+from florence_keras.evaluation import metrics
+
+
+def _fill(template, class_name):
+    if callable(template):
+        text = template(class_name)
+    else:
+        text = template.format(class_name)
+    if not isinstance(text, str):
+        raise ValueError(f"A template must produce a str. Received: {text!r} from template {template!r}")
+    return text
+
+
+def build_zero_shot_classifier(encode_texts, class_names, templates, batch_size=256, verbose=False):
+    """Class weights `[C, D]` from prompt-ensembled text embeddings.
+
+    Args:
+        encode_texts: callable, list of str -> `[B, D]` text embeddings (`FlorenceCLIP.encode_texts` fits;
+            they are re-normalised here, so unnormalised encoders work too).
+        class_names: list of `C` non-empty str.
+        templates: list of prompt templates: str with one `{}` placeholder (e.g. `"a photo of a {}."`) or
+            callables `name -> str`.
+        batch_size: texts per `encode_texts` call.
+        verbose: show a progress bar.
+
+    Returns:
+        float32 numpy array `[C, D]`, rows of unit L2 norm; row c = normalise(mean_t normalise(embed(t(c)))).
+
+    Example:
+    >>> table = {"a cat": [1.0, 0.0], "a dog": [0.0, 2.0]}
+    >>> build_zero_shot_classifier(lambda ts: np.array([table[t] for t in ts]), ["cat", "dog"],
+    ...                            ["a {}"]).tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    class_names = list(class_names)
+    templates = list(templates)
+    if not class_names:
+        raise ValueError("`class_names` is empty.")
+    bad = [name for name in class_names if not isinstance(name, str) or not name.strip()]
+    if bad:
+        raise ValueError(f"`class_names` must be non-empty strings. Received: {bad[0]!r}")
+    if not templates:
+        raise ValueError("`templates` is empty; give at least one template such as 'a photo of a {}.'")
+    for template in templates:
+        if not callable(template) and (not isinstance(template, str) or "{}" not in template):
+            raise ValueError(
+                f"Each template must be a callable or a str with a '{{}}' placeholder. Received: {template!r}"
+            )
+    texts = [_fill(template, name) for name in class_names for template in templates]
+    embeddings = features_lib.encode_texts_in_batches(
+        encode_texts, texts, batch_size=batch_size, verbose=verbose
+    )
+    embeddings = _checks.l2_normalize(embeddings).reshape(len(class_names), len(templates), -1)
+    return _checks.l2_normalize(embeddings.mean(axis=1)).astype(np.float32)
+
+
+def zero_shot_scores(image_features, classifier):
+    """Cosine similarities `[N, C]` between image features `[N, D]` and class weights `[C, D]`.
+
+    Both are L2-normalised here (a no-op for `FlorenceCLIP` outputs). Multiplying by the logit scale does not
+    change any ranking, so it is left out.
+    """
+    image_features = _checks.as_matrix(image_features, "image_features")
+    classifier = _checks.as_matrix(classifier, "classifier")
+    if image_features.shape[1] != classifier.shape[1]:
+        raise ValueError(
+            "`image_features` and `classifier` must have the same embedding size. Received: "
+            f"image_features.shape={image_features.shape}, classifier.shape={classifier.shape}"
+        )
+    return _checks.l2_normalize(image_features) @ _checks.l2_normalize(classifier).T
+
+
+def zero_shot_classify(image_features, classifier, k=1):
+    """Top-k class indices of each image, best first (ties: lower class index first).
+
+    Args:
+        image_features: `[N, D]` image embeddings.
+        classifier: `[C, D]` class weights from `build_zero_shot_classifier`.
+        k: number of classes to return per image (clipped to C).
+
+    Returns:
+        `(indices, scores)`: int64 `[N, min(k, C)]` and the float64 cosine scores `[N, C]`.
+
+    Example:
+    >>> indices, _ = zero_shot_classify([[1.0, 0.0], [0.6, 0.8]], [[1.0, 0.0], [0.0, 1.0]], k=1)
+    >>> indices[:, 0].tolist()
+    [0, 1]
+    """
+    scores = zero_shot_scores(image_features, classifier)
+    return metrics.top_k_indices(scores, k), scores
+
+
+def zero_shot_accuracy(image_features, labels, classifier, ks=(1, 5), class_names=None):
+    """Top-k accuracies, per-class accuracy and confusion matrix of zero-shot classification.
+
+    Args:
+        image_features: `[N, D]` image embeddings.
+        labels: int `[N]` class indices in `[0, C)`.
+        classifier: `[C, D]` class weights.
+        ks: the reported top-k accuracies (default top-1 and top-5).
+        class_names: optional list of `C` names, copied into the result.
+
+    Returns:
+        the dict of `metrics.classification_metrics`: `"top1"`, `"top5"`, `"mean_per_class_accuracy"`,
+        `"per_class_accuracy"`, `"class_counts"`, `"confusion_matrix"`, `"predictions"`, ...
+
+    Example:
+    >>> result = zero_shot_accuracy([[1.0, 0.0], [0.6, 0.8]], [0, 0], [[1.0, 0.0], [0.0, 1.0]], ks=(1,))
+    >>> result["top1"], result["per_class_accuracy"]
+    (0.5, [0.5, nan])
+    """
+    scores = zero_shot_scores(image_features, classifier)
+    return metrics.classification_metrics(scores, labels, ks=ks, class_names=class_names)

@@ -1,0 +1,46 @@
+"""Stochastic depth on residual branches."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="florence_keras")
+class DropPath(keras.layers.Layer):
+    """Drops a whole residual branch per example (stochastic depth).
+
+    In training each example's branch is zeroed with probability `rate` and
+    scaled by `1 / (1 - rate)` otherwise; at inference it is the identity.
+
+    Args:
+        rate: float in `[0, 1)`, the drop probability.
+        seed: optional int for the random generator.
+
+    Example:
+    >>> import numpy as np
+    >>> DropPath(0.5)(np.ones((2, 3), "float32")).shape
+    TensorShape([2, 3])
+    """
+
+    def __init__(self, rate=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"`rate` must be in [0, 1). Received: rate={rate}")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed) if rate else None
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0.0:
+            return inputs
+        shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        keep = 1.0 - self.rate
+        noise = keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype)
+        return inputs * ops.floor(keep + noise) / keep
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rate": self.rate, "seed": self.seed})
+        return config

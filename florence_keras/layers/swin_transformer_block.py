@@ -1,0 +1,179 @@
+"""A (shifted-)window transformer block for 2-D images and 3-D video."""
+
+import keras
+from keras import ops
+
+from florence_keras.layers import window_utils
+from florence_keras.layers.drop_path import DropPath
+from florence_keras.layers.window_attention import WindowAttention
+
+
+@keras.saving.register_keras_serializable(package="florence_keras")
+class SwinTransformerBlock(keras.layers.Layer):
+    """Pre-norm window attention + MLP block with an optional cyclic shift.
+
+    Input and output are channels-last maps `(batch, *spatial, hidden_dim)`
+    (2 spatial axes for images, 3 for video) with static spatial extents. The
+    map is zero-padded after the first LayerNorm up to a multiple of the window
+    (as Swin does: padded tokens are not masked), rolled by `-shift_size` when
+    shifting, split into windows, attended, and put back. Maps no larger than
+    the window use a smaller window and no shift (Swin's rule).
+
+    Args:
+        hidden_dim: int, channels.
+        num_heads: int.
+        window_size: tuple of 2 or 3 ints.
+        shift_size: tuple of ints (zeros for a regular block), usually half the
+            window in every other block.
+        mlp_ratio: float, MLP hidden width as a multiple of `hidden_dim`.
+        qkv_bias: bool.
+        dropout: float, dropout after the attention projection and in the MLP.
+        attention_dropout: float.
+        drop_path: float, stochastic depth rate of both residual branches.
+        layer_norm_epsilon: float. Defaults to `1e-5` (Swin).
+
+    Example:
+    >>> import numpy as np
+    >>> block = SwinTransformerBlock(8, 2, window_size=(2, 2), shift_size=(1, 1))
+    >>> tuple(block(np.zeros((1, 4, 4, 8), "float32")).shape)
+    (1, 4, 4, 8)
+    """
+
+    def __init__(
+        self,
+        hidden_dim,
+        num_heads,
+        window_size,
+        shift_size,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        dropout=0.0,
+        attention_dropout=0.0,
+        drop_path=0.0,
+        layer_norm_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        window_size = tuple(int(w) for w in window_size)
+        shift_size = tuple(int(s) for s in shift_size)
+        if len(shift_size) != len(window_size) or any(
+            not 0 <= s < w for s, w in zip(shift_size, window_size)
+        ):
+            raise ValueError(
+                "`shift_size` needs one value in [0, window) per window axis. "
+                f"Received: window_size={window_size}, shift_size={shift_size}"
+            )
+        if mlp_ratio <= 0:
+            raise ValueError(f"`mlp_ratio` must be positive. Received: mlp_ratio={mlp_ratio}")
+        self.hidden_dim = hidden_dim
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.shift_size = shift_size
+        self.mlp_ratio = mlp_ratio
+        self.qkv_bias = qkv_bias
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.drop_path = drop_path
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+        policy = self.dtype_policy
+        self.norm_before = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=policy, name="norm_before"
+        )
+        self.attention = WindowAttention(
+            hidden_dim,
+            num_heads,
+            window_size,
+            qkv_bias=qkv_bias,
+            attention_dropout=attention_dropout,
+            projection_dropout=dropout,
+            dtype=policy,
+            name="attention",
+        )
+        self.norm_after = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=policy, name="norm_after"
+        )
+        self.mlp_dense_1 = keras.layers.Dense(
+            int(hidden_dim * mlp_ratio), dtype=policy, name="mlp_dense_1"
+        )
+        self.mlp_dense_2 = keras.layers.Dense(hidden_dim, dtype=policy, name="mlp_dense_2")
+        self.mlp_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self.drop_path_layer = DropPath(drop_path, dtype=policy)
+
+    def build(self, input_shape):
+        spatial = tuple(input_shape[1:-1])
+        if len(spatial) != len(self.window_size) or any(d is None for d in spatial):
+            raise ValueError(
+                f"{self.name} needs a static {len(self.window_size)}-D map "
+                f"(batch, *spatial, channels). Received input shape: {input_shape}"
+            )
+        if input_shape[-1] != self.hidden_dim:
+            raise ValueError(
+                f"{self.name} expects {self.hidden_dim} channels. "
+                f"Received input shape: {input_shape}"
+            )
+        self.spatial_shape = spatial
+        self.used_window, self.used_shift = window_utils.effective_window_and_shift(
+            spatial, self.window_size, self.shift_size
+        )
+        self.padded_spatial = window_utils.padded_shape(spatial, self.used_window)
+        self.attention_mask = window_utils.shifted_window_mask(
+            self.padded_spatial, self.used_window, self.used_shift
+        )
+        token_shape = (None, int(self.hidden_dim))
+        self.norm_before.build(input_shape)
+        self.attention.build((None, None, self.hidden_dim))
+        self.norm_after.build(input_shape)
+        self.mlp_dense_1.build(token_shape)
+        self.mlp_dense_2.build((None, int(self.hidden_dim * self.mlp_ratio)))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        rank = len(self.spatial_shape)
+        axes = tuple(range(1, rank + 1))
+        x = self.norm_before(inputs)
+        x = window_utils.pad_to_window(x, self.spatial_shape, self.used_window)
+        if any(self.used_shift):
+            x = ops.roll(x, shift=[-s for s in self.used_shift], axis=axes)
+        windows = window_utils.window_partition(x, self.padded_spatial, self.used_window)
+        mask = None if self.attention_mask is None else ops.convert_to_tensor(
+            self.attention_mask
+        )
+        windows = self.attention(
+            windows,
+            attention_mask=mask,
+            window_size=self.used_window if self.used_window != self.window_size else None,
+            training=training,
+        )
+        x = window_utils.window_reverse(windows, self.padded_spatial, self.used_window)
+        if any(self.used_shift):
+            x = ops.roll(x, shift=list(self.used_shift), axis=axes)
+        if self.padded_spatial != self.spatial_shape:
+            x = x[(slice(None),) + tuple(slice(0, e) for e in self.spatial_shape)]
+        x = inputs + self.drop_path_layer(x, training=training)
+        y = self.norm_after(x)
+        y = keras.activations.gelu(self.mlp_dense_1(y), approximate=False)
+        y = self.mlp_dropout(y, training=training)
+        y = self.mlp_dropout(self.mlp_dense_2(y), training=training)
+        return x + self.drop_path_layer(y, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "hidden_dim": self.hidden_dim,
+                "num_heads": self.num_heads,
+                "window_size": self.window_size,
+                "shift_size": self.shift_size,
+                "mlp_ratio": self.mlp_ratio,
+                "qkv_bias": self.qkv_bias,
+                "dropout": self.dropout,
+                "attention_dropout": self.attention_dropout,
+                "drop_path": self.drop_path,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config

@@ -1,0 +1,1 @@
+"""Florence models: CoSwin, the text encoder, the dual encoder and its task."""

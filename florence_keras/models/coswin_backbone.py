@@ -1,0 +1,215 @@
+"""CoSwin: Swin Transformer with convolutional token embeddings (Florence's image encoder)."""
+
+import keras
+from keras import ops
+from keras_hub.models import Backbone
+
+from florence_keras.layers.conv_token_embedding import ConvTokenEmbedding
+from florence_keras.layers.patch_merging import PatchMerging
+from florence_keras.layers.swin_transformer_block import SwinTransformerBlock
+
+PATCH_EMBEDDINGS = ("conv", "linear")
+
+
+@keras.saving.register_keras_serializable(package="florence_keras")
+class CoSwinBackbone(Backbone):
+    """The CoSwin image encoder of Florence, a functional Keras backbone.
+
+    A Swin Transformer (window attention, shifted windows, relative position
+    bias, stochastic depth) whose patch embedding and patch merging are CvT-style
+    convolutional token embeddings (`patch_embedding="conv"`: a 7x7/4 conv stem
+    and 3x3/2 convs between stages, each followed by LayerNorm). With
+    `patch_embedding="linear"` it is exactly Swin (4x4 patchify + LayerNorm,
+    2x2 linear patch merging), so plain Swin checkpoints load bit-for-bit.
+
+    Any static `image_shape` works: every stage pads its map up to the window
+    (as Swin does) and every downsampling rounds up, so sizes need not be
+    multiples of `32 * window_size`. The weights do not depend on the image
+    size: a backbone built for another size loads the same weights.
+
+    Outputs a dict: `"feature_map"` `(B, h, w, C)` — the last stage after the
+    final LayerNorm — and `"pooled_output"` `(B, C)`, its global average (the
+    image feature). `backbone.pyramid_outputs` maps `"P2".."P5"` (strides 4 to 32)
+    to each stage's output map, for feature-pyramid adapters:
+    `keras.Model(backbone.inputs, backbone.pyramid_outputs)`.
+
+    Args:
+        embed_dim: int, channels of the first stage (doubled each stage).
+        depths: list of ints, blocks per stage.
+        num_heads: list of ints, heads per stage.
+        window_size: int, the attention window (square).
+        mlp_ratio: float. Defaults to `4.0`.
+        qkv_bias: bool. Defaults to `True`.
+        dropout: float. Defaults to `0.0`.
+        attention_dropout: float. Defaults to `0.0`.
+        drop_path_rate: float, stochastic depth rate of the last block,
+            increasing linearly from 0 over all blocks. Defaults to `0.1`.
+        patch_embedding: `"conv"` (CoSwin) or `"linear"` (Swin).
+        patch_size: int, stride of the stem (4).
+        image_shape: tuple `(height, width, channels)`. Defaults to `(224, 224, 3)`.
+        layer_norm_epsilon: float. Defaults to `1e-5`.
+        dtype: optional dtype policy.
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = CoSwinBackbone(
+    ...     embed_dim=8, depths=[1, 2], num_heads=[1, 2], window_size=2,
+    ...     image_shape=(30, 30, 3))
+    >>> out = backbone(np.zeros((1, 30, 30, 3), "float32"))
+    >>> tuple(out["pooled_output"].shape), tuple(out["feature_map"].shape)
+    ((1, 16), (1, 4, 4, 16))
+    """
+
+    def __init__(
+        self,
+        embed_dim,
+        depths,
+        num_heads,
+        window_size,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        dropout=0.0,
+        attention_dropout=0.0,
+        drop_path_rate=0.1,
+        patch_embedding="conv",
+        patch_size=4,
+        image_shape=(224, 224, 3),
+        layer_norm_epsilon=1e-5,
+        dtype=None,
+        **kwargs,
+    ):
+        depths, num_heads = list(depths), list(num_heads)
+        if patch_embedding not in PATCH_EMBEDDINGS:
+            raise ValueError(
+                f"`patch_embedding` must be one of {PATCH_EMBEDDINGS}. "
+                f"Received: patch_embedding={patch_embedding!r}"
+            )
+        if not depths or len(depths) != len(num_heads) or min(depths) < 1:
+            raise ValueError(
+                "`depths` and `num_heads` need one positive entry per stage. "
+                f"Received: depths={depths}, num_heads={num_heads}"
+            )
+        image_shape = tuple(image_shape)
+        if len(image_shape) != 3 or any(d is None or d < 1 for d in image_shape):
+            raise ValueError(
+                "`image_shape` must be a static (height, width, channels). "
+                f"Received: image_shape={image_shape}"
+            )
+        for stage, heads in enumerate(num_heads):
+            if (embed_dim * 2**stage) % heads:
+                raise ValueError(
+                    f"Stage {stage} width {embed_dim * 2**stage} is not divisible by "
+                    f"num_heads[{stage}]={heads}."
+                )
+
+        # === Layers ===
+        total_blocks = sum(depths)
+        rates = [
+            drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)
+        ]
+        if patch_embedding == "conv":
+            stem = ConvTokenEmbedding(
+                embed_dim, kernel_size=7, strides=patch_size, padding="symmetric",
+                layer_norm_epsilon=layer_norm_epsilon, dtype=dtype, name="stem",
+            )
+        else:
+            stem = ConvTokenEmbedding(
+                embed_dim, kernel_size=patch_size, strides=patch_size, padding="end",
+                layer_norm_epsilon=layer_norm_epsilon, dtype=dtype, name="stem",
+            )
+        self.stem = stem
+        self.downsamplers = []
+        self.stages = []
+        block_index = 0
+        for stage, (depth, heads) in enumerate(zip(depths, num_heads)):
+            dim = embed_dim * 2**stage
+            if stage > 0:
+                if patch_embedding == "conv":
+                    down = ConvTokenEmbedding(
+                        dim, kernel_size=3, strides=2, padding="symmetric",
+                        layer_norm_epsilon=layer_norm_epsilon, dtype=dtype,
+                        name=f"stage_{stage}_embedding",
+                    )
+                else:
+                    down = PatchMerging(
+                        dim, layer_norm_epsilon=layer_norm_epsilon, dtype=dtype,
+                        name=f"stage_{stage}_embedding",
+                    )
+                self.downsamplers.append(down)
+            blocks = []
+            for i in range(depth):
+                shift = window_size // 2 if i % 2 else 0
+                blocks.append(
+                    SwinTransformerBlock(
+                        dim, heads, window_size=(window_size, window_size),
+                        shift_size=(shift, shift), mlp_ratio=mlp_ratio,
+                        qkv_bias=qkv_bias, dropout=dropout,
+                        attention_dropout=attention_dropout,
+                        drop_path=rates[block_index],
+                        layer_norm_epsilon=layer_norm_epsilon, dtype=dtype,
+                        name=f"stage_{stage}_block_{i}",
+                    )
+                )
+                block_index += 1
+            self.stages.append(blocks)
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
+        )
+        self.pool = keras.layers.GlobalAveragePooling2D(dtype=dtype, name="pool")
+
+        # === Functional model ===
+        images = keras.Input(shape=image_shape, name="images")
+        x = self.stem(images)
+        pyramid = {}
+        for stage, blocks in enumerate(self.stages):
+            if stage > 0:
+                x = self.downsamplers[stage - 1](x)
+            for block in blocks:
+                x = block(x)
+            pyramid[f"P{stage + 2}"] = x
+        feature_map = self.final_norm(x)
+        pooled = self.pool(feature_map)
+        super().__init__(
+            inputs=images,
+            outputs={"feature_map": feature_map, "pooled_output": pooled},
+            dtype=dtype,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.embed_dim = embed_dim
+        self.depths = depths
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.mlp_ratio = mlp_ratio
+        self.qkv_bias = qkv_bias
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.drop_path_rate = drop_path_rate
+        self.patch_embedding = patch_embedding
+        self.patch_size = patch_size
+        self.image_shape = image_shape
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.pyramid_outputs = pyramid
+        self.output_dim = embed_dim * 2 ** (len(depths) - 1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "embed_dim": self.embed_dim,
+                "depths": self.depths,
+                "num_heads": self.num_heads,
+                "window_size": self.window_size,
+                "mlp_ratio": self.mlp_ratio,
+                "qkv_bias": self.qkv_bias,
+                "dropout": self.dropout,
+                "attention_dropout": self.attention_dropout,
+                "drop_path_rate": self.drop_path_rate,
+                "patch_embedding": self.patch_embedding,
+                "patch_size": self.patch_size,
+                "image_shape": self.image_shape,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config
