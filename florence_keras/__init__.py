@@ -1,3 +1,22 @@
-"""florence_keras: Florence (Yuan et al., 2021) in Keras 3."""
+"""florence_keras: Florence (Yuan et al., 2021) in Keras 3.
 
-from florence_keras.version import __version__
+    >>> import florence_keras
+    >>> clip = florence_keras.FlorenceCLIP.from_preset("florence_tiny")  # doctest: +SKIP
+"""
+
+import os as _os
+
+# Quiet TensorFlow's C++ start-up logging unless the user asked for it.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from florence_keras import layers  # noqa: E402
+from florence_keras import models  # noqa: E402
+from florence_keras.models import CoSwinBackbone  # noqa: E402
+from florence_keras.models import FlorenceBackbone  # noqa: E402
+from florence_keras.models import FlorenceCLIP  # noqa: E402
+from florence_keras.models import FlorenceCLIPPreprocessor  # noqa: E402
+from florence_keras.models import FlorenceImageConverter  # noqa: E402
+from florence_keras.models import FlorenceTextEncoder  # noqa: E402
+from florence_keras.models import FlorenceTokenizer  # noqa: E402
+from florence_keras.models import list_presets  # noqa: E402
+from florence_keras.version import __version__  # noqa: E402

@@ -23,6 +23,7 @@ TOO_LARGE = 3
 BAD_HEADER = 4
 NO_TEXT = 5
 DECODE_ERROR = 6  # raised by the decoder or the reader; `classify_undecodable` refines it in Python
+CORRUPT_FILE = 7  # a record file (TFRecord) that could not be read to its end
 REASON_NAMES = {
     OK: "ok",
     EMPTY: "empty",
@@ -31,6 +32,7 @@ REASON_NAMES = {
     BAD_HEADER: "corrupt",
     NO_TEXT: "no_text",
     DECODE_ERROR: "corrupt",
+    CORRUPT_FILE: "corrupt_file",
 }
 
 # Format codes.

@@ -7,6 +7,8 @@ def to_numpy(x):
     """Converts a tensor (any Keras backend), array or nested list to a numpy array."""
     if isinstance(x, np.ndarray):
         return x
+    if isinstance(x, (list, tuple, int, float, np.generic)):
+        return np.asarray(x)
     if hasattr(x, "numpy") and callable(x.numpy):  # tf / torch eager tensors
         return np.asarray(x.numpy())
     try:

@@ -19,10 +19,18 @@ from florence_keras.evaluation import _checks
 _IMAGE_KEYS = ("images", "image")
 
 
-def _progbar(target, verbose, unit_name):
-    import keras  # Lazy: only needed when a progress bar is shown.
+class _NoProgbar:
+    def update(self, current):
+        del current
 
-    return keras.utils.Progbar(target, verbose=1 if verbose else 0, unit_name=unit_name)
+
+def progress_bar(target, verbose=True, unit_name="step"):
+    """A `keras.utils.Progbar` (call `.update(step)`), or a silent stand-in when `verbose` is false."""
+    if not verbose:
+        return _NoProgbar()
+    import keras  # Lazy: the metric code does not need Keras.
+
+    return keras.utils.Progbar(target, unit_name=unit_name)
 
 
 def _as_array(value):
@@ -87,7 +95,7 @@ def encode_image_dataset(encode_images, dataset, image_key=None, keep_keys=("lab
         target = cardinality if cardinality > 0 else None
     elif hasattr(dataset, "__len__"):
         target = len(dataset)
-    progbar = _progbar(target, verbose, unit_name="batch")
+    progbar = progress_bar(target, verbose, unit_name="batch")
     features, extras = [], {key: [] for key in keep_keys}
     dim = None
     for step, batch in enumerate(dataset):
@@ -142,7 +150,7 @@ def encode_texts_in_batches(encode_texts, texts, batch_size=256, verbose=False):
     if bad:
         raise ValueError(f"`texts` must be strings. Received: {bad[0]!r}")
     num_batches = -(-len(texts) // batch_size)
-    progbar = _progbar(num_batches, verbose, unit_name="batch")
+    progbar = progress_bar(num_batches, verbose, unit_name="batch")
     out = []
     for step, start in enumerate(range(0, len(texts), batch_size)):
         chunk = texts[start : start + batch_size]

@@ -16,6 +16,7 @@ import logging
 import numpy as np
 
 from florence_keras.evaluation import _checks
+from florence_keras.evaluation import features as features_lib
 from florence_keras.evaluation import linear_probe
 from florence_keras.evaluation import metrics
 
@@ -145,11 +146,7 @@ def few_shot_evaluate(
             f"`labels` must have shape ({features.shape[0]},). Received: labels.shape={labels.shape}"
         )
     num_episodes = _checks.check_positive_int(num_episodes, "num_episodes")
-    progbar = None
-    if verbose:
-        import keras
-
-        progbar = keras.utils.Progbar(num_episodes, unit_name="episode")
+    progbar = features_lib.progress_bar(num_episodes, verbose, unit_name="episode")
     accuracies = np.empty(num_episodes, dtype=np.float64)
     not_converged = 0
     for index in range(num_episodes):
@@ -160,8 +157,7 @@ def few_shot_evaluate(
         not_converged += not model.converged
         predictions = metrics.top_k_indices(model.logits(features[episode.query_indices]), 1)[:, 0]
         accuracies[index] = np.mean(model.classes[predictions] == episode.query_labels)
-        if progbar is not None:
-            progbar.update(index + 1)
+        progbar.update(index + 1)
     if not_converged:
         logging.warning("The adapter did not converge in %d of %d episodes.", not_converged, num_episodes)
     mean, ci95 = mean_confidence_interval(accuracies)

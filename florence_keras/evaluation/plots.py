@@ -177,11 +177,12 @@ def plot_image_to_text_results(query_images, retrieved_texts, path, correct=None
         raise ValueError("Every query needs the same, non-zero number of retrieved texts.")
     correct = _correct_matrix(correct, (num_queries, k))
     figure = Figure(figsize=(9.0, 2.4 * num_queries))
+    grid = figure.add_gridspec(num_queries, 2, width_ratios=[1, 3])
     for q in range(num_queries):
-        image_axes = figure.add_subplot(num_queries, 2, 2 * q + 1)
+        image_axes = figure.add_subplot(grid[q, 0])
         image_axes.imshow(_image_for_display(query_images[q]))
         image_axes.axis("off")
-        text_axes = figure.add_subplot(num_queries, 2, 2 * q + 2)
+        text_axes = figure.add_subplot(grid[q, 1])
         text_axes.axis("off")
         for j, text in enumerate(retrieved_texts[q]):
             mark = "" if correct is None else ("✓ " if correct[q, j] else "✗ ")

@@ -63,7 +63,7 @@ class UniCLLoss(keras.losses.Loss):
         return anchor_losses
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        with ops.name_scope(self.name):
+        with keras.name_scope(self.name):
             losses = self.call(ops.convert_to_tensor(y_true), y_pred)
             if sample_weight is not None:
                 sample_weight = ops.cast(ops.convert_to_tensor(sample_weight), "float32")

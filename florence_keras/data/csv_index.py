@@ -1,0 +1,92 @@
+"""Reads CSV/TSV index files: `filepath,caption` (image-text) or `filepath,label` (image-label).
+
+The first row is a header naming the columns. CSV uses standard quoting (captions may hold commas, quotes and line
+breaks inside quotes); TSV uses no quoting [ours, as open_clip's TSV files: a field cannot hold a tab]. Relative image
+paths are resolved against `image_root`, by default the directory of the index file. A malformed file raises
+`DataFormatError` naming the file and line; an empty caption is kept (the reader skips and counts it).
+"""
+
+import csv
+import io
+import posixpath
+
+import tensorflow as tf
+
+from florence_keras.data.data_format_error import DataFormatError
+
+
+def _decode_text(data, path):
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataFormatError(path, line, f"not valid UTF-8 ({error.reason} at byte {error.start})") from error
+
+
+def resolve_path(image_path, root):
+    """Joins a relative path to `root`; absolute paths and URLs (`gs://...`) are kept.
+
+    Args:
+        image_path: str.
+        root: str directory.
+
+    Returns:
+        str.
+    """
+    if "://" in image_path or posixpath.isabs(image_path) or not root:
+        return image_path
+    return posixpath.join(root, image_path)
+
+
+def read_csv_index(path, columns, delimiter=",", image_root=None):
+    """Reads selected columns of a CSV/TSV file with a header row.
+
+    Args:
+        path: str, the CSV/TSV file.
+        columns: `(image_column, value_column)`, e.g. `("filepath", "caption")`.
+        delimiter: `","` (quoted CSV) or `"\\t"` (TSV, no quoting).
+        image_root: directory that relative image paths are relative to; default: the file's directory.
+
+    Returns:
+        `(image_paths, values)`: two lists of str, one entry per data row (blank lines are ignored).
+
+    Raises:
+        DataFormatError: missing columns, a row with the wrong number of fields, bad quoting, an empty image path,
+            or invalid UTF-8 — naming the file and line.
+    """
+    if delimiter not in (",", "\t"):
+        raise ValueError(f"`delimiter` must be ',' or '\\t'. Received: delimiter={delimiter!r}")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        text = _decode_text(f.read(), path)
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
+    root = posixpath.dirname(path) if image_root is None else image_root
+    image_paths, values = [], []
+    header = None
+    try:
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if header is None:
+                header = [name.strip() for name in row]
+                missing = [name for name in columns if name not in header]
+                if missing:
+                    raise DataFormatError(
+                        path, reader.line_num, f"header lacks column(s) {missing}; it has {header}"
+                    )
+                image_index, value_index = header.index(columns[0]), header.index(columns[1])
+                continue
+            if len(row) != len(header):
+                raise DataFormatError(
+                    path, reader.line_num, f"expected {len(header)} fields ({header}), found {len(row)}: {row!r}"
+                )
+            image_path = row[image_index].strip()
+            if not image_path:
+                raise DataFormatError(path, reader.line_num, f"empty {columns[0]!r} field")
+            image_paths.append(resolve_path(image_path, root))
+            values.append(row[value_index].strip())
+    except csv.Error as error:
+        raise DataFormatError(path, reader.line_num, f"bad CSV syntax: {error}") from error
+    if header is None:
+        raise DataFormatError(path, None, "the file is empty (no header row)")
+    return image_paths, values

@@ -1,0 +1,90 @@
+"""Indexes webdataset tar shards: one sample per key (`dir/key.jpg` + `dir/key.txt`), without extracting.
+
+The reader reads each image's bytes straight from the tar at the recorded offset (`FixedLengthRecordDataset` with
+header/footer bytes), so image data never passes through Python; only the tar headers and the small text members
+are read here. Samples lacking an image or a text, and shards that end mid-member, are reported to a `SkipCounter`.
+"""
+
+import posixpath
+import tarfile
+
+import numpy as np
+import tensorflow as tf
+
+# Image extensions in order of preference when a sample holds several.
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif")
+TEXT_EXTENSIONS = ("txt", "text", "caption")
+
+
+def _split_key(name):
+    directory, base = posixpath.split(name)
+    if "." not in base:
+        return None, None
+    stem, extension = base.split(".", 1)
+    return posixpath.join(directory, stem), extension.lower()
+
+
+def index_tar_shard(path, skip_counter=None, text_extensions=TEXT_EXTENSIONS):
+    """Lists the image-text samples of one tar shard.
+
+    Args:
+        path: str, the tar file (any `tf.io.gfile` path).
+        skip_counter: `SkipCounter` told about incomplete samples and truncated shards (None: not reported).
+        text_extensions: extensions of text members, in order of preference.
+
+    Returns:
+        dict of numpy arrays, one entry per complete sample, in tar order: `keys` (bytes), `offsets` (int64, of
+        the image data), `lengths` (int64), `footers` (int64, bytes after the image data), `texts` (bytes).
+    """
+    size = tf.io.gfile.stat(path).length
+    members = {}
+    order = []
+    problem = None
+    with tf.io.gfile.GFile(path, "rb") as f:
+        try:
+            with tarfile.open(fileobj=f, mode="r:") as tar:
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    key, extension = _split_key(member.name)
+                    if key is None:
+                        continue
+                    if key not in members:
+                        members[key] = {}
+                        order.append(key)
+                    members[key][extension] = (member.offset_data, member.size)
+        except tarfile.TarError as error:
+            problem = f"truncated_or_corrupt_tar ({error})"
+        texts = {}
+        for key in order:
+            text_member = next((members[key][ext] for ext in text_extensions if ext in members[key]), None)
+            if text_member is not None and text_member[0] + text_member[1] <= size:
+                f.seek(text_member[0])
+                texts[key] = f.read(text_member[1]).decode("utf-8", "replace").strip()
+    if problem and skip_counter is not None:
+        skip_counter.record(problem.split(" ")[0], path)
+    keys, offsets, lengths, footers, captions = [], [], [], [], []
+    for key in order:
+        image = next((members[key][ext] for ext in IMAGE_EXTENSIONS if ext in members[key]), None)
+        source = f"{path}:{key}"
+        if image is None or key not in texts:
+            if skip_counter is not None:
+                skip_counter.record("no_image" if image is None else "no_text", source)
+            continue
+        offset, length = image
+        if offset + length > size:
+            if skip_counter is not None:
+                skip_counter.record("truncated", source)
+            continue
+        keys.append(key.encode("utf-8"))
+        offsets.append(offset)
+        lengths.append(length)
+        footers.append(size - offset - length)
+        captions.append(texts[key].encode("utf-8"))
+    return {
+        "keys": np.array(keys, dtype=object),
+        "offsets": np.array(offsets, dtype=np.int64),
+        "lengths": np.array(lengths, dtype=np.int64),
+        "footers": np.array(footers, dtype=np.int64),
+        "texts": np.array(captions, dtype=object),
+    }

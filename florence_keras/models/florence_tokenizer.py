@@ -1,0 +1,100 @@
+"""CLIP's BPE tokenizer, identical in eager code, tf.data and exported graphs."""
+
+import keras
+import tensorflow as tf
+import tensorflow_text as tf_text
+from keras_hub.models import CLIPTokenizer
+from keras_hub.src.utils.tensor_utils import preprocessing_function
+
+from florence_keras.models.clip_vocabulary import clip_vocabulary_and_merges
+
+# CLIP's pre-tokenisation: contractions, letter runs, single digits, other
+# non-space runs. CLIP also matches its special-token strings here; we do not,
+# so text that *contains* "<|endoftext|>" cannot inject an end token (which
+# would move the pooling position) — it is tokenised as ordinary characters.
+CLIP_SPLIT_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
+
+
+@keras.saving.register_keras_serializable(package="florence_keras")
+class FlorenceTokenizer(CLIPTokenizer):
+    """CLIP's byte-level BPE tokenizer (49,408 tokens), one code path everywhere.
+
+    keras-hub's `CLIPTokenizer` runs the `tokenizers` library eagerly but a
+    TensorFlow path inside `tf.data` / `tf.function` that neither lowercases
+    nor splits digits like CLIP, so training, eager inference and a SavedModel
+    would disagree. This subclass always runs one TensorFlow path that does
+    what CLIP does: replace invalid UTF-8 with U+FFFD, NFC-normalise, collapse
+    whitespace, lowercase (Unicode-aware), split with CLIP's pattern, then BPE
+    with `</w>` word ends (keras-hub's cached merge loop).
+
+    Args:
+        vocabulary: dict token -> id or a JSON path. Defaults to the CLIP
+            vocabulary shipped with the package.
+        merges: list of merge rules or a path. Defaults to CLIP's.
+        **kwargs: passed to `keras_hub.models.CLIPTokenizer`.
+
+    Example:
+    >>> tokenizer = FlorenceTokenizer()
+    >>> [int(i) for i in tokenizer("A Red CIRCLE")]
+    [320, 736, 7117]
+    """
+
+    def __init__(self, vocabulary=None, merges=None, **kwargs):
+        if vocabulary is None and merges is None and not kwargs.pop("_empty", False):
+            vocabulary, merges = clip_vocabulary_and_merges()
+            vocabulary = dict(vocabulary)
+        super().__init__(vocabulary=vocabulary, merges=merges, **kwargs)
+
+    @classmethod
+    def from_config(cls, config):
+        # A preset stores the vocabulary as assets; do not build the default one first.
+        config = dict(config)
+        if config.get("vocabulary") is None and config.get("merges") is None:
+            config["_empty"] = True
+        return super().from_config(config)
+
+    def tokenize(self, inputs):
+        self._check_vocabulary()
+        return self._tokenize_clip(inputs)
+
+    @preprocessing_function
+    def _tokenize_clip(self, inputs):
+        self._maybe_initialized_tf()
+        inputs = tf.convert_to_tensor(inputs)
+        if inputs.dtype != tf.string:
+            raise ValueError(f"Expected string inputs. Received dtype: {inputs.dtype}")
+        unbatched = inputs.shape.rank == 0
+        if unbatched:
+            inputs = tf.expand_dims(inputs, 0)
+        if inputs.shape.rank != 1:
+            raise ValueError(
+                "`tokenize()` takes a string or a 1-D batch of strings. "
+                f"Received shape: {inputs.shape}"
+            )
+        text = tf.strings.unicode_transcode(
+            inputs, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+        text = tf_text.normalize_utf8(text, "NFC")
+        text = tf.strings.regex_replace(text, r"\s+", " ")
+        text = tf.strings.lower(tf.strings.strip(text), encoding="utf-8")
+        words = tf_text.regex_split(text, CLIP_SPLIT_PATTERN, CLIP_SPLIT_PATTERN)
+        words = tf.strings.strip(words)
+        words = tf.ragged.boolean_mask(words, words != "")
+        flat = words.flat_values
+        cached = self.cache.lookup(flat)
+        unseen = tf.math.reduce_any(cached == "")
+
+        def merge_unseen():
+            self._bpe_merge_and_update_cache_tf(tf.boolean_mask(flat, cached == ""))
+            return self.cache.lookup(flat)
+
+        merged = tf.cond(unseen, merge_unseen, lambda: cached)
+        pieces = tf.strings.split(merged, sep=" ")
+        ids = self.token_to_id_map.lookup(pieces)
+        ids = tf.RaggedTensor.from_row_splits(
+            ids.flat_values, tf.gather(ids.row_splits, words.row_splits)
+        )
+        ids = tf.cast(ids, self.compute_dtype)
+        if unbatched:
+            ids = ids[0]
+        return ids

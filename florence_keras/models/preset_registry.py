@@ -1,0 +1,66 @@
+"""One place that knows every preset name: architecture presets and trained ones.
+
+A trained preset is a keras-hub preset directory shipped inside the package
+(`florence_keras/presets/<name>/`). Anything else given to `from_preset` must be
+an existing directory or a keras-hub handle (`hf://`, `kaggle://`, `gs://`, ...).
+"""
+
+import collections
+import os
+
+from florence_keras.models import presets
+
+PACKAGE_PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "presets")
+HANDLE_PREFIXES = ("hf://", "kaggle://", "gs://", "modelscope://", "file://")
+
+Resolved = collections.namedtuple("Resolved", ["kind", "path"])
+
+
+def trained_presets():
+    """Names of the trained presets shipped with the package."""
+    if not os.path.isdir(PACKAGE_PRESET_DIR):
+        return []
+    return sorted(
+        d for d in os.listdir(PACKAGE_PRESET_DIR)
+        if os.path.exists(os.path.join(PACKAGE_PRESET_DIR, d, "config.json"))
+    )
+
+
+def list_presets():
+    """All preset names: architecture presets then trained presets."""
+    return sorted(presets.ARCHITECTURE_PRESETS) + trained_presets()
+
+
+def resolve(preset):
+    """Classifies `preset` as an architecture name, a trained name, or a path/handle."""
+    if not isinstance(preset, (str, os.PathLike)):
+        raise ValueError(f"`preset` must be a name, a directory or a handle. Received: {preset!r}")
+    preset = os.fspath(preset)
+    if preset in presets.ARCHITECTURE_PRESETS:
+        return Resolved("architecture", None)
+    if preset in trained_presets():
+        return Resolved("trained", os.path.join(PACKAGE_PRESET_DIR, preset))
+    if preset.startswith(HANDLE_PREFIXES) or os.path.isdir(preset):
+        return Resolved("path", preset)
+    if os.path.exists(preset):
+        raise ValueError(f"Preset {preset!r} is a file; a preset is a directory.")
+    raise ValueError(
+        f"Unknown preset {preset!r}: not a preset name, an existing directory or a handle. "
+        f"Valid names: {', '.join(list_presets())}"
+    )
+
+
+def build_architecture_preset(task_cls, name, image_size=224, dtype=None, **overrides):
+    """A randomly initialised task at an architecture preset's published size."""
+    from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
+    from florence_keras.models.florence_image_converter import FlorenceImageConverter
+    from florence_keras.models.florence_tokenizer import FlorenceTokenizer
+
+    config = presets.architecture_config(name, image_size=image_size, **overrides)
+    backbone = presets.build_backbone(config, dtype=dtype)
+    preprocessor = FlorenceCLIPPreprocessor(
+        FlorenceTokenizer(),
+        FlorenceImageConverter(image_size=(image_size, image_size)),
+        sequence_length=config["text_encoder"]["max_sequence_length"],
+    )
+    return task_cls(backbone=backbone, preprocessor=preprocessor)
