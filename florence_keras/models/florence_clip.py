@@ -126,4 +126,8 @@ class FlorenceCLIP(Task):
         resolved = preset_registry.resolve(preset)
         if resolved.kind == "architecture":
             return preset_registry.build_architecture_preset(cls, preset, **kwargs)
-        return super().from_preset(resolved.path, load_weights=load_weights, **kwargs)
+        preset_registry.validate_preset_dir(resolved.path, load_weights)
+        try:
+            return super().from_preset(resolved.path, load_weights=load_weights, **kwargs)
+        except (KeyError, OSError) as e:
+            raise ValueError(f"Could not load preset {preset!r}: {e!r}") from e

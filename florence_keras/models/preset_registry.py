@@ -6,6 +6,7 @@ an existing directory or a keras-hub handle (`hf://`, `kaggle://`, `gs://`, ...)
 """
 
 import collections
+import json
 import os
 
 from florence_keras.models import presets
@@ -48,6 +49,41 @@ def resolve(preset):
         f"Unknown preset {preset!r}: not a preset name, an existing directory or a handle. "
         f"Valid names: {', '.join(list_presets())}"
     )
+
+
+REQUIRED_FILES = ("config.json", "metadata.json")
+
+
+def validate_preset_dir(path, load_weights=True):
+    """Checks a local preset directory before keras-hub reads it.
+
+    Raises `ValueError` naming the file when one is missing or unreadable, rather
+    than letting a bare `KeyError` / `JSONDecodeError` / h5py error surface.
+    """
+    if not os.path.isdir(path):
+        return
+    required = list(REQUIRED_FILES) + (["model.weights.h5"] if load_weights else [])
+    for name in required:
+        full = os.path.join(path, name)
+        if not os.path.isfile(full):
+            raise ValueError(f"Preset {path!r} is missing {name!r}.")
+    for name in sorted(os.listdir(path)):
+        if name.endswith(".json"):
+            full = os.path.join(path, name)
+            try:
+                with open(full, encoding="utf-8") as f:
+                    json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise ValueError(f"Preset file {full!r} is not valid JSON: {e}") from e
+    if load_weights:
+        import h5py
+
+        full = os.path.join(path, "model.weights.h5")
+        try:
+            with h5py.File(full, "r"):
+                pass
+        except OSError as e:
+            raise ValueError(f"Preset weights {full!r} are unreadable or corrupted: {e}") from e
 
 
 def build_architecture_preset(task_cls, name, image_size=224, dtype=None, **overrides):
