@@ -40,7 +40,7 @@ TEST_REQUIRES = [
     "scikit-image==0.26.0",
     "scikit-learn==1.9.1",
     "nbclient==0.11.0",
-    "nbformat==5.10.4",
+    "nbformat==5.11.1",
     "ipykernel==7.4.0",
     "psutil==7.2.2",
 ]

@@ -32,8 +32,10 @@ from florence_keras.evaluation.plots import plot_confusion_matrix
 from florence_keras.evaluation.plots import plot_image_to_text_results
 from florence_keras.evaluation.plots import plot_text_to_image_results
 from florence_keras.evaluation.reporting import markdown_table
+from florence_keras.evaluation.reporting import percent
 from florence_keras.evaluation.reporting import write_json
 from florence_keras.evaluation.reporting import write_markdown
+from florence_keras.evaluation.reporting import write_report
 from florence_keras.evaluation.retrieval import group_captions
 from florence_keras.evaluation.retrieval import recall_at_k
 from florence_keras.evaluation.retrieval import retrieval_metrics
@@ -42,6 +44,9 @@ from florence_keras.evaluation.retrieval import retrieval_ranks
 from florence_keras.evaluation.retrieval import retrieval_ranks_from_similarity
 from florence_keras.evaluation.retrieval import retrieve_top_k
 from florence_keras.evaluation.zero_shot import build_zero_shot_classifier
+from florence_keras.evaluation.zero_shot import imagenet_class_names
+from florence_keras.evaluation.zero_shot import load_templates
+from florence_keras.evaluation.zero_shot import readable_class_names
 from florence_keras.evaluation.zero_shot import zero_shot_accuracy
 from florence_keras.evaluation.zero_shot import zero_shot_classify
 from florence_keras.evaluation.zero_shot import zero_shot_scores

@@ -113,3 +113,23 @@ def percent(value):
         return None
     value = float(value)
     return 100.0 * value if math.isfinite(value) else None
+
+
+def write_report(output_dir, name, title, results, sections):
+    """Writes `<output_dir>/<name>.json` (all results) and `<output_dir>/<name>.md` (the sections).
+
+    Args:
+        output_dir: directory, created if needed.
+        name: file stem.
+        title: Markdown title.
+        results: JSON-able dict (see `to_jsonable`).
+        sections: list of `(heading, markdown_body)`.
+
+    Returns:
+        dict `{"json": path, "markdown": path}`.
+    """
+    output_dir = os.fspath(output_dir)
+    return {
+        "json": write_json(results, os.path.join(output_dir, f"{name}.json")),
+        "markdown": write_markdown(os.path.join(output_dir, f"{name}.md"), title, sections),
+    }

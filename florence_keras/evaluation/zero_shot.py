@@ -6,11 +6,106 @@ embedding to each class weight. Ties between classes follow the rule documented 
 `florence_keras.evaluation.metrics` (equal scores: the lower class index ranks first).
 """
 
+import json
+import os
+
 import numpy as np
 
 from florence_keras.evaluation import _checks
 from florence_keras.evaluation import features as features_lib
 from florence_keras.evaluation import metrics
+
+
+_METADATA_FILE = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "imagenet_zeroshot_metadata.json"
+)
+TEMPLATE_SETS = ("imagenet80", "imagenet7")
+
+
+def _metadata():
+    with open(_METADATA_FILE, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def load_templates(spec="imagenet80"):
+    """Prompt templates by name or from a file.
+
+    Args:
+        spec: `"imagenet80"` (CLIP's 80 ImageNet templates), `"imagenet7"` (CLIP's 7-template subset), or the
+            path of a UTF-8 text file with one template per line (each with one `{}`; blank lines and lines
+            starting with `#` are ignored).
+
+    Returns:
+        list of str.
+
+    Example:
+    >>> len(load_templates("imagenet80")), load_templates("imagenet80")[0]
+    (80, 'a bad photo of a {}.')
+    """
+    if spec == "imagenet80":
+        return list(_metadata()["imagenet_templates"])
+    if spec == "imagenet7":
+        return list(_metadata()["simple_imagenet_templates"])
+    if not isinstance(spec, (str, os.PathLike)) or not os.path.isfile(spec):
+        raise ValueError(
+            f"`templates` must be one of {TEMPLATE_SETS} or an existing text file. Received: templates={spec!r}"
+        )
+    with open(spec, encoding="utf-8") as file:
+        templates = [line.rstrip("\n") for line in file if line.strip() and not line.startswith("#")]
+    bad = [t for t in templates if t.count("{}") != 1]
+    if not templates or bad:
+        raise ValueError(f"{spec}: every template needs exactly one '{{}}'. Received: {bad[:1] or templates}")
+    return templates
+
+
+def imagenet_class_names():
+    """The 1,000 readable ImageNet class names of CLIP's zero-shot protocol, in class-index order."""
+    return list(_metadata()["imagenet_classnames"])
+
+
+def readable_class_names(class_names, spec=None):
+    """Names to put into prompts for the data's class names (e.g. ImageFolder directory names).
+
+    Args:
+        class_names: the data's class names in class-index order (sorted, as the recipes use them).
+        spec: None (underscores become spaces: `golden_retriever` -> `golden retriever`); `"imagenet"` (the
+            1,000 shipped ImageNet names, in order: for ImageNet folders named by WordNet id); or a UTF-8 text
+            file, either one name per line in class-index order, or `data_name<TAB>readable name` lines.
+
+    Returns:
+        list of str, one per class.
+
+    Example:
+    >>> readable_class_names(["golden_retriever", "tabby_cat"])
+    ['golden retriever', 'tabby cat']
+    """
+    class_names = [str(name) for name in class_names]
+    if spec is None:
+        return [name.replace("_", " ") for name in class_names]
+    if spec == "imagenet":
+        names = imagenet_class_names()
+        if len(class_names) != len(names):
+            raise ValueError(
+                f"class names 'imagenet' needs the data's {len(names)} ImageNet classes. Received "
+                f"{len(class_names)} classes"
+            )
+        return names
+    if not os.path.isfile(spec):
+        raise ValueError(f"`class_names` must be None, 'imagenet' or an existing file. Received: {spec!r}")
+    with open(spec, encoding="utf-8") as file:
+        lines = [line.rstrip("\n") for line in file if line.strip()]
+    if lines and all("\t" in line for line in lines):
+        mapping = dict(line.split("\t", 1) for line in lines)
+        missing = [name for name in class_names if name not in mapping]
+        if missing:
+            raise ValueError(f"{spec} has no readable name for {len(missing)} classes, e.g. {missing[0]!r}")
+        return [mapping[name] for name in class_names]
+    if len(lines) != len(class_names):
+        raise ValueError(
+            f"{spec} lists {len(lines)} names but the data has {len(class_names)} classes (one name per line, in "
+            "sorted class order, or data_name<TAB>readable name lines)."
+        )
+    return lines
 
 
 def _fill(template, class_name):
