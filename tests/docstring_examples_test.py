@@ -1,0 +1,28 @@
+"""The `Example:` blocks in docstrings run and print what they claim."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "florence_keras.layers.window_attention",
+    "florence_keras.layers.swin_transformer_block",
+    "florence_keras.layers.conv_token_embedding",
+    "florence_keras.layers.patch_merging",
+    "florence_keras.layers.drop_path",
+    "florence_keras.models.coswin_backbone",
+    "florence_keras.models.florence_text_encoder",
+    "florence_keras.models.florence_backbone",
+    "florence_keras.models.florence_tokenizer",
+    "florence_keras.models.florence_image_converter",
+    "florence_keras.models.florence_clip_preprocessor",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no docstring example"
+    assert result.failed == 0
