@@ -1,17 +1,22 @@
 """Reads and decodes a stream of image "pointers" in tf.data, skipping and counting every bad one.
 
-How bad examples are caught without losing the count (tf.data has no try/except, and
-`ignore_errors` drops failures silently):
+How bad examples are caught without losing the count (tf.data has no try/except, and `ignore_errors` alone
+drops failures silently):
 
-1. Each pointer (a file path, a byte range of a tar shard, or an inline serialized Example) becomes its own
-   one-element sub-dataset: read the bytes, check the header in the graph (`decode_image_checked`), decode.
-2. `ignore_errors()` on that sub-dataset turns a read or decode error (missing file, truncated or corrupt data)
-   into an empty sub-dataset; a fallback element carrying the pointer and `DECODE_ERROR` is concatenated and
-   `take(1)` keeps the first: the decoded image, or the fallback. Sub-datasets run under a parallel, deterministic
-   `interleave`, so the stream keeps its order.
-3. A sequential map calls Python (`tf.py_function`) only for failed elements: it classifies the failure
-   (re-reading the bytes: missing / empty / not_an_image / truncated / corrupt) and records it in a
-   `SkipCounter`; a filter then drops them. Good examples never enter Python.
+1. Pointers (a file path, a byte range of a tar shard, or an inline serialized Example) are taken in groups of
+   `group_size`, each tagged with its position in the group. A group becomes a small sub-dataset whose map reads
+   the bytes, checks the header in the graph (`decode_image_checked`: empty, not an image, decompression bomb)
+   and decodes; `ignore_errors()` drops the elements whose read or decode raised (missing file, truncated or
+   corrupt data). Groups run under a parallel, deterministic `interleave`, so good elements keep their order.
+2. A scan over the survivors (plus one end marker per group) sees the gaps in the positions: those elements
+   raised. For a gap, or a survivor whose header check failed, it calls Python (`tf.py_function`, on this failure
+   path only) with the group's pointers; Python names the reason (re-reading the bytes: missing / empty /
+   not_an_image / truncated / corrupt ...) and records it in a `SkipCounter`. A filter drops the failures.
+   Good examples never enter Python.
+
+The order in which failures of different groups are recorded can vary (groups decode in parallel); the counts
+don't. The price of py_function on the failure path: the pipeline graph can't be serialised (tf.data service,
+`Dataset.save`); checkpointing an iterator works (it warns about external state).
 
 Pointer fields (all scalars): `sources` (str shown in reports), `paths`, `offsets`, `lengths`, `footers`
 (int64 byte range; `lengths = -1` means the whole file), `records` (inline serialized Example or ""),
@@ -77,26 +82,47 @@ def _read_bytes_python(pointer, kind, example_keys):
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
             if kind == READ_RANGE:
-                f.seek(pointer["offsets"])
-                return f.read(pointer["lengths"])
+                f.seek(int(pointer["offsets"]))
+                return f.read(int(pointer["lengths"]))
             return f.read()
     except (OSError, tf.errors.OpError):
         return "unreadable"
 
 
-def _python_reason(pointer, kind, example_keys):
-    reason = int(pointer["reasons"])
-    if reason != image_decoding.DECODE_ERROR:
-        return image_decoding.REASON_NAMES[reason]
+def _python_reason(code, pointer, kind, example_keys):
+    """Names the failure of one pointer: the graph's reason code, or for `DECODE_ERROR` a look at its bytes."""
+    if code != image_decoding.DECODE_ERROR:
+        return image_decoding.REASON_NAMES.get(code, f"reason_{code}")
     data = _read_bytes_python(pointer, kind, example_keys)
     if isinstance(data, str):
         return data
     return image_decoding.classify_undecodable(data)
 
 
+def _read_ranges(pointers, num_parallel_calls):
+    """Reads each pointer's byte range into `records`; a failed read sets `DECODE_ERROR` (classified later)."""
+
+    def read(pointer):
+        data = tf.data.FixedLengthRecordDataset(
+            pointer["paths"],
+            record_bytes=tf.maximum(pointer["lengths"], 1),
+            header_bytes=pointer["offsets"],
+            footer_bytes=pointer["footers"],
+        )
+        read_ok = data.take(1).map(lambda record: {**pointer, "records": record}).ignore_errors()
+        failed = {**pointer, "reasons": tf.constant(image_decoding.DECODE_ERROR)}
+        return read_ok.concatenate(tf.data.Dataset.from_tensors(failed)).take(1)
+
+    return pointers.interleave(read, num_parallel_calls=num_parallel_calls, deterministic=True)
+
+
+_END = -1  # reason of a group's end marker
+
+
 def decode_pointers(pointers, kind, skip_counter, max_pixels=image_decoding.DEFAULT_MAX_PIXELS,
                     keep_encoded=False, num_parallel_calls=tf.data.AUTOTUNE,
-                    example_keys=(tfrecord_example.IMAGE_KEY, tfrecord_example.TEXT_KEY, tfrecord_example.CLASS_KEY)):
+                    example_keys=(tfrecord_example.IMAGE_KEY, tfrecord_example.TEXT_KEY, tfrecord_example.CLASS_KEY),
+                    group_size=32):
     """Reads, checks and decodes a dataset of pointers; bad ones are skipped and counted.
 
     Args:
@@ -108,6 +134,7 @@ def decode_pointers(pointers, kind, skip_counter, max_pixels=image_decoding.DEFA
         keep_encoded: also return the encoded bytes (`encoded`).
         num_parallel_calls: parallelism of the read/decode stage.
         example_keys: `(image_key, text_key, class_key)` feature names for `"example"`.
+        group_size: pointers guarded together in one sub-dataset (amortises its cost; order is kept).
 
     Returns:
         `tf.data.Dataset` of dicts: `images` uint8 `[H, W, 3]`, `texts`, `class_names`, `sources` (and `encoded`).
@@ -116,78 +143,79 @@ def decode_pointers(pointers, kind, skip_counter, max_pixels=image_decoding.DEFA
         raise ValueError(f"`kind` must be one of {_KINDS}. Received: kind={kind!r}")
     if max_pixels is None or max_pixels <= 0:
         raise ValueError(f"`max_pixels` must be positive. Received: max_pixels={max_pixels!r}")
+    if not isinstance(group_size, int) or group_size < 1:
+        raise ValueError(f"`group_size` must be an int >= 1. Received: group_size={group_size!r}")
     ok_code = tf.constant(image_decoding.OK)
-
-    def with_bytes(pointer):
-        """One-element dataset: the pointer plus `data`, its encoded image bytes."""
-        usable = tf.equal(pointer["reasons"], ok_code)
-        if kind == READ_RANGE:
-            data = tf.data.FixedLengthRecordDataset(
-                pointer["paths"],
-                record_bytes=tf.maximum(pointer["lengths"], 1),
-                header_bytes=pointer["offsets"],
-                footer_bytes=pointer["footers"],
-            )
-            return data.take(1).map(lambda record: {**pointer, "data": record})
-        if kind == READ_FILE:
-            return tf.data.Dataset.from_tensors(pointer).map(
-                lambda p: {**p, "data": tf.cond(usable, lambda: tf.io.read_file(p["paths"]), lambda: tf.constant(""))}
-            )
-
-        def parse(p):
-            parsed = tf.cond(
-                usable,
-                lambda: tfrecord_example.parse_image_text_example(p["records"], *example_keys),
-                lambda: {"data": tf.constant(""), "texts": p["texts"], "class_names": p["class_names"]},
-            )
-            return {**p, **parsed}
-
-        return tf.data.Dataset.from_tensors(pointer).map(parse)
+    if kind == READ_RANGE:
+        pointers = _read_ranges(pointers, num_parallel_calls)
 
     def decode(item):
-        reason = item["reasons"]
-        no_text = tf.logical_and(tf.equal(item["texts"], ""), tf.equal(item["class_names"], ""))
-        reason = tf.where(tf.logical_and(tf.equal(reason, ok_code), no_text), image_decoding.NO_TEXT, reason)
-        image, reason = tf.cond(
-            tf.equal(reason, ok_code),
-            lambda: image_decoding.decode_image_checked(item["data"], max_pixels),
-            lambda: (tf.zeros([0, 0, 3], tf.uint8), reason),
-        )
-        output = {key: item[key] for key in POINTER_KEYS}
-        output.update(images=image, reasons=reason, encoded=item["data"])
+        """Reads (or parses) and decodes one pointer; raises on unreadable or undecodable data.
+
+        No conditionals on the pointer's own reason: a pointer that is already bad either raises here (it has no
+        readable bytes) or has its bytes blanked, and keeps its reason.
+        """
+        texts, class_names = item["texts"], item["class_names"]
+        if kind == READ_FILE:
+            data = tf.io.read_file(item["paths"])
+        elif kind == READ_RANGE:
+            data = item["records"]
+        else:
+            parsed = tfrecord_example.parse_image_text_example(item["records"], *example_keys)
+            data, texts, class_names = parsed["data"], parsed["texts"], parsed["class_names"]
+        no_text = tf.logical_and(tf.equal(texts, ""), tf.equal(class_names, ""))
+        reason = tf.where(no_text, image_decoding.NO_TEXT, item["reasons"])
+        usable = tf.equal(reason, ok_code)
+        image, decode_reason = image_decoding.decode_image_checked(tf.where(usable, data, ""), max_pixels)
+        output = {"position": item["position"], "images": image, "reasons": tf.where(usable, decode_reason, reason),
+                  "texts": texts, "class_names": class_names, "sources": item["sources"]}
+        if keep_encoded:
+            output["encoded"] = data
         return output
 
-    def guarded(pointer):
-        fallback = dict(pointer)
-        fallback.update(
-            images=tf.zeros([0, 0, 3], tf.uint8),
-            reasons=tf.where(tf.equal(pointer["reasons"], ok_code), image_decoding.DECODE_ERROR, pointer["reasons"]),
-            encoded=tf.constant(""),
-        )
-        decoded = with_bytes(pointer).map(decode).ignore_errors()
-        return decoded.concatenate(tf.data.Dataset.from_tensors(fallback)).take(1)
-
-    def record_failure(*values):
-        pointer = dict(zip(POINTER_KEYS, (value.numpy() for value in values)))
-        skip_counter.record(_python_reason(pointer, kind, example_keys), pointer["sources"])
+    def report(first, position, code, *group_values):
+        """Python, failure path only: records the pointers `first .. position - 1` (they raised) and, if `code`
+        says so, the one at `position`."""
+        group = dict(zip(POINTER_KEYS, (value.numpy() for value in group_values)))
+        failures = [(i, image_decoding.DECODE_ERROR) for i in range(int(first), int(position))]
+        code = int(code)
+        if code not in (image_decoding.OK, _END):
+            failures.append((int(position), code))
+        for index, failure_code in failures:
+            pointer = {key: values[index] for key, values in group.items()}
+            if failure_code == image_decoding.DECODE_ERROR and pointer["reasons"] != image_decoding.OK:
+                failure_code = int(pointer["reasons"])  # a pointer known bad before reading
+            skip_counter.record(_python_reason(failure_code, pointer, kind, example_keys), pointer["sources"])
         return False
 
-    def account(item):
-        ok = tf.cond(
-            tf.equal(item["reasons"], ok_code),
-            lambda: tf.constant(True),
-            lambda: tf.py_function(record_failure, [item[key] for key in POINTER_KEYS], tf.bool),
-        )
-        ok = tf.ensure_shape(ok, [])
-        output = {"images": item["images"], "texts": item["texts"], "class_names": item["class_names"],
-                  "sources": item["sources"]}
-        if keep_encoded:
-            output["encoded"] = item["encoded"]
-        return ok, output
+    def guarded_group(group):
+        count = tf.shape(group["sources"])[0]
+        items = {**group, "position": tf.range(count)}
+        decoded = tf.data.Dataset.from_tensor_slices(items).map(decode).ignore_errors()
+        end = {key: tf.zeros([0 if dim is None else dim for dim in spec.shape], spec.dtype)
+               for key, spec in decoded.element_spec.items()}
+        end.update(position=count, reasons=tf.constant(_END))
+        stream = decoded.concatenate(tf.data.Dataset.from_tensors(end))
 
-    dataset = pointers.interleave(guarded, num_parallel_calls=num_parallel_calls, deterministic=True)
-    dataset = dataset.map(account)  # sequential: failures are recorded in stream order
-    return dataset.filter(lambda ok, _: ok).map(lambda _, output: output)
+        def account(expected, item):
+            position, code = item["position"], item["reasons"]
+            failed = tf.logical_or(position > expected, tf.logical_and(code != ok_code, code != _END))
+            reported = tf.cond(
+                failed,
+                lambda: tf.py_function(report, [expected, position, code] + [group[k] for k in POINTER_KEYS],
+                                       tf.bool),
+                lambda: tf.constant(False),
+            )
+            keep = tf.logical_and(tf.equal(code, ok_code), tf.logical_not(tf.ensure_shape(reported, [])))
+            output = {key: value for key, value in item.items() if key not in ("position", "reasons")}
+            return position + 1, (keep, output)
+
+        kept = stream.scan(tf.constant(0), account).filter(lambda keep, _: keep)
+        return kept.map(lambda _, output: output)
+
+    return pointers.batch(group_size).interleave(
+        guarded_group, block_length=group_size, num_parallel_calls=num_parallel_calls, deterministic=True
+    )
 
 
 def epoch_end_logger(skip_counter, element_spec):

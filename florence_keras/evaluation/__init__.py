@@ -1,10 +1,14 @@
 """Evaluation and transfer protocols: zero-shot, retrieval, linear probe, few-shot (SPEC §4).
 
 Metric code is numpy/scipy only and works on features from any encoder; `features` turns a dataset and an
-`encode_images` callable into numpy arrays (with an on-disk cache). Ties in every ranking follow one rule:
+`encode_images` callable into numpy arrays (with an on-disk cache); `encoded_data` reads evaluation data from
+disk (every supported format) and encodes it with a `FlorenceCLIP`, for the recipes. Ties in every ranking follow one rule:
 equal scores rank the lower index first (see `florence_keras.evaluation.metrics`).
 """
 
+from florence_keras.evaluation.encoded_data import encode_captioned_images
+from florence_keras.evaluation.encoded_data import encode_labelled_images
+from florence_keras.evaluation.encoded_data import encode_texts_cached
 from florence_keras.evaluation.features import encode_image_dataset
 from florence_keras.evaluation.features import encode_texts_in_batches
 from florence_keras.evaluation.features import feature_cache_key

@@ -6,8 +6,8 @@ scored on the queries. The report is the mean accuracy over episodes and its 95%
 `1.96 * std / sqrt(num_episodes)` with the population standard deviation (`ddof=0`, as in the CDFSL benchmark
 code).
 
-Episode `i` of seed `s` is drawn from `np.random.default_rng([s, i])`, so it does not depend on how many
-episodes are run, nor on the shot count's other runs.
+Episode `i` of seed `s` is drawn from `np.random.default_rng([s, i])`, so it is the same however many episodes
+are run.
 """
 
 import collections
@@ -35,7 +35,7 @@ Attributes:
 
 
 def _eligible_classes(labels, n_way, k_shot, n_query):
-    """Classes with at least `k_shot + n_query` examples, or a ValueError if fewer than `n_way`."""
+    """Classes with at least `k_shot + n_query` examples; an `EpisodeError` if fewer than `n_way` have that many."""
     classes, counts = np.unique(labels, return_counts=True)
     eligible = classes[counts >= k_shot + n_query]
     if eligible.size < n_way:

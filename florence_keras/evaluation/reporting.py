@@ -34,13 +34,29 @@ def to_jsonable(value):
 
 
 def write_json(results, path):
-    """Writes `results` (dicts/lists of numbers, str, numpy values) as indented JSON; returns the path."""
+    """Writes `results` (dicts/lists of numbers, str, numpy values) as indented JSON; returns the path.
+
+    Lists of numbers or strings are written on one line each; NaN and infinities become `null`.
+    """
     path = os.fspath(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    text = json.dumps(to_jsonable(results), indent=2, sort_keys=False, allow_nan=False)
+    text = _dumps(to_jsonable(results), 0)
     with open(path, "w", encoding="utf-8") as file:
         file.write(text + "\n")
     return path
+
+
+def _dumps(value, level):
+    """Indented JSON in which lists of scalars stay on one line (a 1000-class confusion matrix stays readable)."""
+    pad, inner = "  " * level, "  " * (level + 1)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f"{inner}{json.dumps(key)}: {_dumps(item, level + 1)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        return "[\n" + ",\n".join(inner + _dumps(item, level + 1) for item in value) + "\n" + pad + "]"
+    return json.dumps(value, allow_nan=False, separators=(", ", ": "))
 
 
 def _format_cell(value, float_format):

@@ -1,0 +1,354 @@
+"""Procedural scenes: objects with class, colour, size, position, depth; rendered image, depth map, boxes,
+captions and question-answer pairs; and short clips of moving objects. Built by `SceneGenerator`.
+
+Rendering is a painter's algorithm over flat sprites, far to near, so occlusion always agrees with depth order:
+a pixel shows the nearest object covering it, and the depth map holds that object's depth (background: a receding
+floor-and-wall plane). Boxes are the tight COCO `[x, y, width, height]` boxes of each object's *visible* pixels.
+"""
+
+import dataclasses
+import functools
+
+import cv2
+import numpy as np
+
+SHAPES = ("circle", "square", "triangle", "star", "ring", "cross", "diamond", "hexagon")
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 175, 60),
+    "blue": (45, 85, 225),
+    "yellow": (235, 215, 45),
+    "purple": (145, 60, 200),
+    "orange": (245, 140, 30),
+    "cyan": (40, 205, 215),
+    "pink": (245, 135, 195),
+}
+SIZES = ("small", "medium", "large")
+# Radius ranges as a fraction of the image side, per size word.
+SIZE_RADII = {"small": (0.10, 0.125), "medium": (0.14, 0.17), "large": (0.19, 0.23)}
+# Metres: objects stand between the near and far planes; the background is farther.
+NEAR_DEPTH, FAR_DEPTH, BACKGROUND_NEAR, BACKGROUND_FAR = 1.0, 6.0, 7.0, 12.0
+# 16-bit depth PNGs store millimetres.
+DEPTH_PNG_SCALE = 1000.0
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+@dataclasses.dataclass
+class SceneObject:
+    """One object of a scene.
+
+    Attributes:
+        shape: class name, one of `SHAPES`.
+        colour: colour name, one of `COLOURS`.
+        size: size word, one of `SIZES`.
+        radius: float, pixels.
+        center: `(x, y)` floats, pixels.
+        angle: float, rotation in degrees.
+        depth: float, metres from the camera.
+        rgb: `(r, g, b)` ints, the drawn colour (the named colour with a small jitter).
+        box: `[x, y, w, h]` floats of the visible pixels (set when rendered).
+        area: int, visible pixels (set when rendered).
+    """
+
+    shape: str
+    colour: str
+    size: str
+    radius: float
+    center: tuple
+    angle: float
+    depth: float
+    rgb: tuple
+    box: tuple = None
+    area: int = 0
+
+    @property
+    def name(self):
+        """`"red circle"`."""
+        return f"{self.colour} {self.shape}"
+
+
+def shape_mask(shape, center, radius, angle, image_size):
+    """Binary mask of one shape (uint8 0/1, `[S, S]`), drawn with cv2 without anti-aliasing.
+
+    Args:
+        shape: one of `SHAPES`.
+        center: `(x, y)` pixels.
+        radius: float pixels (circumradius).
+        angle: rotation in degrees.
+        image_size: int S.
+
+    Returns:
+        uint8 `[S, S]`.
+    """
+    mask = np.zeros((image_size, image_size), np.uint8)
+    cx, cy = center
+    shift = 4  # sub-pixel precision for cv2
+    scale = 1 << shift
+
+    def polygon(points):
+        theta = np.deg2rad(angle)
+        rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+        points = np.asarray(points, np.float64) @ rotation.T + (cx, cy)
+        cv2.fillPoly(mask, [np.round(points * scale).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=shift)
+
+    def regular(sides, start):
+        steps = np.deg2rad(start) + 2 * np.pi * np.arange(sides) / sides
+        return np.stack([np.cos(steps), np.sin(steps)], -1) * radius
+
+    center_int = (int(round(cx * scale)), int(round(cy * scale)))
+    if shape == "circle":
+        cv2.circle(mask, center_int, int(round(radius * scale)), 1, -1, cv2.LINE_8, shift)
+    elif shape == "ring":
+        cv2.circle(mask, center_int, int(round(radius * scale)), 1, -1, cv2.LINE_8, shift)
+        cv2.circle(mask, center_int, int(round(0.55 * radius * scale)), 0, -1, cv2.LINE_8, shift)
+    elif shape == "square":
+        polygon(regular(4, 45))
+    elif shape == "diamond":
+        polygon(regular(4, 0) * (0.75, 1.0))
+    elif shape == "triangle":
+        polygon(regular(3, -90))
+    elif shape == "hexagon":
+        polygon(regular(6, 0))
+    elif shape == "star":
+        steps = np.deg2rad(-90) + np.pi * np.arange(10) / 5
+        lengths = np.where(np.arange(10) % 2 == 0, radius, 0.45 * radius)
+        polygon(np.stack([np.cos(steps), np.sin(steps)], -1) * lengths[:, None])
+    elif shape == "cross":
+        arm = 0.36 * radius
+        polygon([(-radius, -arm), (radius, -arm), (radius, arm), (-radius, arm)])
+        polygon([(-arm, -radius), (arm, -radius), (arm, radius), (-arm, radius)])
+    else:
+        raise ValueError(f"Unknown shape. Expected one of {SHAPES}. Received: shape={shape!r}")
+    return mask
+
+
+@dataclasses.dataclass
+class Background:
+    """A scene's background: a grey level, a vertical gradient and the seed of its pixel noise."""
+
+    level: float
+    gradient: float
+    tint: tuple
+    noise_seed: int
+
+
+def visible_masks(objects, image_size):
+    """Visible and full masks of objects drawn far to near (occlusion by depth).
+
+    Args:
+        objects: list of `SceneObject`.
+        image_size: int S.
+
+    Returns:
+        `(visible, full)`: two lists of bool `[S, S]` masks in the order of `objects`.
+    """
+    owner = np.full((image_size, image_size), -1, np.int32)
+    full = [shape_mask(obj.shape, obj.center, obj.radius, obj.angle, image_size).astype(bool) for obj in objects]
+    for index in sorted(range(len(objects)), key=lambda i: -objects[i].depth):
+        owner[full[index]] = index
+    return [owner == index for index in range(len(objects))], full
+
+
+def render(objects, background, image_size):
+    """Renders objects far to near over the background.
+
+    Args:
+        objects: list of `SceneObject` (their `box` and `area` are set here).
+        background: `Background`.
+        image_size: int S.
+
+    Returns:
+        `(image, depth, masks)`: uint8 `[S, S, 3]` RGB, float32 `[S, S]` metres, list of bool `[S, S]` visible
+        masks in the order of `objects`.
+    """
+    size = image_size
+    rows = np.linspace(0.0, 1.0, size, dtype=np.float32)
+    noise_rng = np.random.default_rng(background.noise_seed)
+    base = background.level + background.gradient * (rows - 0.5)
+    image = base[:, None, None] + np.asarray(background.tint, np.float32) + np.zeros((1, size, 3), np.float32)
+    image += 5.0 * noise_rng.standard_normal((size, size, 3), dtype=np.float32)
+    depth = np.repeat((BACKGROUND_FAR - (BACKGROUND_FAR - BACKGROUND_NEAR) * rows)[:, None], size, axis=1)
+    masks, _ = visible_masks(objects, size)
+    shade = 1.0 - 0.12 * (rows - 0.5)  # lit from above
+    for obj, mask in zip(objects, masks):
+        ys, xs = np.nonzero(mask)
+        obj.area = int(ys.size)
+        noise = 3.0 * noise_rng.standard_normal((ys.size, 3), dtype=np.float32)
+        image[ys, xs] = np.asarray(obj.rgb, np.float32) * shade[ys, None] + noise
+        depth[ys, xs] = obj.depth
+        if obj.area:
+            obj.box = (float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1))
+        else:
+            obj.box = (0.0, 0.0, 0.0, 0.0)
+    return np.clip(np.round(image), 0, 255).astype(np.uint8), depth, masks
+
+
+def article(word):
+    """`"an"` before a vowel sound, else `"a"`."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def horizontal_place(obj, image_size):
+    """`"left"`, `"middle"` or `"right"`: the third of the image holding the object's center."""
+    third = obj.center[0] / image_size * 3.0
+    return "left" if third < 1.0 else "right" if third >= 2.0 else "middle"
+
+
+def relation(first, second):
+    """Spatial relation of `first` to `second` along the axis where their centers differ most."""
+    dx = first.center[0] - second.center[0]
+    dy = first.center[1] - second.center[1]
+    if abs(dx) >= abs(dy):
+        return "to the left of" if dx < 0 else "to the right of"
+    return "above" if dy < 0 else "below"
+
+
+CAPTION_STYLES = ("short", "class", "photo", "count", "depth")
+
+
+@dataclasses.dataclass
+class Scene:
+    """A generated scene. `objects[0]` is the primary object (the nearest; it names the ImageFolder class).
+
+    Attributes:
+        index: int, the scene's index in its split.
+        split: str, `"train"` or `"heldout"`.
+        image_size: int S.
+        objects: list of `SceneObject` (each at least partly visible).
+        background: `Background`.
+        caption_style: which of `CAPTION_STYLES` `caption` uses.
+        seed: int, seeds the scene's questions.
+    """
+
+    index: int
+    split: str
+    image_size: int
+    objects: list
+    background: Background
+    caption_style: str
+    seed: int
+
+    @functools.cached_property
+    def _rendered(self):
+        return render(self.objects, self.background, self.image_size)
+
+    @property
+    def image(self):
+        """uint8 `[S, S, 3]` RGB."""
+        return self._rendered[0]
+
+    @property
+    def depth(self):
+        """float32 `[S, S]` depth in metres."""
+        return self._rendered[1]
+
+    @property
+    def masks(self):
+        """list of bool `[S, S]` visible masks, one per object."""
+        return self._rendered[2]
+
+    def depth_png16(self):
+        """uint16 `[S, S]` depth in millimetres, for a 16-bit PNG."""
+        return np.round(self.depth * DEPTH_PNG_SCALE).astype(np.uint16)
+
+    @property
+    def boxes(self):
+        """float32 `[N, 4]` COCO `[x, y, w, h]` boxes of the visible pixels."""
+        _ = self._rendered
+        return np.array([obj.box for obj in self.objects], np.float32).reshape(-1, 4)
+
+    @property
+    def classes(self):
+        """list of the objects' class (shape) names."""
+        return [obj.shape for obj in self.objects]
+
+    @property
+    def primary(self):
+        """The primary `SceneObject`."""
+        return self.objects[0]
+
+    @property
+    def captions(self):
+        """dict style -> caption, for every style in `CAPTION_STYLES`."""
+        primary = self.primary
+        size = self.image_size
+        place = horizontal_place(primary, size)
+        where = " in the middle" if place == "middle" else f" on the {place}"
+        a_primary = f"{article(primary.name)} {primary.name}"
+        captions = {
+            "short": a_primary,
+            "class": f"{article(primary.shape)} {primary.shape}",
+            "photo": f"a photo of a {primary.size} {primary.name}{where}",
+        }
+        if len(self.objects) >= 2:
+            other = self.objects[1]
+            a_other = f"{article(other.name)} {other.name}"
+            count = NUMBER_WORDS[len(self.objects)]
+            captions["count"] = f"{count} objects: {a_primary} {relation(primary, other)} {a_other}"
+            captions["depth"] = f"{a_primary} in front of {a_other}"
+        else:
+            captions["count"] = f"one object: {a_primary}"
+            captions["depth"] = a_primary
+        return captions
+
+    @property
+    def caption(self):
+        """The scene's caption, in its `caption_style`."""
+        return self.captions[self.caption_style]
+
+    def questions(self):
+        """VQA question-answer pairs about the scene (deterministic).
+
+        Returns:
+            list of dicts with `question`, `answer`, `answer_type` (`"yes/no"`, `"number"`, `"other"`) and
+            `question_type`.
+        """
+        rng = np.random.default_rng([self.seed, 7])
+        objects = self.objects
+        shapes = [obj.shape for obj in objects]
+        colours = [obj.colour for obj in objects]
+        qa = [("how many objects are there?", str(len(objects)), "number", "how many")]
+        for obj in objects:
+            if shapes.count(obj.shape) == 1:
+                qa.append((f"what colour is the {obj.shape}?", obj.colour, "other", "what color is the"))
+            if colours.count(obj.colour) == 1:
+                qa.append((f"what shape is the {obj.colour} object?", obj.shape, "other", "what is the"))
+        present = shapes[int(rng.integers(len(shapes)))]
+        absent = [shape for shape in SHAPES if shape not in shapes]
+        qa.append((f"is there {article(present)} {present}?", "yes", "yes/no", "is there a"))
+        if absent:
+            missing = absent[int(rng.integers(len(absent)))]
+            qa.append((f"is there {article(missing)} {missing}?", "no", "yes/no", "is there a"))
+        if len(objects) >= 2 and len(set(obj.name for obj in objects[:2])) == 2:
+            first, second = (objects[0], objects[1]) if rng.random() < 0.5 else (objects[1], objects[0])
+            answer = "yes" if first.depth < second.depth else "no"
+            qa.append((f"is the {first.name} in front of the {second.name}?", answer, "yes/no", "is the"))
+        if [obj.name for obj in objects].count(self.primary.name) == 1:
+            qa.append((f"which side is the {self.primary.name} on?", horizontal_place(self.primary, self.image_size),
+                       "other", "which"))
+        return [
+            {"question": q, "answer": a, "answer_type": t, "question_type": qt} for q, a, t, qt in qa
+        ]
+
+
+@dataclasses.dataclass
+class Clip:
+    """A short clip: the scene's objects moving with constant velocities (bouncing off the borders).
+
+    Attributes:
+        scene: the `Scene` at frame 0.
+        velocities: float32 `[N, 2]` initial velocities, pixels per frame, per object.
+        frames: uint8 `[T, S, S, 3]`.
+        depths: float32 `[T, S, S]`.
+        boxes: list of T float32 `[N, 4]` visible boxes.
+        label: the primary object's motion, `"moving left"` / `right` / `up` / `down` (it never bounces).
+        caption: e.g. `"a red circle moving left"`.
+    """
+
+    scene: Scene
+    velocities: np.ndarray
+    frames: np.ndarray
+    depths: np.ndarray
+    boxes: list
+    label: str
+    caption: str

@@ -1,0 +1,25 @@
+"""SavedModel export for TF Serving (see docs/serving.md).
+
+A task model contributes a list of `ExportSignature`s (`clip_signatures` for FlorenceCLIP); a
+`SavedModelExporter` writes any such list as `BASE_DIR/VERSION/` with one warm-up request per signature.
+"""
+
+from florence_keras.export.clip_signatures import CLIP_SERVING_DEFAULT
+from florence_keras.export.clip_signatures import clip_signatures
+from florence_keras.export.export_signature import ExportSignature
+from florence_keras.export.rest_examples import rest_examples_markdown
+from florence_keras.export.rest_examples import rest_predict_example
+from florence_keras.export.saved_model_exporter import SavedModelExporter
+from florence_keras.export.saved_model_exporter import existing_versions
+from florence_keras.export.serving_ops import assert_non_empty_batch
+from florence_keras.export.serving_ops import decode_image_batch
+from florence_keras.export.serving_ops import pack_token_ids
+from florence_keras.export.serving_ops import rgb_images
+from florence_keras.export.signature_ops import signature_names
+from florence_keras.export.signature_ops import signature_op_types
+from florence_keras.export.signature_ops import unregistered_op_types
+from florence_keras.export.warmup_requests import make_predict_request
+from florence_keras.export.warmup_requests import read_warmup_requests
+from florence_keras.export.warmup_requests import request_inputs
+from florence_keras.export.warmup_requests import warmup_path
+from florence_keras.export.warmup_requests import write_warmup_requests

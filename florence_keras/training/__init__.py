@@ -1,0 +1,18 @@
+"""UniCL training system: one custom training loop for one device, one host and many hosts."""
+
+from florence_keras.training.activation_checkpointing import enable_activation_checkpointing
+from florence_keras.training.activation_checkpointing import find_blocks
+from florence_keras.training.dataset_request import DatasetRequest
+from florence_keras.training.distribution import is_chief
+from florence_keras.training.distribution import make_strategy
+from florence_keras.training.gradient_cache import GradientCache
+from florence_keras.training.gradient_cache import full_batch_gradients
+from florence_keras.training.gradient_cache import logit_scale_from
+from florence_keras.training.optimizer_factory import make_optimizer
+from florence_keras.training.optimizer_factory import no_weight_decay_variables
+from florence_keras.training.training_stage import TrainingStage
+from florence_keras.training.training_stage import florence_stages
+from florence_keras.training.warmup_cosine_decay import WarmupCosineDecay
+from florence_keras.training.non_finite_loss_error import NonFiniteLossError
+from florence_keras.training.training_checkpoint import TrainingCheckpoint
+from florence_keras.training.unicl_trainer import UniCLTrainer

@@ -1,0 +1,440 @@
+"""`UniCLTrainer`: UniCL pretraining with one custom training loop for every scale."""
+
+import logging
+import math
+import os
+import signal
+import threading
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from florence_keras.training.activation_checkpointing import enable_activation_checkpointing
+from florence_keras.training.dataset_request import DatasetRequest
+from florence_keras.training.distribution import is_chief
+from florence_keras.training.distribution import make_strategy
+from florence_keras.training.gradient_cache import GradientCache
+from florence_keras.training.gradient_cache import full_batch_gradients
+from florence_keras.training.gradient_cache import logit_scale_from
+from florence_keras.training.non_finite_loss_error import NonFiniteLossError
+from florence_keras.training.optimizer_factory import make_optimizer
+from florence_keras.training.training_checkpoint import TrainingCheckpoint
+from florence_keras.training.training_stage import TrainingStage
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+class _StopRequest:
+    """Records SIGTERM (preemption) while training; restores the previous handler afterwards."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        logger.warning("SIGTERM received: saving a checkpoint after the current step, then stopping.")
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_element_spec(spec, stage):
+    if not isinstance(spec, dict) or {"images", "token_ids", "labels"} - set(spec):
+        raise ValueError(
+            "make_dataset must return batches {'images', 'token_ids', 'labels'}. "
+            f"Received: element_spec={spec}"
+        )
+    if not spec["images"].dtype.is_floating or spec["images"].shape.rank != 4:
+        raise ValueError(
+            f"'images' must be float [batch, H, W, C]. Received: {spec['images']}"
+        )
+    size = spec["images"].shape[1:3].as_list()
+    if None not in size and size != [stage.image_size, stage.image_size]:
+        raise ValueError(
+            f"Stage {stage.name!r} asks for {stage.image_size}x{stage.image_size} images. "
+            f"Received: images of {size[0]}x{size[1]}"
+        )
+    if spec["token_ids"].dtype != tf.int32 or spec["token_ids"].shape.rank != 2:
+        raise ValueError(f"'token_ids' must be int32 [batch, length]. Received: {spec['token_ids']}")
+    if spec["labels"].dtype != tf.int64 or spec["labels"].shape.rank != 1:
+        raise ValueError(f"'labels' must be int64 [batch]. Received: {spec['labels']}")
+
+
+class UniCLTrainer:
+    """UniCL pretraining of a dual encoder (SPEC §1) with one custom loop for all scales.
+
+    The same code path runs on one device (`strategy="default"`), the GPUs of one host (`"mirrored"`)
+    and many hosts (`"multi_worker"`, configured by TF_CONFIG; Keras 3 `fit` is broken there, ENV.md).
+    Each step: per replica, embed the local batch (in chunks with `GradientCache` when `chunk_size` is
+    set), compute the UniCL loss against the all-gathered global batch, back-propagate; the gradients are
+    summed across replicas and AdamW (`make_optimizer`) applies them.
+
+    * Mixed precision: "float32", "mixed_bfloat16", "mixed_float16" (dynamic loss scaling with Keras's
+      `LossScaleOptimizer`). The loss is always float32. The policy is active while `model_fn` runs.
+      With "mixed_float16" (several replicas) or `clip_norm`, the trainer all-reduces the gradients itself
+      so that the finiteness check and the clip see the global gradient on every replica (and all replicas
+      take the same branch), then hands g / N to the optimizer, whose own all-reduce sums it back to g.
+    * Activation checkpointing: `activation_checkpointing=True` rematerialises the model's blocks
+      (`enable_activation_checkpointing`), or pass layer names / a predicate.
+    * Checkpoints every `checkpoint_every` steps, at the end and on SIGTERM (all workers stop at the same
+      step: the stop flag is all-reduced each step). Rerunning with the same `model_dir` resumes from the
+      newest checkpoint. The data position follows from the step: the trainer rebuilds the current stage's
+      dataset and skips the batches already consumed. With `deterministic=True` (seeded init, TF op
+      determinism, a deterministic dataset) a run killed at any point and resumed ends with the same
+      weights as an uninterrupted run.
+    * A NaN/Inf loss raises `NonFiniteLossError` naming the step; that state is not saved, so the last
+      checkpoint is the last good one.
+    * TensorBoard scalars (loss, learning_rate, logit_scale, samples_per_second) in `model_dir/tensorboard`
+      and a Keras progress bar, on the chief only.
+    * Florence's stages: `stages` (see `florence_stages`) switch the data at given steps — prompt-augmented
+      texts on/off, resolution — by calling `make_dataset` again with the new `TrainingStage`.
+
+    Args:
+        model_fn: zero-argument callable returning a built model with the FlorenceBackbone contract
+            (`embed_images`, `embed_texts`, `log_logit_scale`). Called inside the strategy scope.
+        make_dataset: callable `DatasetRequest -> tf.data.Dataset` of per-replica batches (see
+            `DatasetRequest` for the contract).
+        model_dir: directory for checkpoints (`model_dir/checkpoints`) and TensorBoard logs.
+        total_steps: int > 0, number of optimizer steps.
+        global_batch_size: int, the contrastive batch over all replicas (divisible by the replica count).
+        strategy: "default", "mirrored", "multi_worker" or a `tf.distribute.Strategy`.
+        precision: "float32", "mixed_bfloat16" or "mixed_float16".
+        peak_learning_rate, warmup_steps, end_learning_rate, weight_decay, beta_1, beta_2, epsilon,
+            no_decay_names: see `make_optimizer`. Defaults 5e-4, 0, 0.0, 0.1, 0.9, 0.98, 1e-6, ().
+        clip_norm: float or None; clip the global gradient norm (after the cross-replica sum).
+        chunk_size: int or None; per-replica gradient-cache chunk (None: one pass over the batch).
+        activation_checkpointing: False, True, a list of layer names, or a predicate on layers.
+        stages: list of `TrainingStage` sorted by `start_step`, the first at 0. Defaults to one stage at
+            `image_size` without prompt-augmented texts.
+        image_size: int, resolution of the default stage. Defaults to 224.
+        checkpoint_every: int > 0, steps between checkpoints. Defaults to 1000.
+        max_checkpoints: int, checkpoints kept. Defaults to 3.
+        log_every: int > 0, steps between TensorBoard writes. Defaults to 10.
+        deterministic: bool; seed everything and enable TensorFlow op determinism (process-wide).
+        seed: int, seed of the weight initialisation and of the data (`DatasetRequest.seed`).
+        verbose: 0 (silent) or 1 (progress bar on the chief).
+
+    Example:
+
+    >>> trainer = UniCLTrainer(                                   # doctest: +SKIP
+    ...     model_fn=lambda: FlorenceBackbone(...),
+    ...     make_dataset=lambda request: my_pipeline(request),
+    ...     model_dir="/tmp/run", total_steps=1000, global_batch_size=256,
+    ...     strategy="mirrored", precision="mixed_bfloat16", chunk_size=64,
+    ...     stages=florence_stages(1000, augmented_texts_off_step=800))
+    >>> result = trainer.fit()                                    # doctest: +SKIP
+    >>> trainer.model.save_weights("/tmp/run/model.weights.h5")   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_fn,
+        make_dataset,
+        *,
+        model_dir,
+        total_steps,
+        global_batch_size,
+        strategy="default",
+        precision="float32",
+        peak_learning_rate=5e-4,
+        warmup_steps=0,
+        end_learning_rate=0.0,
+        weight_decay=0.1,
+        beta_1=0.9,
+        beta_2=0.98,
+        epsilon=1e-6,
+        no_decay_names=(),
+        clip_norm=None,
+        chunk_size=None,
+        activation_checkpointing=False,
+        stages=None,
+        image_size=224,
+        checkpoint_every=1000,
+        max_checkpoints=3,
+        log_every=10,
+        deterministic=False,
+        seed=0,
+        verbose=1,
+    ):
+        if not callable(model_fn) or not callable(make_dataset):
+            raise ValueError(
+                "`model_fn` and `make_dataset` must be callables. "
+                f"Received: model_fn={model_fn!r}, make_dataset={make_dataset!r}"
+            )
+        if precision not in PRECISIONS:
+            raise ValueError(f"`precision` must be one of {PRECISIONS}. Received: precision={precision!r}")
+        for name, value in (
+            ("total_steps", total_steps),
+            ("global_batch_size", global_batch_size),
+            ("checkpoint_every", checkpoint_every),
+            ("log_every", log_every),
+        ):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+        if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size <= 0):
+            raise ValueError(f"`chunk_size` must be None or a positive int. Received: chunk_size={chunk_size!r}")
+        if clip_norm is not None and not clip_norm > 0:
+            raise ValueError(f"`clip_norm` must be None or > 0. Received: clip_norm={clip_norm!r}")
+        if verbose not in (0, 1):
+            raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
+        stages = list(stages) if stages is not None else [
+            TrainingStage("stage1", 0, image_size, prompt_augmented_texts=False)
+        ]
+        if not stages or any(not isinstance(s, TrainingStage) for s in stages):
+            raise ValueError(f"`stages` must be a non-empty list of TrainingStage. Received: stages={stages!r}")
+        starts = [s.start_step for s in stages]
+        if starts[0] != 0 or starts != sorted(set(starts)):
+            raise ValueError(
+                "`stages` must start at step 0 with strictly increasing start steps. "
+                f"Received: start steps {starts}"
+            )
+
+        self.strategy = make_strategy(strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        if global_batch_size % replicas:
+            raise ValueError(
+                "`global_batch_size` must be divisible by the number of replicas. "
+                f"Received: global_batch_size={global_batch_size}, replicas={replicas}"
+            )
+        per_replica = global_batch_size // replicas
+        if chunk_size is not None and per_replica % chunk_size:
+            raise ValueError(
+                "The per-replica batch must be a multiple of `chunk_size`. "
+                f"Received: per-replica batch={per_replica}, chunk_size={chunk_size}"
+            )
+        self.model_dir = str(model_dir)
+        self.total_steps = total_steps
+        self.global_batch_size = global_batch_size
+        self.precision = precision
+        self.clip_norm = clip_norm
+        self.chunk_size = chunk_size if chunk_size is not None and chunk_size < per_replica else None
+        self.stages = stages
+        self.checkpoint_every = checkpoint_every
+        self.log_every = log_every
+        self.deterministic = deterministic
+        self.seed = seed
+        self.verbose = verbose
+        self.is_chief = is_chief(self.strategy)
+        self._make_dataset = make_dataset
+
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(seed)
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(precision)
+        try:
+            with self.strategy.scope():
+                self.model = model_fn()
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+        for name in ("embed_images", "embed_texts", "log_logit_scale"):
+            if not hasattr(self.model, name):
+                raise ValueError(
+                    "model_fn must return a model with the FlorenceBackbone contract. "
+                    f"Received: a {type(self.model).__name__} without `{name}`"
+                )
+        if not self.model.built:
+            raise ValueError("model_fn must return a built model (all variables created).")
+        self.checkpointed_layers = []
+        if activation_checkpointing:
+            self.checkpointed_layers = enable_activation_checkpointing(
+                self.model, None if activation_checkpointing is True else activation_checkpointing
+            )
+        with self.strategy.scope():
+            self.optimizer = make_optimizer(
+                self.model.trainable_variables,
+                peak_learning_rate=peak_learning_rate,
+                total_steps=total_steps,
+                warmup_steps=warmup_steps,
+                end_learning_rate=end_learning_rate,
+                weight_decay=weight_decay,
+                beta_1=beta_1,
+                beta_2=beta_2,
+                epsilon=epsilon,
+                precision=precision,
+                no_decay_names=no_decay_names,
+            )
+        self.checkpoint = TrainingCheckpoint(
+            os.path.join(self.model_dir, "checkpoints"),
+            self.model,
+            self.optimizer,
+            self.strategy,
+            max_to_keep=max_checkpoints,
+        )
+        self._gradient_cache = GradientCache(self.model, self.chunk_size) if self.chunk_size else None
+        self._train_step = tf.function(self._step_fn)
+
+    # ------------------------------------------------------------------------------------------------
+    # The step.
+
+    def _replica_step(self, batch, stop_flag):
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync
+        # Multi-worker input pipelines lose the static batch dimension; restore it (checked at run time).
+        per_replica = self.global_batch_size // replicas
+        batch = {k: tf.ensure_shape(v, [per_replica] + v.shape[1:].as_list()) for k, v in batch.items()}
+        loss_scaling = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        scale_loss = self.optimizer.scale_loss if loss_scaling else None
+        if self._gradient_cache is not None:
+            loss, grads = self._gradient_cache(batch, scale_loss)
+        else:
+            loss, grads = full_batch_gradients(self.model, batch, scale_loss)
+        variables = self.model.trainable_variables
+        # Dense gradients: Keras 3's Adam squares an IndexedSlices gradient slice by slice, so a token
+        # that occurs several times in a batch gets Σg² instead of (Σg)² in its second moment (wrong
+        # updates for embedding tables). Adam's moments are dense anyway.
+        grads = [
+            tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for g, v in zip(grads, variables)
+        ]
+        if self.clip_norm is not None or (loss_scaling and replicas > 1):
+            if replicas > 1:
+                grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+            if self.clip_norm is not None:
+                # Clipping is scale-equivariant: clip the scaled gradient at clip_norm × loss scale.
+                threshold = self.clip_norm * (
+                    tf.cast(self.optimizer.dynamic_scale, tf.float32) if loss_scaling else 1.0
+                )
+                grads, _ = tf.clip_by_global_norm(grads, threshold)
+            if replicas > 1:
+                grads = [g / replicas for g in grads]  # the optimizer's own all-reduce sums N copies
+        self.optimizer.apply_gradients(zip(grads, variables))
+        total_loss = context.all_reduce(tf.distribute.ReduceOp.SUM, loss)
+        # tf.identity places the flag on this replica's device (a captured host tensor has none).
+        stop = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(stop_flag))  # > 0: a SIGTERM
+        return total_loss, stop
+
+    def _step_fn(self, iterator, stop_flag):
+        batch = next(iterator)
+        loss, stop = self.strategy.run(self._replica_step, args=(batch, stop_flag))
+        local = self.strategy.experimental_local_results
+        return local(loss)[0], local(stop)[0]
+
+    # ------------------------------------------------------------------------------------------------
+    # Data.
+
+    def _stage_at(self, step):
+        return [s for s in self.stages if s.start_step <= step][-1]
+
+    def _distributed_dataset(self, stage, steps_done_in_stage):
+        def dataset_fn(input_context):
+            request = DatasetRequest(
+                stage=stage,
+                batch_size=input_context.get_per_replica_batch_size(self.global_batch_size),
+                global_batch_size=self.global_batch_size,
+                num_input_pipelines=input_context.num_input_pipelines,
+                input_pipeline_id=input_context.input_pipeline_id,
+                seed=self.seed,
+                deterministic=self.deterministic,
+            )
+            dataset = self._make_dataset(request)
+            if not isinstance(dataset, tf.data.Dataset):
+                raise ValueError(
+                    f"make_dataset must return a tf.data.Dataset. Received: {type(dataset).__name__}"
+                )
+            _check_element_spec(dataset.element_spec, stage)
+            # Each step takes one batch per local replica from this pipeline.
+            local_replicas = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+            dataset = dataset.skip(steps_done_in_stage * local_replicas)
+            if self.deterministic:
+                options = tf.data.Options()
+                options.deterministic = True
+                dataset = dataset.with_options(options)
+            return dataset
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    # ------------------------------------------------------------------------------------------------
+    # The loop.
+
+    def fit(self):
+        """Trains until `total_steps` (resuming from `model_dir` if it holds a checkpoint).
+
+        Returns:
+            A dict: `step` (steps done), `loss` (last step's loss, None if no step ran), `preempted`
+            (True when stopped by SIGTERM), `checkpoint` (path of the last checkpoint written or found).
+
+        Raises:
+            NonFiniteLossError: when a step's loss is NaN or Inf (that state is not saved).
+        """
+        step = self.checkpoint.restore_latest() or 0
+        last_checkpoint = self.checkpoint.latest
+        if step:
+            logger.info("Resuming from step %d of %d.", step, self.total_steps)
+        result = {"step": step, "loss": None, "preempted": False, "checkpoint": last_checkpoint}
+        if step >= self.total_steps:
+            return result
+        writer = (
+            tf.summary.create_file_writer(os.path.join(self.model_dir, "tensorboard"))
+            if self.is_chief
+            else tf.summary.create_noop_writer()
+        )
+        progbar = keras.utils.Progbar(
+            self.total_steps,
+            verbose=self.verbose if self.is_chief else 0,
+            stateful_metrics=["loss", "lr", "logit_scale", "samples/s"],
+        )
+        window_losses, window_start, window_step = [], time.perf_counter(), step
+        with _StopRequest() as stop_request, writer.as_default():
+            while step < self.total_steps:
+                stage = self._stage_at(step)
+                later = [s.start_step for s in self.stages if s.start_step > step]
+                stage_end = min(later + [self.total_steps])
+                logger.info("Stage %s from step %d to %d: %s", stage.name, step, stage_end, stage)
+                iterator = iter(self._distributed_dataset(stage, step - stage.start_step))
+                while step < stage_end:
+                    try:
+                        loss, stop = self._train_step(
+                            iterator, tf.constant(1 if stop_request.requested else 0, tf.int32)
+                        )
+                    except tf.errors.OutOfRangeError as error:
+                        raise ValueError(
+                            f"The dataset of stage {stage.name!r} ran out at step {step}: make_dataset "
+                            "must return a repeated (infinite) dataset."
+                        ) from error
+                    step += 1
+                    loss = float(loss)
+                    if not math.isfinite(loss):
+                        raise NonFiniteLossError(step, loss, last_checkpoint)
+                    result.update(step=step, loss=loss)
+                    window_losses.append(loss)
+                    if step % self.log_every == 0 or step == self.total_steps:
+                        elapsed = max(time.perf_counter() - window_start, 1e-9)
+                        scalars = {
+                            "loss": float(np.mean(window_losses)),
+                            "learning_rate": float(self.optimizer.learning_rate),
+                            "logit_scale": float(logit_scale_from(self.model)),
+                            "samples_per_second": (step - window_step) * self.global_batch_size / elapsed,
+                        }
+                        for name, value in scalars.items():
+                            tf.summary.scalar(name, value, step=step)
+                        writer.flush()
+                        progbar.update(
+                            step,
+                            values=[
+                                ("loss", scalars["loss"]),
+                                ("lr", scalars["learning_rate"]),
+                                ("logit_scale", scalars["logit_scale"]),
+                                ("samples/s", scalars["samples_per_second"]),
+                            ],
+                        )
+                        window_losses, window_start, window_step = [], time.perf_counter(), step
+                    preempted = int(stop) > 0
+                    if preempted or step % self.checkpoint_every == 0 or step == self.total_steps:
+                        last_checkpoint = self.checkpoint.save(step) or last_checkpoint
+                        result["checkpoint"] = last_checkpoint
+                    if preempted:
+                        logger.warning("Stopped by SIGTERM after step %d; checkpoint saved.", step)
+                        result["preempted"] = True
+                        return result
+        return result

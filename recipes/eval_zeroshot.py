@@ -1,0 +1,98 @@
+r"""Zero-shot classification with prompt ensembles (CLIP protocol): top-1/top-5, per-class accuracy.
+
+Run:
+  python recipes/eval_zeroshot.py --preset=PRESET --data=/data/val --data_format=imagefolder \
+      --output_dir=/tmp/zeroshot [--templates=imagenet80|imagenet7|FILE] [--class_names=imagenet|FILE]
+
+Tiny mode (smoke test; a tiny random model saved to <output_dir>/tiny_preset replaces --preset):
+  python recipes/eval_zeroshot.py --tiny --data=/data/val --output_dir=/tmp/zeroshot --templates=imagenet7
+
+Writes `<output_dir>/zeroshot.json`, `zeroshot.md` and `confusion_matrix.png`. Features are cached under
+`<output_dir>/feature_cache` (or `--cache_dir`), except for randomly initialised architecture presets.
+"""
+
+import os
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from florence_keras.evaluation import encoded_data
+from florence_keras.evaluation import plots
+from florence_keras.evaluation import reporting
+from florence_keras.evaluation import zero_shot
+
+flags.DEFINE_string("preset", None, "Preset name, preset directory or handle.")
+flags.DEFINE_bool("tiny", False, "Smoke-test mode: a tiny random model instead of --preset.")
+flags.DEFINE_list("data", None, "Evaluation data path(s).", required=True)
+flags.DEFINE_enum("data_format", "imagefolder", ["imagefolder", "csvlabel", "tfrecord"], "Image-label data format.")
+flags.DEFINE_string("output_dir", None, "Where results are written.", required=True)
+flags.DEFINE_string("templates", "imagenet80", "imagenet80, imagenet7, or a file with one template per line.")
+flags.DEFINE_string("class_names", None, "Readable class names: 'imagenet' or a file (see readable_class_names).")
+flags.DEFINE_integer("batch_size", 32, "Images per encoding batch.")
+flags.DEFINE_integer("max_examples", None, "Evaluate at most this many images (tiny runs).")
+flags.DEFINE_string("cache_dir", None, "Feature cache directory (default: <output_dir>/feature_cache).")
+flags.DEFINE_multi_integer("top_k", [1, 5], "Reported top-k accuracies.")
+
+FLAGS = flags.FLAGS
+_SETTINGS = (
+    "preset", "tiny", "data", "data_format", "templates", "class_names", "batch_size", "max_examples", "top_k",
+)
+
+
+def main(argv):
+    del argv
+    start = time.time()
+    cache_dir = FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "feature_cache")
+    templates = zero_shot.load_templates(FLAGS.templates)
+    preset = encoded_data.recipe_preset(FLAGS.preset, FLAGS.tiny, FLAGS.output_dir)
+    clip = encoded_data.load_clip(preset)
+    data = encoded_data.encode_labelled_images(
+        clip, preset, FLAGS.data, FLAGS.data_format, split="eval", batch_size=FLAGS.batch_size,
+        cache_dir=cache_dir, max_examples=FLAGS.max_examples,
+    )
+    class_names, labels = np.unique(data["class_names"], return_inverse=True)
+    prompt_names = zero_shot.readable_class_names(class_names, FLAGS.class_names)
+    encode_seconds = time.time() - start
+    logging.info("Building the zero-shot classifier: %d classes x %d templates", len(class_names), len(templates))
+    classifier = zero_shot.build_zero_shot_classifier(
+        lambda texts: encoded_data.encode_texts_cached(clip, preset, texts, cache_dir=cache_dir),
+        prompt_names, templates, batch_size=len(prompt_names) * len(templates),  # one cached, batched call
+    )
+    result = zero_shot.zero_shot_accuracy(data["features"], labels, classifier, ks=FLAGS.top_k,
+                                          class_names=prompt_names)
+    seconds = time.time() - start
+    summary = {
+        "preset": "tiny (random)" if FLAGS.tiny else FLAGS.preset, "data": ",".join(FLAGS.data),
+        "images": result["num_examples"], "classes": result["num_classes"], "templates": len(templates),
+    }
+    summary.update({f"top-{k} (%)": reporting.percent(result[f"top{k}"]) for k in sorted(set(FLAGS.top_k))})
+    summary["mean per-class (%)"] = reporting.percent(result["mean_per_class_accuracy"])
+    summary["seconds"] = seconds
+    per_class = [
+        {"class": name, "images": count, "top-1 (%)": reporting.percent(accuracy)}
+        for name, count, accuracy in zip(prompt_names, result["class_counts"], result["per_class_accuracy"])
+    ]
+    results = {key: value for key, value in result.items() if key != "predictions"}
+    results.update(
+        settings={name: FLAGS[name].value for name in _SETTINGS}, templates=templates,
+        data_class_names=class_names.tolist(), num_skipped=int(data["num_skipped"]),
+        seconds=seconds, encode_seconds=encode_seconds,
+    )
+    paths = reporting.write_report(
+        FLAGS.output_dir, "zeroshot", "Zero-shot classification",
+        results,
+        [("Summary", reporting.markdown_table([summary])), ("Per class", reporting.markdown_table(per_class))],
+    )
+    plots.plot_confusion_matrix(result["confusion_matrix"], prompt_names,
+                                os.path.join(FLAGS.output_dir, "confusion_matrix.png"),
+                                title="Zero-shot confusion matrix")
+    logging.info("Zero-shot top-1 %.2f%% (%d images, %d classes, %.1f s); wrote %s", 100 * result["top1"],
+                 result["num_examples"], result["num_classes"], seconds, paths["markdown"])
+    print(reporting.markdown_table([summary]))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,103 @@
+"""AdamW factory and the warm-up + cosine schedule, against numpy."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from florence_keras.training import WarmupCosineDecay
+from florence_keras.training import make_optimizer
+from florence_keras.training import no_weight_decay_variables
+
+
+def _numpy_schedule(step, peak, total, warmup, end):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    return end + 0.5 * (peak - end) * (1 + math.cos(math.pi * progress))
+
+
+@pytest.mark.parametrize("warmup,end", [(0, 0.0), (10, 0.0), (25, 1e-5)])
+def test_schedule_matches_numpy(warmup, end):
+    schedule = WarmupCosineDecay(3e-4, total_steps=100, warmup_steps=warmup, end_learning_rate=end)
+    steps = np.arange(0, 130)
+    got = np.array([float(schedule(s)) for s in steps])
+    expected = np.array([_numpy_schedule(s, 3e-4, 100, warmup, end) for s in steps])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-10)
+    if warmup:
+        assert got[warmup - 1] == pytest.approx(3e-4) and got[0] == pytest.approx(3e-4 / warmup)
+    assert got[-1] == pytest.approx(end, abs=1e-12)
+    # Inside tf.function with a tensor step.
+    np.testing.assert_allclose(float(tf.function(schedule)(tf.constant(40, tf.int64))), expected[40], rtol=1e-5)
+
+
+def test_schedule_serialises():
+    schedule = WarmupCosineDecay(1e-3, total_steps=50, warmup_steps=5, end_learning_rate=1e-6)
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(restored, WarmupCosineDecay)
+    assert restored.get_config() == schedule.get_config()
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule)
+    restored_optimizer = keras.optimizers.AdamW.from_config(optimizer.get_config())
+    assert restored_optimizer.get_config()["learning_rate"] == optimizer.get_config()["learning_rate"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(peak_learning_rate=0, total_steps=10), "peak_learning_rate=0"),
+        (dict(peak_learning_rate=1e-3, total_steps=0), "total_steps=0"),
+        (dict(peak_learning_rate=1e-3, total_steps=10, warmup_steps=10), "warmup_steps=10"),
+        (dict(peak_learning_rate=1e-3, total_steps=10, end_learning_rate=1.0), "end_learning_rate=1.0"),
+    ],
+)
+def test_schedule_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        WarmupCosineDecay(**kwargs)
+
+
+def _toy_model():
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(6, name="dense")(inputs)
+    x = keras.layers.LayerNormalization(name="norm")(x)
+    x = keras.layers.Dense(3, name="head")(x)
+    model = keras.Model(inputs, x)
+    model.log_logit_scale = model.add_weight(shape=(), initializer="ones", name="log_logit_scale")
+    return model
+
+
+def test_no_decay_on_norms_biases_and_logit_scale():
+    model = _toy_model()
+    excluded = {v.path for v in no_weight_decay_variables(model.trainable_variables)}
+    decayed = {v.path for v in model.trainable_variables} - excluded
+    assert decayed == {"dense/kernel", "head/kernel"}
+    extra = {v.path for v in no_weight_decay_variables(model.trainable_variables, ["head"])}
+    assert "head/kernel" in extra
+
+
+def test_adamw_decays_only_matrices():
+    """With zero gradients Adam's step is 0, so only decoupled weight decay moves the variables."""
+    model = _toy_model()
+    before = {v.path: np.array(v) for v in model.trainable_variables}
+    optimizer = make_optimizer(
+        model.trainable_variables, peak_learning_rate=0.1, total_steps=10, weight_decay=0.5
+    )
+    optimizer.apply_gradients([(tf.zeros_like(v), v) for v in model.trainable_variables])
+    lr = float(WarmupCosineDecay(0.1, 10)(0))
+    for v in model.trainable_variables:
+        if v.path.endswith("kernel"):
+            np.testing.assert_allclose(np.array(v), before[v.path] * (1 - lr * 0.5), rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(np.array(v), before[v.path])
+
+
+def test_mixed_float16_gets_loss_scaling():
+    model = _toy_model()
+    optimizer = make_optimizer(
+        model.trainable_variables, peak_learning_rate=1e-3, total_steps=10, precision="mixed_float16"
+    )
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(optimizer.inner_optimizer, keras.optimizers.AdamW)
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        make_optimizer(model.trainable_variables, peak_learning_rate=1e-3, total_steps=10, precision="fp16")
