@@ -96,13 +96,22 @@ class ConvTokenEmbedding(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="conv",
         )
-        spatial = list(input_shape[1:-1])
-        self.pads = []
-        for i, (k, s) in enumerate(zip(self.kernel, self.stride)):
-            extent = spatial[i]
+        self.conv.build((None,) * (rank + 1) + (input_shape[-1],))
+        if self.norm is not None:
+            self.norm.build((None,) * (rank + 1) + (self.filters,))
+        self.built = True
+
+    def padding_for(self, spatial_shape):
+        """Per-axis `(before, after)` zero padding for a map of `spatial_shape`.
+
+        Computed per call from the static input shape, so one layer serves any
+        input size; the output extent is `ceil(extent / stride)` either way.
+        """
+        pads = []
+        for extent, k, s in zip(spatial_shape, self.kernel, self.stride):
             if extent is None:
                 raise ValueError(
-                    f"{self.name} needs static spatial extents. Received: {input_shape}"
+                    f"{self.name} needs static spatial extents. Received: {spatial_shape}"
                 )
             out = -(-extent // s)
             if self.padding == "symmetric":
@@ -110,18 +119,14 @@ class ConvTokenEmbedding(keras.layers.Layer):
                 after = max((out - 1) * s + k - extent - before, 0)
             else:
                 before, after = 0, (out - 1) * s + k - extent
-            self.pads.append((before, after))
-            spatial[i] = extent + before + after
-        self.conv.build([input_shape[0]] + spatial + [input_shape[-1]])
-        out_shape = self.conv.compute_output_shape([input_shape[0]] + spatial + [input_shape[-1]])
-        if self.norm is not None:
-            self.norm.build(out_shape)
-        self.built = True
+            pads.append((before, after))
+        return pads
 
     def call(self, inputs):
+        pads = self.padding_for(tuple(inputs.shape[1:-1]))
         x = inputs
-        if any(p[0] or p[1] for p in self.pads):
-            x = ops.pad(x, [(0, 0)] + self.pads + [(0, 0)])
+        if any(p[0] or p[1] for p in pads):
+            x = ops.pad(x, [(0, 0)] + pads + [(0, 0)])
         x = self.conv(x)
         if self.norm is not None:
             x = self.norm(x)

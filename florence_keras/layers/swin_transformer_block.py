@@ -101,25 +101,7 @@ class SwinTransformerBlock(keras.layers.Layer):
         self.drop_path_layer = DropPath(drop_path, dtype=policy)
 
     def build(self, input_shape):
-        spatial = tuple(input_shape[1:-1])
-        if len(spatial) != len(self.window_size) or any(d is None for d in spatial):
-            raise ValueError(
-                f"{self.name} needs a static {len(self.window_size)}-D map "
-                f"(batch, *spatial, channels). Received input shape: {input_shape}"
-            )
-        if input_shape[-1] != self.hidden_dim:
-            raise ValueError(
-                f"{self.name} expects {self.hidden_dim} channels. "
-                f"Received input shape: {input_shape}"
-            )
-        self.spatial_shape = spatial
-        self.used_window, self.used_shift = window_utils.effective_window_and_shift(
-            spatial, self.window_size, self.shift_size
-        )
-        self.padded_spatial = window_utils.padded_shape(spatial, self.used_window)
-        self.attention_mask = window_utils.shifted_window_mask(
-            self.padded_spatial, self.used_window, self.used_shift
-        )
+        self._check_shape(input_shape)
         token_shape = (None, int(self.hidden_dim))
         self.norm_before.build(input_shape)
         self.attention.build((None, None, self.hidden_dim))
@@ -128,28 +110,53 @@ class SwinTransformerBlock(keras.layers.Layer):
         self.mlp_dense_2.build((None, int(self.hidden_dim * self.mlp_ratio)))
         self.built = True
 
-    def call(self, inputs, training=None):
-        rank = len(self.spatial_shape)
-        axes = tuple(range(1, rank + 1))
-        x = self.norm_before(inputs)
-        x = window_utils.pad_to_window(x, self.spatial_shape, self.used_window)
-        if any(self.used_shift):
-            x = ops.roll(x, shift=[-s for s in self.used_shift], axis=axes)
-        windows = window_utils.window_partition(x, self.padded_spatial, self.used_window)
-        mask = None if self.attention_mask is None else ops.convert_to_tensor(
-            self.attention_mask
+    def _check_shape(self, shape):
+        spatial = tuple(shape[1:-1])
+        if len(spatial) != len(self.window_size) or any(d is None for d in spatial):
+            raise ValueError(
+                f"{self.name} needs a static {len(self.window_size)}-D map "
+                f"(batch, *spatial, channels). Received input shape: {tuple(shape)}"
+            )
+        if shape[-1] != self.hidden_dim:
+            raise ValueError(
+                f"{self.name} expects {self.hidden_dim} channels. "
+                f"Received input shape: {tuple(shape)}"
+            )
+        return spatial
+
+    def geometry(self, spatial_shape):
+        """`(window, shift, padded_shape, mask)` used for a map of `spatial_shape`.
+
+        Computed from the static shape of each call (not fixed at build time), so
+        one block serves any input size: the weights do not depend on it.
+        """
+        window, shift = window_utils.effective_window_and_shift(
+            spatial_shape, self.window_size, self.shift_size
         )
+        padded = window_utils.padded_shape(spatial_shape, window)
+        mask = window_utils.shifted_window_mask(padded, window, shift)
+        return window, shift, padded, mask
+
+    def call(self, inputs, training=None):
+        spatial = self._check_shape(inputs.shape)
+        window, shift, padded, mask = self.geometry(spatial)
+        axes = tuple(range(1, len(spatial) + 1))
+        x = self.norm_before(inputs)
+        x = window_utils.pad_to_window(x, spatial, window)
+        if any(shift):
+            x = ops.roll(x, shift=[-s for s in shift], axis=axes)
+        windows = window_utils.window_partition(x, padded, window)
         windows = self.attention(
             windows,
-            attention_mask=mask,
-            window_size=self.used_window if self.used_window != self.window_size else None,
+            attention_mask=None if mask is None else ops.convert_to_tensor(mask),
+            window_size=window if window != self.window_size else None,
             training=training,
         )
-        x = window_utils.window_reverse(windows, self.padded_spatial, self.used_window)
-        if any(self.used_shift):
-            x = ops.roll(x, shift=list(self.used_shift), axis=axes)
-        if self.padded_spatial != self.spatial_shape:
-            x = x[(slice(None),) + tuple(slice(0, e) for e in self.spatial_shape)]
+        x = window_utils.window_reverse(windows, padded, window)
+        if any(shift):
+            x = ops.roll(x, shift=list(shift), axis=axes)
+        if padded != spatial:
+            x = x[(slice(None),) + tuple(slice(0, e) for e in spatial)]
         x = inputs + self.drop_path_layer(x, training=training)
         y = self.norm_after(x)
         y = keras.activations.gelu(self.mlp_dense_1(y), approximate=False)

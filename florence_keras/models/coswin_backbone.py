@@ -159,16 +159,9 @@ class CoSwinBackbone(Backbone):
 
         # === Functional model ===
         images = keras.Input(shape=image_shape, name="images")
-        x = self.stem(images)
-        pyramid = {}
-        for stage, blocks in enumerate(self.stages):
-            if stage > 0:
-                x = self.downsamplers[stage - 1](x)
-            for block in blocks:
-                x = block(x)
-            pyramid[f"P{stage + 2}"] = x
-        feature_map = self.final_norm(x)
-        pooled = self.pool(feature_map)
+        features = self.forward_features(images)
+        pyramid = features["pyramid"]
+        feature_map, pooled = features["feature_map"], features["pooled_output"]
         super().__init__(
             inputs=images,
             outputs={"feature_map": feature_map, "pooled_output": pooled},
@@ -192,6 +185,29 @@ class CoSwinBackbone(Backbone):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.pyramid_outputs = pyramid
         self.output_dim = embed_dim * 2 ** (len(depths) - 1)
+
+    def forward_features(self, images, training=None):
+        """Runs the encoder's layers on `images` of any static size.
+
+        The functional model is built for `image_shape`; this method applies the
+        same layers (same weights) to another resolution, e.g. Florence's
+        384-pixel stage after 224-pixel training, or detection inputs.
+
+        Returns:
+            dict with `"feature_map"`, `"pooled_output"` and `"pyramid"`
+            (`"P2".."P5"` stage outputs).
+        """
+        x = self.stem(images)
+        pyramid = {}
+        for stage, blocks in enumerate(self.stages):
+            if stage > 0:
+                x = self.downsamplers[stage - 1](x)
+            for block in blocks:
+                x = block(x, training=training)
+            pyramid[f"P{stage + 2}"] = x
+        feature_map = self.final_norm(x)
+        return {"feature_map": feature_map, "pooled_output": self.pool(feature_map),
+                "pyramid": pyramid}
 
     def get_config(self):
         config = super().get_config()

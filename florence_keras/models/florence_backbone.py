@@ -165,7 +165,14 @@ class FlorenceBackbone(Backbone):
         self.logit_scale_max = logit_scale_max
 
     def _embed_images(self, images, training=None):
-        features = self.image_encoder(images, training=training)["pooled_output"]
+        encoder = self.image_encoder
+        if hasattr(encoder, "forward_features") and tuple(images.shape[1:]) != tuple(
+            encoder.input.shape[1:]
+        ):
+            # Another resolution than the one the graph was built for: same layers, same weights.
+            features = encoder.forward_features(images, training=training)["pooled_output"]
+        else:
+            features = encoder(images, training=training)["pooled_output"]
         return self.image_normalize(self.image_projection(features))
 
     def _embed_texts(self, token_ids, training=None):

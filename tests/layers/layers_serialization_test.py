@@ -58,7 +58,7 @@ def test_conv_stem_padding_is_cvt():
     # CvT's 7x7/4 stem pads 2 on each side: at 224 it gives 56x56.
     layer = ConvTokenEmbedding(4, kernel_size=7, strides=4)
     layer.build((None, 224, 224, 3))
-    assert layer.pads == [(2, 1), (2, 1)]
+    assert layer.padding_for((224, 224)) == [(2, 1), (2, 1)]
 
 
 def test_patch_merging_order_matches_swin():

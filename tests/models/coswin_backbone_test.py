@@ -68,3 +68,17 @@ def test_wrong_input_rank_or_channels():
         backbone(np.zeros((2, 30, 26), "float32"))
     with pytest.raises(ValueError):
         backbone(np.zeros((2, 30, 26, 4), "float32"))
+
+
+def test_other_resolution_uses_same_layers():
+    # Florence's 384-pixel stage: a model built at one size embeds another size with
+    # the same weights, exactly as a model built at that size would.
+    from florence_keras.models import presets
+
+    small = presets.tiny_test_backbone(32)
+    large = presets.build_backbone(presets.tiny_test_config(48))
+    large.set_weights(small.get_weights())
+    x = random_images(2, 48, 48)
+    np.testing.assert_allclose(small.embed_images(x), large.embed_images(x), atol=1e-6)
+    features = small.image_encoder.forward_features(x)
+    assert tuple(features["pyramid"]["P2"].shape) == (2, 12, 12, 16)
