@@ -50,7 +50,7 @@ class FlorenceImageConverter(ImageConverter):
     `tf.data` and inside an exported graph alike (keras-hub's converter).
 
     Args:
-        image_size: `(height, width)`.
+        image_size: `(height, width)`, or None to normalise without resizing.
         mean: per-channel mean of `[0, 1]` images. Defaults to ImageNet's.
         std: per-channel standard deviation. Defaults to ImageNet's.
         **kwargs: passed to `keras_hub.layers.ImageConverter`.
@@ -75,7 +75,7 @@ class FlorenceImageConverter(ImageConverter):
         kwargs.setdefault("antialias", True)
         kwargs.setdefault("crop_to_aspect_ratio", True)
         super().__init__(
-            image_size=tuple(image_size),
+            image_size=None if image_size is None else tuple(image_size),
             scale=[1.0 / (255.0 * s) for s in std],
             offset=[-m / s for m, s in zip(mean, std)],
             **kwargs,
@@ -89,6 +89,14 @@ class FlorenceImageConverter(ImageConverter):
         inputs = ops.convert_to_tensor(inputs) if not hasattr(inputs, "shape") else inputs
         images = standardize_channels(inputs)
         return super().call(ops.cast(images, "float32"))
+
+    def normalizer(self):
+        """A copy that only converts channels and normalises (no resizing).
+
+        For pipelines that already crop and resize (training augmentation):
+        the normalisation constants stay those of this converter.
+        """
+        return self.__class__.from_config(dict(self.get_config(), image_size=None))
 
     def get_config(self):
         config = super().get_config()

@@ -86,17 +86,22 @@ def validate_preset_dir(path, load_weights=True):
             raise ValueError(f"Preset weights {full!r} are unreadable or corrupted: {e}") from e
 
 
-def build_architecture_preset(task_cls, name, image_size=224, dtype=None, **overrides):
-    """A randomly initialised task at an architecture preset's published size."""
+def build_architecture_preprocessor(name, image_size=224):
+    """The preprocessor (CLIP tokenizer, image converter) of an architecture preset."""
     from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
     from florence_keras.models.florence_image_converter import FlorenceImageConverter
     from florence_keras.models.florence_tokenizer import FlorenceTokenizer
 
-    config = presets.architecture_config(name, image_size=image_size, **overrides)
-    backbone = presets.build_backbone(config, dtype=dtype)
-    preprocessor = FlorenceCLIPPreprocessor(
+    config = presets.architecture_config(name, image_size=image_size)
+    return FlorenceCLIPPreprocessor(
         FlorenceTokenizer(),
         FlorenceImageConverter(image_size=(image_size, image_size)),
         sequence_length=config["text_encoder"]["max_sequence_length"],
     )
-    return task_cls(backbone=backbone, preprocessor=preprocessor)
+
+
+def build_architecture_preset(task_cls, name, image_size=224, dtype=None, **overrides):
+    """A randomly initialised task at an architecture preset's published size."""
+    config = presets.architecture_config(name, image_size=image_size, **overrides)
+    backbone = presets.build_backbone(config, dtype=dtype)
+    return task_cls(backbone=backbone, preprocessor=build_architecture_preprocessor(name, image_size))

@@ -19,6 +19,15 @@ CONTEXT_LENGTH = 77
 _TEXT_BASE = {"hidden_dim": 512, "num_layers": 12, "num_heads": 8}
 
 ARCHITECTURE_PRESETS = {
+    # [ours] A CPU-scale model for the built-in data (64-pixel scenes): the main job
+    # trains it in minutes on 2 cores. Same architecture, smaller everywhere.
+    "florence_mini": {
+        "image_encoder": {"embed_dim": 32, "depths": [1, 1, 2, 1],
+                          "num_heads": [1, 2, 4, 8], "window_size": 4,
+                          "drop_path_rate": 0.0},
+        "text_encoder": {"hidden_dim": 48, "num_layers": 3, "num_heads": 4},
+        "projection_dim": 64,
+    },
     "florence_tiny": {
         "image_encoder": {"embed_dim": 96, "depths": [2, 2, 6, 2],
                           "num_heads": [3, 6, 12, 24], "window_size": 7,

@@ -1,0 +1,88 @@
+"""The pretraining input pipeline: files on disk -> per-replica UniCL batches for the trainer."""
+
+import tensorflow as tf
+
+from florence_keras.data import labels as labels_lib
+from florence_keras.data.image_text_dataset import load_image_text_dataset
+
+# Florence's stage 1 adds prompt-augmented short texts [paper]; a text of at most this
+# many words counts as short [ours].
+SHORT_TEXT_WORDS = 3
+
+
+def augment_short_texts(texts, seed, templates=labels_lib.DEFAULT_TEMPLATES, max_words=SHORT_TEXT_WORDS):
+    """Wraps short texts ("red circle") in a prompt template drawn per element.
+
+    The UniCL label is computed from the original text, so a text and its
+    prompted forms stay one class. Longer texts are returned unchanged.
+
+    Args:
+        texts: string tensor `[B]` or scalar.
+        seed: int32 `[2]` stateless seed.
+        templates: strings with one `{}`.
+        max_words: texts with at most this many words are augmented.
+    """
+    words = tf.strings.split(tf.strings.strip(texts))
+    count = words.row_lengths() if isinstance(words, tf.RaggedTensor) else tf.size(words, out_type=tf.int64)
+    prompted = labels_lib.fill_random_template(texts, seed, templates=templates)
+    return tf.where(count <= max_words, prompted, texts)
+
+
+def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True,
+                             templates=labels_lib.DEFAULT_TEMPLATES, skip_counter=None,
+                             shuffle_buffer_size=1000, num_parallel_calls=tf.data.AUTOTUNE):
+    """Builds the trainer's `make_dataset(request)` for image-text(-label) data on disk.
+
+    Each request (see `florence_keras.training.DatasetRequest`) gets this input
+    pipeline's share of the files, decoded and augmented at the stage's
+    resolution by `load_image_text_dataset`, with prompt-augmented short texts
+    when the stage asks for them, normalised by the preset's image converter,
+    tokenised to 77 ids, batched per replica and repeated.
+
+    Args:
+        train_data: path(s) (comma-separated str or list).
+        data_format: csv | tsv | csvlabel | coco | imagefolder | wds | tfrecord.
+        preprocessor: a `FlorenceCLIPPreprocessor` (tokenizer + image converter).
+        augment: random-resized-crop and flip.
+        templates: prompt templates for class names and short texts.
+        skip_counter: optional `SkipCounter` for unreadable examples.
+        shuffle_buffer_size: element shuffle buffer for tar / TFRecord data.
+        num_parallel_calls: tf.data parallelism.
+    """
+    normalize = preprocessor.image_converter.normalizer()  # the loader already crops and resizes
+
+    def make_dataset(request):
+        stage = request.stage
+        context = tf.distribute.InputContext(
+            num_input_pipelines=request.num_input_pipelines,
+            input_pipeline_id=request.input_pipeline_id,
+            num_replicas_in_sync=max(request.global_batch_size // request.batch_size, 1),
+        )
+        seed = request.seed if request.deterministic else None
+        dataset = load_image_text_dataset(
+            train_data, data_format, image_size=stage.image_size, training=True, seed=seed,
+            input_context=context, augment=augment, templates=templates, skip_counter=skip_counter,
+            shuffle_buffer_size=shuffle_buffer_size, num_parallel_calls=num_parallel_calls,
+        )
+        dataset = dataset.repeat().batch(request.batch_size, drop_remainder=True)
+        text_seeds = tf.data.Dataset.random(seed=request.seed + 7).batch(2)
+
+        def to_model_inputs(batch, text_seed):
+            texts = batch["texts"]
+            if stage.prompt_augmented_texts:
+                texts = augment_short_texts(texts, tf.cast(text_seed % (2**31 - 1), tf.int32), templates)
+            return {
+                "images": tf.cast(normalize(batch["images"]), tf.float32),
+                "token_ids": preprocessor.tokenize(texts),
+                "labels": batch["labels"],
+            }
+
+        dataset = tf.data.Dataset.zip((dataset, text_seeds)).map(
+            to_model_inputs, num_parallel_calls=num_parallel_calls,
+            deterministic=True if request.deterministic else None,
+        )
+        options = tf.data.Options()
+        options.deterministic = bool(request.deterministic)
+        return dataset.with_options(options).prefetch(2)
+
+    return make_dataset

@@ -1,0 +1,193 @@
+"""UniCL pretraining end to end: data, training, held-out evaluation, a preset.
+
+The library side of `recipes/pretrain_unicl.py` (which only parses flags): every
+setting is a plain keyword argument.
+"""
+
+import json
+import logging
+import os
+import time
+
+from florence_keras.data.builtin_dataset import write_builtin_dataset
+from florence_keras.data.skip_counter import SkipCounter
+from florence_keras.models import preset_registry
+from florence_keras.models.florence_clip import FlorenceCLIP
+from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
+from florence_keras.training.image_text_input import make_image_text_input_fn
+from florence_keras.training.training_stage import florence_stages
+from florence_keras.training.unicl_trainer import UniCLTrainer
+
+logger = logging.getLogger(__name__)
+
+BUILTIN = "builtin"
+
+
+def ensure_builtin_dataset(directory, num_train, num_heldout, image_size, seed):
+    """Writes the built-in dataset once; reuses it when the same settings were written before."""
+    settings = {"num_train": num_train, "num_heldout": num_heldout, "image_size": image_size, "seed": seed}
+    marker = os.path.join(directory, "florence_builtin_settings.json")
+    paths_file = os.path.join(directory, "florence_builtin_paths.json")
+    if os.path.exists(marker) and os.path.exists(paths_file):
+        with open(marker, encoding="utf-8") as f:
+            if json.load(f) == settings:
+                with open(paths_file, encoding="utf-8") as g:
+                    return json.load(g)
+    paths = write_builtin_dataset(directory, num_train, num_heldout, image_size=image_size, seed=seed,
+                                  formats=("csv", "coco", "imagefolder", "tfrecord"), verbose=True)
+    with open(paths_file, "w", encoding="utf-8") as f:
+        json.dump(paths, f)
+    with open(marker, "w", encoding="utf-8") as f:  # written last: marks a complete dataset
+        json.dump(settings, f)
+    return paths
+
+
+def _load_task(preset, image_size, dtype=None):
+    if preset_registry.resolve(preset).kind == "architecture":
+        return FlorenceCLIP.from_preset(preset, image_size=image_size, dtype=dtype)
+    return FlorenceCLIP.from_preset(preset)
+
+
+def _load_preprocessor(preset, image_size):
+    if preset_registry.resolve(preset).kind == "architecture":
+        return preset_registry.build_architecture_preprocessor(preset, image_size)
+    return FlorenceCLIPPreprocessor.from_preset(preset_registry.resolve(preset).path)
+
+
+def pretrain_unicl(
+    model_dir,
+    train_data=BUILTIN,
+    data_format="csv",
+    preset="florence_mini",
+    image_size=64,
+    steps=600,
+    global_batch_size=64,
+    strategy="default",
+    precision="float32",
+    learning_rate=1e-3,
+    warmup_steps=50,
+    weight_decay=0.1,
+    gradient_cache_chunk=None,
+    activation_checkpointing=False,
+    checkpoint_every=200,
+    deterministic=False,
+    seed=0,
+    prompt_augmented_texts=True,
+    augmented_texts_off_step=None,
+    high_resolution_step=None,
+    high_resolution_image_size=384,
+    builtin_train=4000,
+    builtin_heldout=600,
+    evaluate=True,
+    command=None,
+    verbose=1,
+):
+    """Pretrains a FlorenceCLIP with UniCL, evaluates it, and writes `model_dir/preset`.
+
+    Args:
+        model_dir: run directory (checkpoints, TensorBoard logs, the built-in data, the preset).
+        train_data: "builtin", or data path(s) in `data_format`.
+        data_format: csv | tsv | csvlabel | coco | imagefolder | wds | tfrecord.
+        preset: architecture preset name, preset directory or handle to start from.
+        image_size: training resolution (stage 1 and 2).
+        steps: optimizer steps.
+        global_batch_size: the contrastive batch across all replicas.
+        strategy: "default", "mirrored" or "multi_worker".
+        precision: "float32", "mixed_bfloat16" or "mixed_float16".
+        learning_rate, warmup_steps, weight_decay: AdamW with warm-up + cosine decay.
+        gradient_cache_chunk: per-replica chunk for gradient cache (None: off).
+        activation_checkpointing: rematerialise the transformer blocks.
+        checkpoint_every: steps between checkpoints.
+        deterministic: reproducible run (resumes bit-exactly).
+        seed: weights and data seed.
+        prompt_augmented_texts: stage 1 wraps short texts in prompt templates.
+        augmented_texts_off_step: Florence's stage 2 starts here (None: never).
+        high_resolution_step: Florence's stage 3 starts here (None: never).
+        high_resolution_image_size: stage 3 resolution.
+        builtin_train, builtin_heldout: sizes of the built-in dataset.
+        evaluate: score the held-out split (built-in data only).
+        command: the command line, stored in the preset metadata.
+        verbose: progress bar.
+
+    Returns:
+        dict: `preset_dir`, `train` (trainer result), `heldout` (scores or None), `seconds`.
+    """
+    start = time.time()
+    os.makedirs(model_dir, exist_ok=True)
+    builtin_paths = None
+    if train_data == BUILTIN:
+        builtin_paths = ensure_builtin_dataset(os.path.join(model_dir, "data"), builtin_train, builtin_heldout,
+                                               image_size, seed)
+        if data_format not in builtin_paths:
+            raise ValueError(f"The built-in data is written as csv, coco, imagefolder or tfrecord. "
+                             f"Received: data_format={data_format!r}")
+        train_data = builtin_paths[data_format]["train"]
+    dtype = None
+    holder = {}
+
+    def model_fn():
+        holder["task"] = _load_task(preset, image_size, dtype)
+        return holder["task"].backbone
+
+    preprocessor = _load_preprocessor(preset, image_size)
+    skips = SkipCounter(name="training data")
+    make_dataset = make_image_text_input_fn(train_data, data_format, preprocessor, skip_counter=skips)
+    stages = florence_stages(
+        steps, image_size=image_size, prompt_augmented_texts=prompt_augmented_texts,
+        augmented_texts_off_step=augmented_texts_off_step, high_resolution_step=high_resolution_step,
+        high_resolution_image_size=high_resolution_image_size,
+    )
+    trainer = UniCLTrainer(
+        model_fn, make_dataset, model_dir=model_dir, total_steps=steps, global_batch_size=global_batch_size,
+        strategy=strategy, precision=precision, peak_learning_rate=learning_rate, warmup_steps=warmup_steps,
+        weight_decay=weight_decay, chunk_size=gradient_cache_chunk,
+        activation_checkpointing=activation_checkpointing, stages=stages, image_size=image_size,
+        checkpoint_every=checkpoint_every, deterministic=deterministic, seed=seed, verbose=verbose,
+    )
+    train_result = trainer.fit()
+    train_seconds = time.time() - start
+    if skips.count:
+        logger.warning("%s", skips.summary())
+    result = {"train": train_result, "preset_dir": None, "heldout": None, "seconds": None,
+              "skipped_examples": skips.count}
+    if not trainer.is_chief or train_result.get("preempted"):
+        result["seconds"] = time.time() - start
+        return result
+    task = holder["task"]
+    preset_dir = os.path.join(model_dir, "preset")
+    task.save_to_preset(preset_dir)
+    result["preset_dir"] = preset_dir
+    if evaluate and builtin_paths is not None:
+        result["heldout"] = evaluate_heldout(task, builtin_paths, preset_dir, verbose=verbose)
+    result["seconds"] = time.time() - start
+    _write_metadata(preset_dir, {
+        "florence_training": {
+            "command": command, "preset": preset, "train_data": train_data, "data_format": data_format,
+            "image_size": image_size, "steps": steps, "global_batch_size": global_batch_size,
+            "learning_rate": learning_rate, "warmup_steps": warmup_steps, "weight_decay": weight_decay,
+            "precision": precision, "strategy": strategy, "seed": seed,
+            "builtin_train": builtin_train if builtin_paths else None,
+            "builtin_heldout": builtin_heldout if builtin_paths else None,
+            "final_loss": train_result.get("loss"), "train_seconds": round(train_seconds, 1),
+            "skipped_examples": skips.count,
+        },
+        "florence_heldout_scores": result["heldout"],
+    })
+    return result
+
+
+def evaluate_heldout(task, builtin_paths, preset_dir, verbose=1):
+    from florence_keras.evaluation.heldout_evaluation import evaluate_builtin_heldout
+
+    return evaluate_builtin_heldout(task, builtin_paths, preset_dir, verbose=bool(verbose))
+
+
+def _write_metadata(preset_dir, extra):
+    path = os.path.join(preset_dir, "metadata.json")
+    with open(path, encoding="utf-8") as f:
+        metadata = json.load(f)
+    metadata.update(extra)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(metadata, f, indent=2)
+    os.replace(tmp, path)
