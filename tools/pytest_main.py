@@ -8,10 +8,17 @@ Usage (what Bazel runs, from the workspace root inside the test's runfiles):
     python tools/pytest_main.py tests/losses/unicl_loss_test.py [pytest args...]
 """
 
-import os
-import sys
+import time
 
-import pytest
+_START = time.monotonic()  # before pytest and the test's imports: the time a `size` must cover
+
+import os  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+# tools/generate_build.py --sizes_from_testlogs reads this line from Bazel's test.log.
+TIMING_LINE = "pytest_main: {file} finished with exit code {code} in {seconds:.1f} s"
 
 
 class _DeselectedCounter:
@@ -68,8 +75,9 @@ def exit_code(pytest_code, deselected):
 
 def main(argv):
     counter = _DeselectedCounter()
-    code = pytest.main(pytest_args(argv[1:], os.environ), plugins=[counter])
-    return exit_code(code, counter.deselected)
+    code = exit_code(pytest.main(pytest_args(argv[1:], os.environ), plugins=[counter]), counter.deselected)
+    print(TIMING_LINE.format(file=argv[1], code=code, seconds=time.monotonic() - _START), flush=True)
+    return code
 
 
 if __name__ == "__main__":

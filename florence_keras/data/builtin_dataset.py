@@ -258,9 +258,10 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
         split -> path (a list of shards for `wds` / `tfrecord`; `{"questions", "annotations"}` for `vqa`).
 
     Example:
-    >>> paths = write_builtin_dataset("/tmp/builtin", num_train=32, num_heldout=8)  # doctest: +SKIP
-    >>> paths["csv"]["train"]  # doctest: +SKIP
-    '/tmp/builtin/train.csv'
+    >>> import tempfile
+    >>> paths = write_builtin_dataset(tempfile.mkdtemp(), num_train=8, num_heldout=4, formats=("csv", "wds"))
+    >>> os.path.basename(paths["csv"]["train"]), len(paths["wds"]["heldout"])
+    ('train.csv', 4)
     """
     formats = tuple(formats)
     unknown = [name for name in formats if name not in FORMATS]

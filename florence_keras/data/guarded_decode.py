@@ -110,7 +110,8 @@ def _read_ranges(pointers, num_parallel_calls):
             footer_bytes=pointer["footers"],
         )
         read_ok = data.take(1).map(lambda record: {**pointer, "records": record}).ignore_errors()
-        failed = {**pointer, "reasons": tf.constant(image_decoding.DECODE_ERROR)}
+        failed = {**pointer, "reasons": tf.where(tf.equal(pointer["reasons"], image_decoding.OK),
+                                                 image_decoding.DECODE_ERROR, pointer["reasons"])}
         return read_ok.concatenate(tf.data.Dataset.from_tensors(failed)).take(1)
 
     return pointers.interleave(read, num_parallel_calls=num_parallel_calls, deterministic=True)

@@ -94,7 +94,8 @@ def _fourcc(text):
 def image_header(data):
     """Format and header-declared size of encoded image bytes, without decoding.
 
-    Vectorised (a few dozen ops) because it runs once per image inside `tf.data`.
+    JPEG takes a short path (`tf.image.extract_jpeg_shape`); other formats a vectorised one, because this runs
+    once per image inside `tf.data`.
 
     Args:
         data: scalar `tf.string`, the encoded image.
@@ -110,6 +111,20 @@ def image_header(data):
     [2, 3, 5]
     """
     data = tf.convert_to_tensor(data, tf.string)
+    is_jpeg = tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff")
+
+    def jpeg():  # the common case, kept to a few ops
+        size = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+        return tf.constant(JPEG), size[0], size[1]
+
+    def other():
+        return _other_header(data)
+
+    return tf.cond(is_jpeg, jpeg, other)
+
+
+def _other_header(data):
+    """`image_header` for every format but JPEG, vectorised (a few dozen ops)."""
     padded = tf.strings.join([tf.strings.substr(data, 0, _HEAD_BYTES), b"\0" * (_HEAD_BYTES + 1)])
     head = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 0, _HEAD_BYTES + 1), tf.uint8), tf.int64)
 
@@ -130,7 +145,7 @@ def image_header(data):
     bits = field["vp8l_bits"]
     sizes = tf.stack([
         tf.zeros([2], tf.int64),  # UNKNOWN_FORMAT
-        tf.zeros([2], tf.int64),  # JPEG: read below
+        tf.zeros([2], tf.int64),  # JPEG: not handled here
         tf.stack([field["png_h"], field["png_w"]]),
         tf.stack([field["gif_h"], field["gif_w"]]),
         tf.where(bmp_core, tf.stack([field["bmp_h16"], field["bmp_w16"]]), tf.stack([bmp_h, field["bmp_w"]])),
@@ -144,11 +159,7 @@ def image_header(data):
             ),
         ),
     ])
-    size = tf.cond(
-        tf.equal(fmt, JPEG),
-        lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64),
-        lambda: tf.gather(sizes, fmt),
-    )
+    size = tf.gather(sizes, fmt)
     return fmt, size[0], size[1]
 
 

@@ -205,6 +205,14 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
     Raises:
         DataFormatError: a malformed index file (names the file and line).
         FileNotFoundError: a path argument that matches nothing.
+
+    Example:
+    >>> import tempfile
+    >>> from florence_keras.data.builtin_dataset import write_builtin_dataset
+    >>> paths = write_builtin_dataset(tempfile.mkdtemp(), num_train=4, num_heldout=0, formats=("imagefolder",))
+    >>> record = next(iter(load_image_records(paths["imagefolder"]["train"], "imagefolder")))
+    >>> record["images"].shape.as_list(), record["class_names"].numpy().decode() in paths["class_names"]
+    ([64, 64, 3], True)
     """
     if data_format not in DATA_FORMATS:
         raise ValueError(f"`data_format` must be one of {DATA_FORMATS}. Received: data_format={data_format!r}")
@@ -244,8 +252,10 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
         else:
             read = lambda item: _tfrecord_pointers(item["paths"], item["sizes"], item["compressed"])  # noqa: E731
             kind = guarded_decode.PARSE_EXAMPLE
+        # Training mixes up to 8 files; evaluation reads them one after the other (file order, then record order).
         pointers = file_dataset.interleave(
-            read, cycle_length=max(1, min(len(files), 8)), num_parallel_calls=num_parallel_calls, deterministic=True
+            read, cycle_length=max(1, min(len(files), 8)) if training else 1,
+            num_parallel_calls=num_parallel_calls, deterministic=True,
         )
         if shard_elements and num_shards > 1:
             pointers = pointers.shard(num_shards, shard_id)

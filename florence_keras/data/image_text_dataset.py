@@ -26,7 +26,7 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
                             crop_ratio=image_transforms.DEFAULT_CROP_RATIO, flip=True, flip_swaps_left_right=True,
                             shuffle_buffer_size=1000, skip_counter=None, max_image_pixels=DEFAULT_MAX_PIXELS,
                             image_root=None, image_key=None, text_key=None, class_names=None,
-                            num_parallel_calls=tf.data.AUTOTUNE, log_skips_each_epoch=True):
+                            num_parallel_calls=tf.data.AUTOTUNE, log_skips_each_epoch=True, keep_sources=False):
     """Image-text examples with UniCL labels from files on disk.
 
     Args:
@@ -53,14 +53,18 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
         class_names: csvlabel: list mapping integer labels to class names.
         num_parallel_calls: parallelism of decoding and transforms.
         log_skips_each_epoch: log one line at the end of each epoch if new examples were skipped.
+        keep_sources: also yield `sources`, a str naming each example (path, `shard.tar:key`, `file#index`).
 
     Returns:
-        `tf.data.Dataset` of `{"images": uint8 [S, S, 3], "texts": tf.string, "labels": int64}`.
+        `tf.data.Dataset` of `{"images": uint8 [S, S, 3], "texts": tf.string, "labels": int64}` (+ `sources`).
 
     Example:
-    >>> dataset = load_image_text_dataset("data/train.csv", "csv", image_size=64, seed=0)  # doctest: +SKIP
-    >>> next(iter(dataset.batch(8)))["images"].shape  # doctest: +SKIP
-    TensorShape([8, 64, 64, 3])
+    >>> import tempfile
+    >>> from florence_keras.data.builtin_dataset import write_builtin_dataset
+    >>> paths = write_builtin_dataset(tempfile.mkdtemp(), num_train=8, num_heldout=0, formats=("csv",))
+    >>> batch = next(iter(load_image_text_dataset(paths["csv"]["train"], "csv", image_size=32, seed=0).batch(8)))
+    >>> batch["images"].shape, batch["texts"].dtype.name, batch["labels"].dtype.name
+    (TensorShape([8, 32, 32, 3]), 'string', 'int64')
     """
     if image_size is not None and (not isinstance(image_size, int) or image_size <= 0):
         raise ValueError(f"`image_size` must be a positive int or None. Received: image_size={image_size!r}")
@@ -96,7 +100,10 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
         elif image_size is not None:
             image = image_transforms.resize_center_crop(image, image_size)
         label = tf.where(is_class, labels_lib.class_label(record["class_names"]), labels_lib.text_label(text))
-        return {"images": image, "texts": text, "labels": label}
+        output = {"images": image, "texts": text, "labels": label}
+        if keep_sources:
+            output["sources"] = record["sources"]
+        return output
 
     dataset = tf.data.Dataset.zip(records, element_seeds)
     return dataset.map(transform, num_parallel_calls=num_parallel_calls, deterministic=True)

@@ -133,6 +133,8 @@ def random_flip(image, text, seed, swap_text=True):
     Returns:
         `(image, text)`.
     """
+    image = tf.convert_to_tensor(image)
+    text = tf.convert_to_tensor(text, tf.string)
     flip = tf.random.stateless_uniform([], seed=seed) < 0.5
     image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
     if swap_text:

@@ -206,5 +206,5 @@ class SceneGenerator:
             depths=np.stack(depths),
             boxes=boxes,
             label=label,
-            caption=f"a {primary.name} {label}",
+            caption=f"{scene_lib.article(primary.name)} {primary.name} {label}",
         )

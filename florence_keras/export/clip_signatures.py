@@ -166,10 +166,8 @@ def clip_signatures(
 
 def _classify_signature(clip, class_names, templates, top_k, image_shape, max_image_pixels,
                         image_bytes_example, verbose):
+    # Repeated names are allowed (CLIP's ImageNet list has two "missile" classes); `class_ids` tells them apart.
     class_names = [str(name) for name in class_names]
-    if len(set(class_names)) != len(class_names):
-        duplicate = next(name for name in class_names if class_names.count(name) > 1)
-        raise ValueError(f"`class_names` must be unique. Received {duplicate!r} twice.")
     weights = build_zero_shot_classifier(
         lambda texts: np.asarray(clip.encode_texts(texts)), class_names, list(templates), verbose=verbose
     )

@@ -5,7 +5,7 @@ export is run through the loaded SavedModel's signature and both sides are writt
 "row" format (`{"signature_name": ..., "instances": [...]}` -> `{"predictions": [...]}`): a single input
 or output is listed bare, several are objects keyed by name, and binary strings travel as
 `{"b64": "..."}` (TF Serving decodes those in requests, and base64-encodes outputs whose name ends in
-`_bytes`).
+`_bytes`). Keys are sorted so that the examples are reproducible.
 """
 
 import base64
@@ -34,7 +34,7 @@ def _json_value(value, name, decimals):
 
 
 def _rows(tensors, decimals):
-    tensors = {name: np.asarray(value) for name, value in tensors.items()}
+    tensors = {name: np.asarray(value) for name, value in sorted(tensors.items())}  # stable key order
     sizes = {name: value.shape[0] if value.ndim else None for name, value in tensors.items()}
     if len(set(sizes.values())) != 1 or None in sizes.values():
         raise ValueError(f"Row format needs one shared batch size. Received: {sizes}")

@@ -11,12 +11,33 @@ MultiWorkerMirroredStrategy, so florence_keras trains with a custom loop everywh
   variable. Create it at program start, before any other TensorFlow op.
 """
 
+import itertools
 import json
 import os
 
 import tensorflow as tf
 
 STRATEGY_NAMES = ("default", "mirrored", "multi_worker")
+
+_mirrored_strategies_created = itertools.count()
+
+
+def _mirrored_strategy(devices):
+    """A MirroredStrategy with collective keys of its own.
+
+    TensorFlow starts every MirroredStrategy's collective group and instance keys at the same values
+    (class attribute `_collective_key_base = 0`). A second strategy over the same devices in one process
+    (a second trainer in a notebook, or a test suite) then hits the collective instances cached for the
+    first and fails with "Shape mismatch in the collective instance ...". Each strategy made here gets a
+    disjoint key range; the first keeps TensorFlow's default.
+    """
+    cls = tf.distribute.MirroredStrategy
+    previous = cls._collective_key_base
+    cls._collective_key_base = 100_000 * next(_mirrored_strategies_created)
+    try:
+        return cls(devices)
+    finally:
+        cls._collective_key_base = previous
 
 
 def make_strategy(strategy="default"):
@@ -40,9 +61,8 @@ def make_strategy(strategy="default"):
     if strategy == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         if gpus:
-            return tf.distribute.MirroredStrategy([d.name for d in gpus])
-        cpus = tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in cpus])
+            return _mirrored_strategy([d.name for d in gpus])
+        return _mirrored_strategy([d.name for d in tf.config.list_logical_devices("CPU")])
     if strategy == "multi_worker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError(

@@ -13,14 +13,18 @@ import tensorflow as tf
 
 from florence_keras.losses.unicl_loss import unicl_loss
 
-# CLIP's cap on the logit scale (SPEC §1 [ours, as CLIP]); must match FlorenceBackbone's "logit_scale" output.
+# CLIP's cap on the logit scale (SPEC §1 [ours, as CLIP]) for models without `logit_scale_max`.
 MAX_LOGIT_SCALE = 100.0
 
 
 def logit_scale_from(model):
-    """Returns s = exp(min(model.log_logit_scale, log 100)) as a float32 scalar tensor."""
+    """Returns s = exp(min(log_logit_scale, log max)) as a float32 scalar tensor.
+
+    The cap is the model's `logit_scale_max` attribute (FlorenceBackbone's), else 100.
+    """
     log_scale = tf.cast(tf.convert_to_tensor(model.log_logit_scale), tf.float32)
-    return tf.exp(tf.minimum(log_scale, math.log(MAX_LOGIT_SCALE)))
+    maximum = float(getattr(model, "logit_scale_max", MAX_LOGIT_SCALE))
+    return tf.exp(tf.minimum(log_scale, math.log(maximum)))
 
 
 def _check_model(model):

@@ -1,9 +1,10 @@
 """Stand-in for a model server: runs requests against a SavedModel in a process with only TensorFlow.
 
 Used by the export tests through a subprocess, so that nothing from florence_keras, Keras or keras-hub is
-in memory — the situation of TF Serving. Optionally imports `tensorflow_text` (for the string signature)
-and scans signatures' op types with `florence_keras/export/signature_ops.py`, loaded by file path (that
-module imports only TensorFlow).
+in memory — the situation of TF Serving. With `--scan_dir` it first lists each signature's op types with
+`florence_keras/export/signature_ops.py` (loaded by file path; it imports only TensorFlow) and which of
+them stock TensorFlow lacks; only then, with `--tensorflow_text`, it imports `tensorflow_text` (for the
+string signature) and loads the model.
 
     python serving_client.py --export_dir=DIR --plan=PLAN.json --out=OUT_DIR [--tensorflow_text]
         [--scan_dir=DIR]
@@ -59,8 +60,6 @@ def main():
     parser.add_argument("--tensorflow_text", action="store_true")
     parser.add_argument("--scan_dir", default=None)
     args = parser.parse_args()
-    if args.tensorflow_text:
-        import tensorflow_text  # noqa: F401  (registers the TF-Text ops)
     os.makedirs(args.out, exist_ok=True)
     results = {"calls": {}, "ops": {}, "unregistered_ops": {}}
 
@@ -70,6 +69,9 @@ def main():
             ops = signature_ops.signature_op_types(args.scan_dir, name)
             results["ops"][name] = ops
             results["unregistered_ops"][name] = signature_ops.unregistered_op_types(ops)
+    # Scan first: the registry then holds stock TensorFlow's ops only, as in a server without TF-Text.
+    if args.tensorflow_text:
+        import tensorflow_text  # noqa: F401  (registers the TF-Text ops)
 
     try:
         loaded = tf.saved_model.load(args.export_dir)

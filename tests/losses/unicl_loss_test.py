@@ -23,6 +23,7 @@ import keras  # noqa: E402
 from florence_keras.losses import UniCLLoss  # noqa: E402
 from florence_keras.losses import unicl_anchor_losses  # noqa: E402
 from florence_keras.losses import unicl_loss  # noqa: E402
+from florence_keras.training import make_strategy  # noqa: E402
 
 
 def _normalised(rng, n, d):
@@ -212,9 +213,8 @@ def _replica_equivalence_errors():
         loss_single = loss_fn(w_i, w_t, log_scale, features_i, features_t, labels)
     grads_single = tape.gradient(loss_single, [w_i, w_t, log_scale])
 
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    assert len(devices) == 2, devices
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = make_strategy("mirrored")  # the logical CPUs
+    assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
         mw_i, mw_t, mlog = tf.Variable(w_i0), tf.Variable(w_t0), tf.Variable(log_scale0)
 

@@ -130,7 +130,7 @@ def test_tests_get_runtime_closure_conftest_and_files(small_tree):
         "//tests:helpers",
     ]
     assert '"//:README.md"' in encoder_test
-    assert 'size = "medium"' in encoder_test  # not measured yet
+    assert 'size = "large"' in encoder_test  # not measured yet
     assert '"README.md"' in builds["BUILD"] and '"pytest.ini"' in builds["BUILD"]
     # A recipe run in a subprocess: the test mirrors recipes/train.py, so it depends on it.
     assert "//recipes:train" in _deps(_rule(builds["tests/recipes/BUILD"], "train_test"))
@@ -145,21 +145,26 @@ def test_sizes_come_from_measured_times(small_tree):
     tree = generate_build.Tree(str(small_tree))
     builds = generate_build.render_packages(tree, sizes={"tests/models/encoder_test.py": 12.0})
     assert 'size = "small"' in _rule(builds["tests/models/BUILD"], "encoder_test")
-    assert generate_build.size_for(None) == "medium"
-    assert generate_build.size_for(30.0) == "small"  # 2 x 30 s fits the 60 s timeout
-    assert generate_build.size_for(30.5) == "medium"
-    assert generate_build.size_for(150.0) == "medium"
-    assert generate_build.size_for(151.0) == "large"
-    assert generate_build.size_for(2000.0) == "enormous"
+    assert generate_build.size_for(None) == "large"
+    assert generate_build.size_for(20.0) == "small"  # 3 x 20 s fits the 60 s timeout
+    assert generate_build.size_for(20.5) == "medium"
+    assert generate_build.size_for(100.0) == "medium"
+    assert generate_build.size_for(101.0) == "large"
+    assert generate_build.size_for(1000.0) == "enormous"
 
 
 def test_sizes_from_testlogs(small_tree):
-    log_dir = small_tree / "testlogs" / "tests" / "models" / "encoder_test"
-    log_dir.mkdir(parents=True)
-    (log_dir / "test.xml").write_text(
-        '<testsuites><testsuite name="pytest" time="7.25"></testsuite></testsuites>', encoding="utf-8"
+    logs = small_tree / "testlogs" / "tests"
+    (logs / "models" / "encoder_test").mkdir(parents=True)
+    (logs / "models" / "encoder_test" / "test.log").write_text(
+        "noise\npytest_main: tests/models/encoder_test.py finished with exit code 0 in 7.25 s\n", encoding="utf-8"
+    )
+    (logs / "recipes" / "train_test").mkdir(parents=True)
+    (logs / "recipes" / "train_test" / "test.log").write_text(
+        "pytest_main: tests/recipes/train_test.py finished with exit code 1 in 3.0 s\n", encoding="utf-8"
     )
     tree = generate_build.Tree(str(small_tree))
+    # Only passing runs count.
     assert generate_build.sizes_from_testlogs(tree, str(small_tree / "testlogs")) == {
         "tests/models/encoder_test.py": 7.2
     }

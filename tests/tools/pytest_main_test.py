@@ -71,3 +71,5 @@ def test_runs_one_file_end_to_end(tmp_path, body, expected):
         timeout=120,
     )
     assert completed.returncode == expected, completed.stdout + completed.stderr
+    timing = completed.stdout.strip().splitlines()[-1]
+    assert timing.startswith(f"pytest_main: one_test.py finished with exit code {expected} in ")

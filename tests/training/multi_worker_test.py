@@ -51,7 +51,11 @@ def _trainer(model_dir, strategy):
 def _weights(trainer):
     import tensorflow as tf
 
-    return {f"{i}:{v.path}": tf.convert_to_tensor(v).numpy() for i, v in enumerate(trainer.model.trainable_variables)}
+    # Keyed by position (and the path without the auto-numbered model name, for messages).
+    return {
+        f"{i}:{v.path.split('/', 1)[-1]}": tf.convert_to_tensor(v).numpy()
+        for i, v in enumerate(trainer.model.trainable_variables)
+    }
 
 
 def test_two_workers_match_single_process(tmp_path):

@@ -109,7 +109,11 @@ def main(argv):
 
     trainer._train_step = reporting_step
     trainer.fit()
-    np.savez(out, **{f"{i}:{v.path}": tf.convert_to_tensor(v).numpy() for i, v in enumerate(trainer.model.variables)})
+    weights = {
+        f"{i}:{v.path.split('/', 1)[-1]}": tf.convert_to_tensor(v).numpy()
+        for i, v in enumerate(trainer.model.variables)
+    }
+    np.savez(out, **weights)
 
 
 if __name__ == "__main__":

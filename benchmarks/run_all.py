@@ -1,0 +1,460 @@
+"""Runs every florence_keras benchmark and writes benchmarks/results/latest.{md,json}.
+
+    python benchmarks/run_all.py [--quick] [--gpu] [--rounds N] [--threads 2] [--only NAME]
+
+Method (shared/docs/PERF.md): florence_keras (TensorFlow) and the reference (transformers, torch
+CPU) live in two long-lived worker processes with the same intra-op thread count and take turns:
+in each round every member of a group runs a few iterations while the others wait, the order
+rotating between rounds. A round's time for a member is the median of its iterations; every ratio
+is computed per round and the median over rounds is reported with its min and max. Absolute
+times on a shared machine are noise; ratios measured side by side are the result. Nothing here
+asserts a time.
+
+* `--quick`: tiny models, 2 rounds — checks the harness end to end in about a minute.
+* `--gpu`: only the accelerator benchmark (CoSwin-B UniCL step, images/s and MFU against the
+  device's bfloat16 matmul peak measured in the same run); writes `latest_gpu.{md,json}`.
+* Gradient-cache memory: one subprocess per measurement (peak RSS is per process).
+"""
+
+import argparse
+import datetime
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    # Appended, not prepended: a PYTHONPATH entry (another florence_keras tree) wins.
+    sys.path.append(REPO)
+
+from benchmarks import plan as plan_lib  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks import worker  # noqa: E402
+
+SETUP_TIMEOUT_S = 1800
+READY_TIMEOUT_S = 600
+
+
+class WorkerError(RuntimeError):
+    """A worker answered with an exception, died, or timed out."""
+
+
+class Worker:
+    """One spawned worker process and its pipe."""
+
+    def __init__(self, side, threads):
+        context = multiprocessing.get_context("spawn")
+        self.side = side
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=worker.serve, args=(child, side, threads),
+                                       name=f"bench-{side}", daemon=True)
+        self.process.start()
+        child.close()
+        self.info = self.call(None, READY_TIMEOUT_S)
+
+    def call(self, message, timeout):
+        if message is not None:
+            self.conn.send(message)
+        if not self.conn.poll(timeout):
+            raise WorkerError(f"the {self.side} worker did not answer within {timeout:.0f} s")
+        try:
+            answer = self.conn.recv()
+        except EOFError as error:
+            raise WorkerError(f"the {self.side} worker died (exit code "
+                              f"{self.process.exitcode})") from error
+        if "error" in answer:
+            raise WorkerError(answer["error"])
+        return answer
+
+    def close(self):
+        if self.process.is_alive():
+            try:
+                self.conn.send({"op": "close"})
+                self.conn.poll(30)
+            except (BrokenPipeError, OSError):
+                pass
+            self.process.join(30)
+            if self.process.is_alive():
+                self.process.terminate()
+                self.process.join(10)
+
+
+def _member_key(group, member):
+    return member.get("reuse") or member.get("key") or f"{group['name']}/{member['label']}"
+
+
+def _machine_info():
+    info = {"platform": platform.platform(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "processor": platform.processor()}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+        info["avx512_bf16"] = "avx512_bf16" in flags
+        info["amx"] = "amx_tile" in flags
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("MemTotal", "MemAvailable")):
+                    key, value = line.split(":")
+                    info[key] = value.strip()
+    except OSError:
+        pass
+    return info
+
+
+def _git_state():
+    def read(args):
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                                  timeout=30, check=False).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    changed = read(["status", "--porcelain", "--", "florence_keras", "benchmarks"])
+    return {"commit": read(["rev-parse", "HEAD"]),
+            "uncommitted_changes": [line[3:] for line in changed.splitlines()]}
+
+
+def _summary(values):
+    return {"min": min(values), "median": statistics.median(values), "max": max(values),
+            "n": len(values)}
+
+
+def _round_metric(metric, times, infos):
+    kind = metric["type"]
+    if kind == "time_ratio":
+        return times[metric["num"]] / times[metric["den"]]
+    if kind == "mfu":
+        achieved = infos[metric["step"]]["flops_per_step"] / times[metric["step"]]
+        return achieved / (infos[metric["peak"]]["flops_per_step"] / times[metric["peak"]])
+    if kind == "flop_rate_ratio":
+        num = infos[metric["num"]]["flops_per_step"] / times[metric["num"]]
+        den = infos[metric["den"]]["flops_per_step"] / times[metric["den"]]
+        return den / num
+    if kind == "throughput_ratio":
+        num = infos[metric["num"]]["items_per_step"] / times[metric["num"]]
+        den = infos[metric["den"]]["items_per_step"] / times[metric["den"]]
+        return num / den
+    raise ValueError(f"Unknown metric type {kind!r}")
+
+
+def _items(info, member):
+    if "items_per_step" in info:
+        return info["items_per_step"]
+    return member.get("spec", {}).get("batch")
+
+
+def run_group(group, workers, known, rounds, target_round_s, max_iters, log, warmup_rounds=0):
+    """Sets a group up, runs its interleaved rounds and returns its result record.
+
+    The first `warmup_rounds` rounds run like the others but are left out of every statistic
+    (first-round effects: caches, allocator, the other worker's pages).
+    """
+    started = time.perf_counter()
+    result = {"name": group["name"], "title": group["title"], "members": {}, "metrics": [],
+              "errors": []}
+    infos, singles = {}, {}
+    # Set up the torch members first: they write the checkpoints the TF members convert.
+    for member in sorted(group["members"], key=lambda m: m["side"] != "torch"):
+        label, key = member["label"], _member_key(group, member)
+        if "reuse" in member:
+            if key not in known:
+                result["errors"].append(f"{label}: reused case {key!r} is not set up")
+                continue
+            infos[label], singles[label] = known[key]
+            continue
+        log(f"  setup {label} ({member['side']}: {member['kind']})")
+        try:
+            answer = workers[member["side"]].call(
+                {"op": "setup", "key": key, "kind": member["kind"], "spec": member["spec"]},
+                SETUP_TIMEOUT_S)
+        except WorkerError as error:
+            result["errors"].append(f"{label}: {error}")
+            log(f"  ! {label} failed: {str(error).strip().splitlines()[-1]}")
+            continue
+        infos[label], singles[label] = answer["info"], answer["single_s"]
+        known[key] = (answer["info"], answer["single_s"])
+    ready = [m for m in group["members"] if m["label"] in infos]
+    iters = {m["label"]: max(1, min(max_iters, round(target_round_s / max(singles[m["label"]], 1e-6))))
+             for m in ready}
+    samples = {m["label"]: [] for m in ready}
+    round_medians = {m["label"]: [] for m in ready}
+    round_loads = []
+    total_rounds = rounds + warmup_rounds
+    for index in range(total_rounds if ready else 0):
+        shift = index % len(ready)
+        order = ready[shift:] + ready[:shift]
+        round_loads.append(os.getloadavg()[0])
+        for member in order:
+            label = member["label"]
+            try:
+                answer = workers[member["side"]].call(
+                    {"op": "run", "key": _member_key(group, member), "iters": iters[label]},
+                    max(300.0, 30 * iters[label] * singles[label]))
+            except WorkerError as error:
+                result["errors"].append(f"{label} round {index}: {error}")
+                continue
+            if index < warmup_rounds:
+                continue
+            samples[label].extend(answer["times"])
+            round_medians[label].append(statistics.median(answer["times"]))
+        if index < warmup_rounds:
+            log(f"  warm-up round {index + 1}/{warmup_rounds} done")
+            continue
+        log(f"  round {index + 1 - warmup_rounds}/{rounds}: " + ", ".join(
+            f"{m['label']} {round_medians[m['label']][-1] * 1e3:.1f} ms"
+            for m in ready if len(round_medians[m["label"]]) == index + 1 - warmup_rounds))
+    complete = [i for i in range(rounds) if all(len(round_medians[m["label"]]) > i for m in ready)]
+    for member in ready:
+        label = member["label"]
+        info = infos[label]
+        record = {"side": member["side"], "kind": member.get("kind", "reuse"),
+                  "spec": member.get("spec", {"reuse": member.get("reuse")}),
+                  "iterations_per_round": iters[label], "info": {k: v for k, v in info.items()
+                                                                  if k != "output"}}
+        if samples[label]:
+            record["seconds"] = _summary(samples[label])
+            record["round_medians_s"] = round_medians[label]
+            median = record["seconds"]["median"]
+            items = _items(info, member)
+            if items:
+                record["items_per_s"] = items / median
+            if "flops_per_step" in info:
+                record["gflop_per_s"] = info["flops_per_step"] / median / 1e9
+        result["members"][label] = record
+    for metric in group["metrics"]:
+        names = [metric.get(k) for k in ("num", "den", "step", "peak") if metric.get(k)]
+        entry = dict(metric)
+        if not complete or any(n not in infos for n in names):
+            entry["missing"] = [n for n in names if n not in infos] or ["no complete round"]
+        else:
+            values = [_round_metric(metric, {n: round_medians[n][i] for n in names}, infos)
+                      for i in complete]
+            entry.update(_summary(values))
+            entry["per_round"] = values
+            if metric["type"] == "time_ratio":
+                # Best against best: the least disturbed iteration of each side.
+                entry["best_vs_best"] = (min(samples[metric["num"]])
+                                         / min(samples[metric["den"]]))
+            if metric.get("target") is not None:
+                entry["met"] = entry["median"] >= metric["target"]
+        result["metrics"].append(entry)
+    parity = group.get("parity")
+    if parity and all(p in infos and "output" in infos[p] for p in parity):
+        a, b = (infos[p]["output"] for p in parity)
+        flat_a = [v for row in a for v in row]
+        flat_b = [v for row in b for v in row]
+        result["parity_max_abs_diff"] = max(abs(x - y) for x, y in zip(flat_a, flat_b))
+    result["load_average"] = _summary(round_loads) if round_loads else None
+    result["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def _start_probe(spec, env):
+    command = [sys.executable, "-m", "benchmarks.memory_probe", json.dumps(spec)]
+    cwd = tempfile.TemporaryDirectory()  # keeps the current directory out of sys.path
+    process = subprocess.Popen(command, cwd=cwd.name, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    return process, cwd
+
+
+def _finish_probe(process, cwd, record, log):
+    try:
+        stdout, stderr = process.communicate(timeout=1800)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        record["error"] = "timed out after 1800 s"
+        cwd.cleanup()
+        return record
+    cwd.cleanup()
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("MEMORY_PROBE ")), None)
+    if process.returncode != 0 or line is None:
+        record["error"] = (stderr.strip().splitlines() or ["no output"])[-1]
+        log(f"  {record['label']}: failed: {record['error']}")
+    else:
+        record.update(json.loads(line[len("MEMORY_PROBE "):]))
+        log(f"  {record['label']}: peak RSS {record['peak_rss_mib']:.0f} MiB "
+            f"(after build {record['rss_built_mib']:.0f} MiB)")
+    return record
+
+
+def run_memory(memory, threads, log, parallel=2):
+    """Gradient-cache peak RSS, one subprocess per (batch, mode), `parallel` at a time.
+
+    Peak RSS is per process, so neighbours do not change it; running two at once only saves
+    wall time. Without the cache, activation memory grows with B: each larger batch is
+    extrapolated from the two before it and skipped if it would not fit comfortably.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), REPO) if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    available_mib = None
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemAvailable"):
+                    available_mib = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+
+    def record_for(batch, chunk):
+        label = f"B={batch} " + (f"cache chunk={chunk}" if chunk else "no cache")
+        spec = {"batch": batch, "chunk": chunk, "config": memory["config"], "threads": threads}
+        return {"batch": batch, "chunk": chunk, "label": label,
+                "command": "python -m benchmarks.memory_probe '" + json.dumps(spec) + "'"}, spec
+
+    probes = []
+    queue = [(b, memory["chunk"]) for b in memory["cache_batches"]]
+    queue += [(b, None) for b in memory["full_batches"][:2]]
+    while queue:
+        running = []
+        for batch, chunk in queue[:parallel]:
+            record, spec = record_for(batch, chunk)
+            running.append((record,) + _start_probe(spec, env))
+        queue = queue[parallel:]
+        for record, process, cwd in running:
+            probes.append(_finish_probe(process, cwd, record, log))
+    for batch in memory["full_batches"][2:]:
+        record, spec = record_for(batch, None)
+        previous = [p for p in probes if p["chunk"] is None and "peak_rss_mib" in p]
+        if len(previous) >= 2 and available_mib:
+            (b0, m0), (b1, m1) = [(p["batch"], p["peak_rss_mib"]) for p in previous[-2:]]
+            predicted = m1 + (m1 - m0) / (b1 - b0) * (batch - b1)
+            record["predicted_peak_rss_mib"] = predicted
+            if predicted > 0.5 * available_mib:
+                record["skipped"] = (f"predicted peak {predicted:.0f} MiB > half the available "
+                                     f"{available_mib:.0f} MiB")
+                log(f"  {record['label']}: skipped ({record['skipped']})")
+                probes.append(record)
+                continue
+        probes.append(_finish_probe(*_start_probe(spec, env), record, log))
+    cache = {p["batch"]: p["peak_rss_mib"] for p in probes if p["chunk"] and "peak_rss_mib" in p}
+    batches = memory["cache_batches"]
+    result = {"name": "gradient_cache_memory", "probes": probes, "chunk": memory["chunk"],
+              "config": memory["config"], "target": memory["target"]}
+    if batches[0] in cache and batches[-1] in cache:
+        ratio = cache[batches[-1]] / cache[batches[0]]
+        result["ratio"] = {"name": f"peak RSS B={batches[-1]} / B={batches[0]} (cache)",
+                           "value": ratio, "target": memory["target"],
+                           "met": ratio <= memory["target"]}
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models, 2 rounds")
+    parser.add_argument("--gpu", action="store_true", help="the accelerator benchmark only")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per group")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads, both sides")
+    parser.add_argument("--only", default=None, help="run the groups whose name contains this")
+    parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results"),
+                        help="output directory")
+    parser.add_argument("--work-dir", default=None, help="scratch directory (default: a temp dir)")
+    args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error(f"--rounds must be >= 1. Received: --rounds={args.rounds}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1. Received: --threads={args.threads}")
+    rounds = args.rounds or (2 if args.quick else 7)
+    target_round_s = 0.0 if args.quick else 1.5
+    max_iters = 1 if args.quick else 8
+    started = time.perf_counter()
+
+    def log(message):
+        print(f"[{time.perf_counter() - started:7.1f}s] {message}", flush=True)
+
+    os.makedirs(args.out, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(prefix="florence_bench_") if args.work_dir is None else None
+    work_dir = args.work_dir or scratch.name
+    if args.gpu:
+        groups, memory = plan_lib.build_gpu_plan(args.quick), None
+    else:
+        groups, memory = plan_lib.build_plan(args.quick, work_dir, args.only)
+    sides = sorted({m["side"] for g in groups for m in g["members"]})
+    document = {
+        "command": "python benchmarks/run_all.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "mode": "gpu" if args.gpu else ("quick" if args.quick else "full"),
+        "rounds": rounds, "threads": args.threads, "machine": _machine_info(),
+        "git": _git_state(), "load_average_start": os.getloadavg(), "groups": [],
+        "workers": {}, "errors": [],
+    }
+    workers = {}
+    try:
+        for side in sides:
+            log(f"starting the {side} worker")
+            try:
+                workers[side] = Worker(side, args.threads)
+                document["workers"][side] = workers[side].info
+            except WorkerError as error:
+                document["errors"].append(f"{side} worker: {error}")
+                log(f"! {side} worker failed to start: {error}")
+        known = {}
+        for index, group in enumerate(groups):
+            missing = {m["side"] for m in group["members"]} - set(workers)
+            if missing:
+                document["groups"].append({"name": group["name"], "title": group["title"],
+                                           "errors": [f"no {s} worker" for s in missing],
+                                           "members": {}, "metrics": []})
+                continue
+            if group.get("requires_gpu"):
+                gpus = workers["tf"].call({"op": "setup", "key": "_gpu_probe", "kind": "matmul",
+                                           "spec": {"n": 64, "dtype": "float32"}}, 600)
+                devices = [d for d in gpus["info"].get("devices", []) if "GPU" in d]
+                if not devices:
+                    document["groups"].append({"name": group["name"], "title": group["title"],
+                                               "errors": ["no GPU visible to TensorFlow: not run"],
+                                               "members": {}, "metrics": []})
+                    log("no GPU visible: the GPU benchmark is not run")
+                    continue
+            log(f"{group['name']}: {group['title']}")
+            result = run_group(group, workers, known, rounds, target_round_s, max_iters, log,
+                               warmup_rounds=0 if args.quick else 1)
+            document["groups"].append(result)
+            for metric in result["metrics"]:
+                if "median" in metric:
+                    log(f"  {metric['name']}: {metric['median']:.3f} "
+                        f"[{metric['min']:.3f}-{metric['max']:.3f}]")
+            # Free the models no later group reuses.
+            later = {m.get("reuse") for g in groups[index + 1:] for m in g["members"]}
+            for member in group["members"]:
+                key = _member_key(group, member)
+                if key not in later and member["side"] in workers:
+                    try:
+                        workers[member["side"]].call({"op": "drop", "key": key}, 120)
+                    except WorkerError:
+                        pass
+    finally:
+        for w in workers.values():
+            w.close()
+    if memory is not None:
+        log("gradient_cache_memory: peak RSS per contrastive batch (subprocesses)")
+        document["memory"] = run_memory(memory, args.threads, log)
+    document["load_average_end"] = os.getloadavg()
+    document["wall_s"] = time.perf_counter() - started
+    stem = "latest_gpu" if args.gpu else ("quick" if args.quick else "latest")
+    json_path = os.path.join(args.out, stem + ".json")
+    md_path = os.path.join(args.out, stem + ".md")
+    with open(json_path, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=1, default=str)
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write(report.markdown(document))
+    log(f"wrote {md_path} and {json_path}")
+    if scratch is not None:
+        scratch.cleanup()
+    return document
+
+
+if __name__ == "__main__":
+    main()

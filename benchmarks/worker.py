@@ -1,0 +1,111 @@
+"""Long-lived benchmark worker processes that take turns (interleaved A/B rounds).
+
+The driver (`run_all.py`) starts one TensorFlow worker and one torch worker with
+`multiprocessing`'s spawn context, so each is a fresh interpreter that imports only its own
+framework, with its thread counts set before the import. Messages are dicts over a `Pipe`:
+
+* `{"op": "setup", "key": k, "kind": name, "spec": {...}}` builds case `k` (model, inputs,
+  compiled function), runs it twice to warm up and once more to time it; answers
+  `{"single_s": seconds, "info": {...}}`.
+* `{"op": "run", "key": k, "iters": n}` runs case `k` n times, answers `{"times": [...]}`
+  (a case whose `step()` returns a float has timed itself; that float is used).
+* `{"op": "drop", "key": k}` frees case `k`.
+* `{"op": "close"}` ends the worker.
+
+Any exception is answered as `{"error": traceback}`; the driver records it and goes on.
+Only one worker computes at a time: the other blocks on its pipe, so the two never compete for
+the cores.
+"""
+
+import os
+import time
+import traceback
+
+
+def _configure_threads(side, threads):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    # Idle OpenMP threads sleep instead of spinning. On a shared, oversubscribed machine torch's
+    # default spin-waiting made Swin-T's forward 2x slower (and tiny models 4x): an artefact of
+    # the neighbours, not of the library. TensorFlow's thread pool does not spin-wait long.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # 3: also hides the "failed call to cuInit" line of CPU-only machines.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if side == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(1)
+    else:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _factories(side):
+    if side == "torch":
+        from benchmarks import torch_cases
+
+        return torch_cases.CASES
+    from benchmarks import tf_cases
+
+    return tf_cases.CASES
+
+
+def serve(conn, side, threads):
+    """Worker main loop (the target of a spawned process).
+
+    Args:
+        conn: the child end of a `multiprocessing.Pipe`.
+        side: `"tf"` or `"torch"`.
+        threads: int, intra-op threads (the same on both sides).
+    """
+    try:
+        _configure_threads(side, threads)
+        factories = _factories(side)
+        conn.send({"ready": True, "pid": os.getpid()})
+    except Exception:  # report start-up failures to the driver instead of dying silently
+        conn.send({"error": traceback.format_exc()})
+        return
+    cases = {}
+    while True:
+        message = conn.recv()
+        op = message.get("op")
+        try:
+            if op == "close":
+                conn.send({"closed": True})
+                return
+            if op == "setup":
+                kind = message["kind"]
+                if kind not in factories:
+                    raise ValueError(f"Unknown {side} case kind {kind!r}. Known: {sorted(factories)}")
+                start = time.perf_counter()
+                case = factories[kind](message["spec"], cases)
+                setup_s = time.perf_counter() - start
+                cases[message["key"]] = case
+                for _ in range(2):
+                    case.step()
+                start = time.perf_counter()
+                case.step()
+                single = time.perf_counter() - start
+                info = dict(case.info())
+                info["setup_s"] = setup_s
+                conn.send({"single_s": single, "info": info})
+            elif op == "run":
+                case = cases[message["key"]]
+                times = []
+                for _ in range(int(message["iters"])):
+                    start = time.perf_counter()
+                    measured = case.step()
+                    elapsed = time.perf_counter() - start
+                    # A case may time its own steady-state part (the input pipeline does).
+                    times.append(measured if isinstance(measured, float) else elapsed)
+                conn.send({"times": times})
+            elif op == "drop":
+                cases.pop(message["key"], None)
+                conn.send({"dropped": True})
+            else:
+                raise ValueError(f"Unknown op {op!r}")
+        except Exception:  # a failing case must not take the other cases down
+            conn.send({"error": traceback.format_exc()})

@@ -1,0 +1,121 @@
+"""Exports a FlorenceCLIP preset as a TF Serving SavedModel (`BASE_DIR/VERSION/`, named signatures, warm-up).
+
+    .venv/bin/python recipes/export_saved_model.py --preset=florence_tiny --output=/tmp/florence_serving \
+        [--version=1] [--class_names=classes.txt] [--templates="a photo of a {}."] [--top_k=5] \
+        [--stock_ops_only] [--rest_examples=/tmp/rest_examples.md]
+
+    tensorflow_model_server --port=8500 --rest_api_port=8501 \
+        --model_name=florence --model_base_path=/tmp/florence_serving --enable_model_warmup=true
+
+Signatures: encode_image_bytes (= serving_default), encode_images, encode_texts (needs TF-Text ops),
+encode_token_ids, classify; see docs/serving.md. `--stock_ops_only` leaves out encode_texts so the whole
+SavedModel loads on a TensorFlow / TF Serving build without TF-Text. `classify` ranks `--class_names` (one
+per line; default: the 1,000 ImageNet classes) with text embeddings computed now, from `--templates`: a
+template with `{}`, `imagenet7` / `imagenet80` (CLIP's sets; 7x / 80x the text passes), or a file of
+templates. Tiny mode (the tests): `--preset=<directory of a tiny test preset> --class_names=<small file>`.
+"""
+
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("preset", None, "Preset name (florence_tiny ...), preset directory or handle.")
+flags.DEFINE_string("output", None, "Model base directory; the export goes to OUTPUT/VERSION.")
+flags.DEFINE_integer("version", None, "Version directory number; default: one more than the largest there.")
+flags.DEFINE_string("class_names", None, "Text file, one class name per line; default: ImageNet's 1,000.")
+flags.DEFINE_string("templates", "a photo of a {}.", "A template with {}, imagenet7, imagenet80, or a file.")
+flags.DEFINE_integer("top_k", 5, "Classes returned by `classify`.")
+flags.DEFINE_string("model_name", "florence", "Name the server serves the model under (for warm-up requests).")
+flags.DEFINE_boolean("stock_ops_only", False, "Leave out encode_texts (TF-Text ops).")
+flags.DEFINE_boolean("overwrite", False, "Replace an existing OUTPUT/VERSION.")
+flags.DEFINE_string("rest_examples", None, "Write REST request/response examples (markdown) here.")
+
+
+def read_class_names(path):
+    """Class names from a UTF-8 file, one a line (blank lines and lines starting with `#` skipped)."""
+    with open(path, encoding="utf-8") as file:
+        names = [line.strip() for line in file if line.strip() and not line.lstrip().startswith("#")]
+    if not names:
+        raise ValueError(f"{path}: no class names found.")
+    return names
+
+
+def resolve_templates(spec):
+    """A single template (contains `{}`), a named set, or a file -> list of templates."""
+    from florence_keras.evaluation import load_templates
+
+    if "{}" in spec and not os.path.isfile(spec):
+        return [spec]
+    return load_templates(spec)
+
+
+def directory_size(path):
+    """Total bytes of the files under `path`."""
+    return sum(
+        os.path.getsize(os.path.join(folder, name)) for folder, _, names in os.walk(path) for name in names
+    )
+
+
+def export_clip_saved_model(preset, output, version=None, class_names=None, templates="a photo of a {}.",
+                            top_k=5, model_name="florence", stock_ops_only=False, overwrite=False,
+                            rest_examples=None):
+    """Loads `preset`, exports it, prints a summary; returns a dict (export_dir, seconds, bytes, signatures)."""
+    from florence_keras import export
+    from florence_keras.evaluation import imagenet_class_names
+    from florence_keras.models import FlorenceCLIP
+
+    start = time.perf_counter()
+    clip = FlorenceCLIP.from_preset(preset)
+    loaded = time.perf_counter()
+    names = read_class_names(class_names) if class_names else imagenet_class_names()
+    template_list = resolve_templates(templates)
+    print(f"Embedding {len(names)} classes x {len(template_list)} templates for `classify`.")
+    signatures = export.clip_signatures(clip, names, template_list, top_k=top_k, verbose=True)
+    exporter = export.SavedModelExporter(
+        signatures, serving_default=export.CLIP_SERVING_DEFAULT, model_name=model_name,
+        exclude_tensorflow_text=stock_ops_only,
+    )
+    export_dir = exporter.export(output, version=version, overwrite=overwrite)
+    seconds = time.perf_counter() - loaded
+    size = directory_size(export_dir)
+    print(f"\nExported {export_dir} in {seconds:.1f} s (model load {loaded - start:.1f} s), "
+          f"{size / 2**20:.1f} MiB. Signatures (serving_default = {exporter.serving_default}):")
+    for signature in exporter.signatures:
+        inputs = ", ".join(f"{k}: {v.dtype.name}{v.shape}" for k, v in signature.input_specs.items())
+        note = "  [needs TF-Text ops]" if signature.requires_tensorflow_text else ""
+        print(f"  {signature.name}({inputs}) -- {signature.description}{note}")
+    if rest_examples:
+        with open(rest_examples, "w", encoding="utf-8") as file:
+            file.write(export.rest_examples_markdown(export_dir, model_name=model_name))
+        print(f"REST examples: {rest_examples}")
+    return {"export_dir": export_dir, "seconds": seconds, "bytes": size,
+            "signatures": exporter.signature_names}
+
+
+def main(argv):
+    """`app.run` entry point; tests call `main(["prog", "--preset=...", ...])`."""
+    if any(arg.startswith("-") for arg in argv[1:]):  # Flags given directly (tests), not via app.run.
+        FLAGS.unparse_flags()
+        argv = FLAGS(argv)
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    for name in ("preset", "output"):
+        if not getattr(FLAGS, name):
+            raise app.UsageError(f"--{name} is required.")
+    export_clip_saved_model(
+        preset=FLAGS.preset, output=FLAGS.output, version=FLAGS.version, class_names=FLAGS.class_names,
+        templates=FLAGS.templates, top_k=FLAGS.top_k, model_name=FLAGS.model_name,
+        stock_ops_only=FLAGS.stock_ops_only, overwrite=FLAGS.overwrite, rest_examples=FLAGS.rest_examples,
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

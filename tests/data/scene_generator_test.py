@@ -1,0 +1,141 @@
+import collections
+
+import numpy as np
+import pytest
+
+from florence_keras.data import scene as scene_lib
+from florence_keras.data.scene_generator import HELDOUT_COMBINATIONS
+from florence_keras.data.scene_generator import SceneGenerator
+
+SIZE = 48
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return SceneGenerator(image_size=SIZE, seed=11)
+
+
+@pytest.fixture(scope="module")
+def train_scenes(generator):
+    return list(generator.scenes(150))
+
+
+def test_scenes_are_deterministic_by_seed_and_index(generator):
+    again = SceneGenerator(image_size=SIZE, seed=11)
+    other = SceneGenerator(image_size=SIZE, seed=12)
+    for index in (0, 7, 31):
+        a, b = generator.scene(index), again.scene(index)
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.depth, b.depth)
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        assert a.captions == b.captions and a.questions() == b.questions()
+        assert not np.array_equal(a.image, other.scene(index).image)
+    assert list(generator.scenes(3, start=5))[2].caption == generator.scene(7).caption
+    assert not np.array_equal(generator.scene(0).image, generator.scene(0, "heldout").image)
+
+
+def test_heldout_combinations_never_occur_in_training(generator, train_scenes):
+    heldout = set(HELDOUT_COMBINATIONS)
+    assert len(heldout) == 8
+    assert sorted(shape for shape, _ in heldout) == sorted(scene_lib.SHAPES)  # one colour held out per shape
+    assert sorted(colour for _, colour in heldout) == sorted(scene_lib.COLOURS)  # and one shape per colour
+    assert set(generator.train_combinations) | heldout == {(s, c) for s in scene_lib.SHAPES for c in scene_lib.COLOURS}
+    seen = {(obj.shape, obj.colour) for scene in train_scenes for obj in scene.objects}
+    assert not seen & heldout
+    assert {shape for shape, _ in seen} == set(scene_lib.SHAPES)
+    primaries = [generator.scene(i, "heldout").primary for i in range(60)]
+    assert all((obj.shape, obj.colour) in heldout for obj in primaries)
+    assert {obj.shape for obj in primaries} == set(scene_lib.SHAPES)
+
+
+def test_identical_captions_occur_on_several_images(train_scenes):
+    counts = collections.Counter(scene.caption for scene in train_scenes)
+    assert counts.most_common(1)[0][1] >= 3
+    assert sum(n for n in counts.values() if n > 1) >= 20
+    assert {scene.caption_style for scene in train_scenes} == set(scene_lib.CAPTION_STYLES)
+
+
+def test_occlusion_depth_and_boxes_agree_with_an_independent_rendering(train_scenes):
+    for scene in train_scenes[:60]:
+        objects = scene.objects
+        full = [scene_lib.shape_mask(o.shape, o.center, o.radius, o.angle, SIZE).astype(bool) for o in objects]
+        depth_stack = np.stack([np.where(mask, o.depth, np.inf) for mask, o in zip(full, objects)])
+        nearest = np.argmin(depth_stack, axis=0)
+        covered = np.isfinite(depth_stack.min(axis=0))
+        for index, obj in enumerate(objects):
+            visible = covered & (nearest == index)
+            np.testing.assert_array_equal(scene.masks[index], visible)
+            assert np.all(scene.depth[visible] == np.float32(obj.depth))
+            assert visible.sum() >= 0.4 * full[index].sum() and obj.area == visible.sum()
+            ys, xs = np.nonzero(visible)
+            expected_box = [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
+            np.testing.assert_array_equal(scene.boxes[index], expected_box)
+        assert np.all(scene.depth[~covered] >= scene_lib.BACKGROUND_NEAR)
+        assert objects[0].depth == min(o.depth for o in objects)  # the primary is the nearest
+        np.testing.assert_array_equal(scene.masks[0], full[0])
+        np.testing.assert_array_equal(scene.depth_png16(), np.round(scene.depth * 1000).astype(np.uint16))
+        assert scene.image.shape == (SIZE, SIZE, 3) and scene.image.dtype == np.uint8
+
+
+def test_captions_describe_the_scene(train_scenes):
+    for scene in train_scenes:
+        primary = scene.primary
+        captions = scene.captions
+        article = "an" if primary.colour[0] in "aeiou" else "a"
+        assert captions["short"] == f"{article} {primary.colour} {primary.shape}"
+        assert captions["class"] == f"a {primary.shape}"
+        assert primary.size in captions["photo"] and primary.name in captions["photo"]
+        if len(scene.objects) > 1:
+            assert captions["depth"].endswith(scene.objects[1].name)
+            assert captions["count"].startswith(scene_lib.NUMBER_WORDS[len(scene.objects)] + " objects")
+    a = scene_lib.SceneObject("circle", "red", "small", 3, (10, 20), 0, 2, (0, 0, 0))
+    b = scene_lib.SceneObject("star", "blue", "small", 3, (30, 22), 0, 3, (0, 0, 0))
+    c = scene_lib.SceneObject("ring", "cyan", "small", 3, (11, 40), 0, 3, (0, 0, 0))
+    assert scene_lib.relation(a, b) == "to the left of" and scene_lib.relation(b, a) == "to the right of"
+    assert scene_lib.relation(a, c) == "above" and scene_lib.relation(c, a) == "below"
+    assert [scene_lib.horizontal_place(o, 48) for o in (a, b, c)] == ["left", "middle", "left"]
+
+
+def test_questions_have_the_right_answers(train_scenes):
+    for scene in train_scenes[:80]:
+        shapes = [o.shape for o in scene.objects]
+        by_name = {o.name: o for o in scene.objects}
+        for qa in scene.questions():
+            question, answer = qa["question"], qa["answer"]
+            if question == "how many objects are there?":
+                assert answer == str(len(scene.objects)) and qa["answer_type"] == "number"
+            elif question.startswith("what colour is the "):
+                shape = question[len("what colour is the "):-1]
+                assert shapes.count(shape) == 1 and answer == scene.objects[shapes.index(shape)].colour
+            elif question.startswith("is there "):
+                assert answer == ("yes" if question.split()[-1][:-1] in shapes else "no")
+            elif " in front of the " in question:
+                first, second = question[len("is the "):-1].split(" in front of the ")
+                assert answer == ("yes" if by_name[first].depth < by_name[second].depth else "no")
+
+
+def test_clips_move_the_primary_object_in_the_labelled_direction(generator):
+    clip = generator.clip(4, num_frames=6)
+    assert clip.frames.shape == (6, SIZE, SIZE, 3) and clip.depths.shape == (6, SIZE, SIZE)
+    assert len(clip.boxes) == 6 and clip.label.startswith("moving ")
+    centers = np.array([[b[0, 0] + b[0, 2] / 2, b[0, 1] + b[0, 3] / 2] for b in clip.boxes])
+    axis, sign = {"left": (0, -1), "right": (0, 1), "up": (1, -1), "down": (1, 1)}[clip.label.split()[1]]
+    steps = np.diff(centers[:, axis]) * sign
+    assert np.all(steps >= -0.5) and steps.sum() > 0
+    assert clip.caption == f"{'an' if clip.scene.primary.colour[0] in 'aeiou' else 'a'} " \
+                           f"{clip.scene.primary.name} {clip.label}"
+    np.testing.assert_array_equal(clip.frames, generator.clip(4, num_frames=6).frames)
+    np.testing.assert_array_equal(clip.frames[0], clip.scene.image)
+    labels = {generator.clip(i, num_frames=4).label for i in range(16)}
+    assert len(labels) >= 3
+
+
+def test_bad_arguments_are_refused(generator):
+    with pytest.raises(ValueError, match="image_size"):
+        SceneGenerator(image_size=16)
+    with pytest.raises(ValueError, match="split"):
+        generator.scene(0, "test")
+    with pytest.raises(ValueError, match="index"):
+        generator.scene(-1)
+    with pytest.raises(ValueError, match="num_frames"):
+        generator.clip(0, num_frames=1)
