@@ -7,6 +7,9 @@ from florence_keras.evaluation import encoded_data
 from florence_keras.evaluation import retrieval
 from florence_keras.evaluation import zero_shot
 
+# Prompts for zero-shot colour classification [ours].
+COLOUR_TEMPLATES = ("a {} object.", "a photo of a {} object.", "a {} shape.", "something {}.")
+
 
 def evaluate_builtin_heldout(clip, builtin_paths, preset_id, templates=DEFAULT_TEMPLATES, batch_size=64,
                              verbose=True):
@@ -21,8 +24,10 @@ def evaluate_builtin_heldout(clip, builtin_paths, preset_id, templates=DEFAULT_T
         verbose: progress bars.
 
     Returns:
-        dict with `"zero_shot"` (top1, top5, mean per-class accuracy, chance, classes, images) and
-        `"retrieval"` (R@1/5/10 both directions, images, texts).
+        dict with `"zero_shot"` (shape classes: top1, top5, mean per-class accuracy, chance, classes,
+        images), `"zero_shot_colour"` (colour of the primary object), `"zero_shot_unseen_pairs"`
+        (64 colour-shape pairs; the true pair never occurs in training) and `"retrieval"` (R@1/5/10
+        both directions, images, texts).
     """
     class_names = list(builtin_paths["class_names"])
     data = encoded_data.encode_labelled_images(
@@ -30,9 +35,22 @@ def evaluate_builtin_heldout(clip, builtin_paths, preset_id, templates=DEFAULT_T
         batch_size=batch_size, cache_dir=None, verbose=verbose,
     )
     lookup = {name: i for i, name in enumerate(class_names)}
-    labels = np.array([lookup[str(name)] for name in data["class_names"]])
+    shapes = [str(name) for name in data["class_names"]]
+    labels = np.array([lookup[name] for name in shapes])
     classifier = zero_shot.build_zero_shot_classifier(clip.encode_texts, class_names, templates)
     zs = zero_shot.zero_shot_accuracy(data["features"], labels, classifier, ks=(1, 5), class_names=class_names)
+    # Every held-out primary object is an unseen (shape, colour) pair: its colour follows from its shape.
+    colour_of = {shape: colour for shape, colour in builtin_paths["heldout_combinations"]}
+    colours = sorted(set(colour_of.values()))
+    colour_labels = np.array([colours.index(colour_of[name]) for name in shapes])
+    colour_classifier = zero_shot.build_zero_shot_classifier(clip.encode_texts, colours, COLOUR_TEMPLATES)
+    zc = zero_shot.zero_shot_accuracy(data["features"], colour_labels, colour_classifier, ks=(1,),
+                                      class_names=colours)
+    pairs = [f"{colour} {shape}" for colour in colours for shape in class_names]
+    pair_labels = np.array([pairs.index(f"{colour_of[name]} {name}") for name in shapes])
+    pair_classifier = zero_shot.build_zero_shot_classifier(clip.encode_texts, pairs, templates)
+    zp = zero_shot.zero_shot_accuracy(data["features"], pair_labels, pair_classifier, ks=(1, 5),
+                                      class_names=pairs)
     captions = encoded_data.encode_captioned_images(
         clip, preset_id, builtin_paths["coco"]["heldout"], "coco", split="heldout", batch_size=batch_size,
         cache_dir=None, verbose=verbose,
@@ -47,6 +65,14 @@ def evaluate_builtin_heldout(clip, builtin_paths, preset_id, templates=DEFAULT_T
             "chance_top1": 1.0 / len(class_names), "classes": len(class_names),
             "images": int(len(labels)), "templates": len(templates),
         },
+        "zero_shot_colour": {
+            "top1": float(zc["top1"]), "chance_top1": 1.0 / len(colours), "classes": len(colours),
+            "images": int(len(labels)), "templates": len(COLOUR_TEMPLATES),
+        },
+        "zero_shot_unseen_pairs": {
+            "top1": float(zp["top1"]), "top5": float(zp["top5"]), "chance_top1": 1.0 / len(pairs),
+            "classes": len(pairs), "images": int(len(labels)),
+        },
         "retrieval": {key: (float(value) if isinstance(value, (float, np.floating)) else value)
                       for key, value in rt.items()},
     }
@@ -60,6 +86,14 @@ def heldout_table(results):
         ("zero-shot top-5", f"{100 * zs['top5']:.1f}%", f"{zs['classes']} classes, {zs['images']} images"),
         ("zero-shot mean per-class", f"{100 * zs['mean_per_class_accuracy']:.1f}%", f"{zs['templates']} templates"),
     ]
+    if "zero_shot_colour" in results:
+        zc, zp = results["zero_shot_colour"], results["zero_shot_unseen_pairs"]
+        rows += [
+            ("zero-shot colour top-1", f"{100 * zc['top1']:.1f}%", f"chance {100 * zc['chance_top1']:.1f}%"),
+            ("zero-shot colour+shape top-1", f"{100 * zp['top1']:.1f}%",
+             f"{zp['classes']} pairs, all unseen in training; chance {100 * zp['chance_top1']:.1f}%"),
+            ("zero-shot colour+shape top-5", f"{100 * zp['top5']:.1f}%", ""),
+        ]
     for direction in ("image_to_text", "text_to_image"):
         for k in (1, 5, 10):
             rows.append((f"{direction.replace('_', ' ')} R@{k}", f"{100 * rt[f'{direction}_R@{k}']:.1f}%",
