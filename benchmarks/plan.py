@@ -110,9 +110,10 @@ def build_plan(quick, work_dir, only=None):
         ]
         groups.append({"name": name, "title": f"{title}, batch {batch}", "members": members,
                        "parity": ["florence_keras", "transformers"],
+                       # The issue sets no target for the text tower (keras-hub's CLIP block).
                        "metrics": [{"name": "speed-up vs transformers", "type": "time_ratio",
                                     "num": "transformers", "den": "florence_keras",
-                                    "target": 1.0 if train else 1.25}]})
+                                    "target": None}]})
 
     florence = _florence_config(quick)
     step_batch = 4 if quick else 8

@@ -8,6 +8,8 @@ def _fmt_ratio(metric):
     if metric["type"] == "mfu":
         value = (f"**{metric['median'] * 100:.0f}%** "
                  f"[{metric['min'] * 100:.0f}–{metric['max'] * 100:.0f}%]")
+        if "peak_gflop_per_s" in metric:
+            value += f" of {metric['peak_gflop_per_s']:.0f} GFLOP/s"
     target = metric.get("target")
     if target is None:
         return value, "", ""
@@ -44,9 +46,10 @@ def markdown(document):
         lines.append(f"Code: commit {git['commit'][:10]}"
                      + (f" + uncommitted changes in {len(dirty)} files" if dirty else "") + ".  ")
     lines += ["", "Ratios are medians of per-round ratios [min–max over rounds]; a speed-up is "
-              "reference time ÷ florence_keras time. MFU = achieved FLOP/s ÷ the matmul FLOP/s "
-              "measured in the same round (FLOPs = 2 × multiply-adds, attention products "
-              "included; benchmarks/flop_counter.py).", ""]
+              "reference time ÷ florence_keras time (best vs best: fastest iteration of each). "
+              "MFU = achieved FLOP/s (per round) ÷ the best matmul FLOP/s of the same run, in the "
+              "same precision (FLOPs = 2 × multiply-adds, attention products included; "
+              "benchmarks/flop_counter.py).", ""]
     load = document["load_average_start"][0]
     cores = machine.get("cpu_count") or 1
     if load > 1.5 * cores:

@@ -10,7 +10,8 @@ is computed per round and the median over rounds is reported with its min and ma
 times on a shared machine are noise; ratios measured side by side are the result. Nothing here
 asserts a time.
 
-* `--quick`: tiny models, 2 rounds — checks the harness end to end in about a minute.
+* `--quick`: tiny models, 2 rounds, memory probes run alongside — checks the harness end to end
+  (a few minutes on a busy 2-core machine); writes `quick.{md,json}`, never `latest`.
 * `--gpu`: only the accelerator benchmark (CoSwin-B UniCL step, images/s and MFU against the
   device's bfloat16 matmul peak measured in the same run); writes `latest_gpu.{md,json}`.
 * Gradient-cache memory: one subprocess per measurement (peak RSS is per process).
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -130,13 +132,19 @@ def _summary(values):
             "n": len(values)}
 
 
-def _round_metric(metric, times, infos):
+def _round_metric(metric, times, infos, best):
+    """One round's value of `metric` from the members' round times.
+
+    `best` maps labels to their fastest iteration in the group: MFU divides by the best matmul
+    rate of the run (PERF.md), not by one round's, which a busy neighbour can slow down more than
+    the model (a single big op waits for its slowest thread).
+    """
     kind = metric["type"]
     if kind == "time_ratio":
         return times[metric["num"]] / times[metric["den"]]
     if kind == "mfu":
         achieved = infos[metric["step"]]["flops_per_step"] / times[metric["step"]]
-        return achieved / (infos[metric["peak"]]["flops_per_step"] / times[metric["peak"]])
+        return achieved / (infos[metric["peak"]]["flops_per_step"] / best[metric["peak"]])
     if kind == "flop_rate_ratio":
         num = infos[metric["num"]]["flops_per_step"] / times[metric["num"]]
         den = infos[metric["den"]]["flops_per_step"] / times[metric["den"]]
@@ -146,12 +154,6 @@ def _round_metric(metric, times, infos):
         den = infos[metric["den"]]["items_per_step"] / times[metric["den"]]
         return num / den
     raise ValueError(f"Unknown metric type {kind!r}")
-
-
-def _items(info, member):
-    if "items_per_step" in info:
-        return info["items_per_step"]
-    return member.get("spec", {}).get("batch")
 
 
 def run_group(group, workers, known, rounds, target_round_s, max_iters, log, warmup_rounds=0):
@@ -182,8 +184,11 @@ def run_group(group, workers, known, rounds, target_round_s, max_iters, log, war
             result["errors"].append(f"{label}: {error}")
             log(f"  ! {label} failed: {str(error).strip().splitlines()[-1]}")
             continue
-        infos[label], singles[label] = answer["info"], answer["single_s"]
-        known[key] = (answer["info"], answer["single_s"])
+        info = answer["info"]
+        if "items_per_step" not in info and "batch" in member["spec"]:
+            info["items_per_step"] = member["spec"]["batch"]
+        infos[label], singles[label] = info, answer["single_s"]
+        known[key] = (info, answer["single_s"])
     ready = [m for m in group["members"] if m["label"] in infos]
     iters = {m["label"]: max(1, min(max_iters, round(target_round_s / max(singles[m["label"]], 1e-6))))
              for m in ready}
@@ -226,7 +231,7 @@ def run_group(group, workers, known, rounds, target_round_s, max_iters, log, war
             record["seconds"] = _summary(samples[label])
             record["round_medians_s"] = round_medians[label]
             median = record["seconds"]["median"]
-            items = _items(info, member)
+            items = info.get("items_per_step")
             if items:
                 record["items_per_s"] = items / median
             if "flops_per_step" in info:
@@ -238,10 +243,14 @@ def run_group(group, workers, known, rounds, target_round_s, max_iters, log, war
         if not complete or any(n not in infos for n in names):
             entry["missing"] = [n for n in names if n not in infos] or ["no complete round"]
         else:
-            values = [_round_metric(metric, {n: round_medians[n][i] for n in names}, infos)
+            best = {n: min(samples[n]) for n in names}
+            values = [_round_metric(metric, {n: round_medians[n][i] for n in names}, infos, best)
                       for i in complete]
             entry.update(_summary(values))
             entry["per_round"] = values
+            if metric["type"] == "mfu":
+                entry["peak_gflop_per_s"] = (infos[metric["peak"]]["flops_per_step"]
+                                             / best[metric["peak"]] / 1e9)
             if metric["type"] == "time_ratio":
                 # Best against best: the least disturbed iteration of each side.
                 entry["best_vs_best"] = (min(samples[metric["num"]])
@@ -366,9 +375,9 @@ def main(argv=None):
         parser.error(f"--rounds must be >= 1. Received: --rounds={args.rounds}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1. Received: --threads={args.threads}")
-    rounds = args.rounds or (2 if args.quick else 7)
-    target_round_s = 0.0 if args.quick else 1.5
-    max_iters = 1 if args.quick else 8
+    rounds = args.rounds or (2 if args.quick else 5)
+    target_round_s = 0.0 if args.quick else 1.0
+    max_iters = 1 if args.quick else 4
     started = time.perf_counter()
 
     def log(message):
@@ -390,6 +399,14 @@ def main(argv=None):
         "git": _git_state(), "load_average_start": os.getloadavg(), "groups": [],
         "workers": {}, "errors": [],
     }
+    memory_result = {}
+    memory_thread = None
+    if memory is not None and args.quick:
+        # --quick checks the harness, not the machine: overlap the probes with the workers.
+        memory_thread = threading.Thread(
+            target=lambda: memory_result.update(run_memory(memory, args.threads, log)))
+        log("gradient_cache_memory: started alongside the other groups (--quick)")
+        memory_thread.start()
     workers = {}
     try:
         for side in sides:
@@ -438,7 +455,11 @@ def main(argv=None):
     finally:
         for w in workers.values():
             w.close()
-    if memory is not None:
+    if memory_thread is not None:
+        memory_thread.join()
+        document["memory"] = memory_result
+    elif memory is not None:
+        # After the workers have exited: the probes must not disturb the timed rounds.
         log("gradient_cache_memory: peak RSS per contrastive batch (subprocesses)")
         document["memory"] = run_memory(memory, args.threads, log)
     document["load_average_end"] = os.getloadavg()

@@ -1,4 +1,4 @@
-"""Exports a FlorenceCLIP preset as a TF Serving SavedModel (`BASE_DIR/VERSION/`, named signatures, warm-up).
+r"""Exports a FlorenceCLIP preset as a TF Serving SavedModel (`BASE_DIR/VERSION/`, named signatures, warm-up).
 
     .venv/bin/python recipes/export_saved_model.py --preset=florence_tiny --output=/tmp/florence_serving \
         [--version=1] [--class_names=classes.txt] [--templates="a photo of a {}."] [--top_k=5] \

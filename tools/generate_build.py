@@ -19,7 +19,8 @@ file, the tf-keras way. Dependencies come from the modules' imports, read with `
   as separate strings, e.g. in `os.path.join`) carries it as `data`; a folder named by a whole
   string (`"presets"`) brings all its files. Package files nobody names go to the package's
   top-level library. Tests also get repository files named by their path (`"notebooks/a.ipynb"`,
-  `"README.md"`); a path to a first-party `.py` file (a recipe run as a subprocess) is a dependency.
+  `"README.md"`), also relative to a folder above the test; a path to a first-party `.py` file (a
+  helper loaded by path, a recipe run as a subprocess) is a dependency.
 * Test sizes come from tools/test_sizes.json (wall seconds measured under `bazel test`, which
   tools/pytest_main.py logs; refresh with `--sizes_from_testlogs`); a test not measured yet is
   `large`.
@@ -64,6 +65,7 @@ MACRO_DATA = ("pytest.ini",)  # every pytest_test has it already (tools/pytest_t
 _SKIPPED_FILE_SUFFIXES = (".pyc", ".pyo")
 _SKIPPED_FILE_NAMES = ("BUILD", "BUILD.bazel", ".DS_Store")
 _MAX_PATH_STRING = 300
+_LABEL_SAFE = re.compile(r"^[A-Za-z0-9_./+=,@~\-]+$")
 
 
 class BuildGenerationError(ValueError):
@@ -178,7 +180,10 @@ class Tree:
                     except SyntaxError as e:
                         raise BuildGenerationError(f"Cannot parse {path}: {e}") from e
                 elif os.path.basename(path) not in _SKIPPED_FILE_NAMES and not path.endswith(".bzl"):
-                    self.data_files.append(path)
+                    if _LABEL_SAFE.match(path):
+                        self.data_files.append(path)
+                    else:
+                        _warn(f"{path}: a Bazel label cannot name this file; rename it to use it under Bazel.")
         self.by_dotted = {m.dotted: m for m in self.modules.values()}
         self.generated_packages = sorted({m.dir for m in self.modules.values()})
         self.handwritten_packages = sorted(self._handwritten_packages())
@@ -306,13 +311,22 @@ class Tree:
                 continue
             candidate = text.strip()
             candidate = candidate[2:] if candidate.startswith("./") else candidate
-            beside = os.path.normpath(f"{module.dir}/{candidate}").replace(os.sep, "/")
-            if candidate in all_files:
-                found.add(candidate)
-            elif beside in all_files and not candidate.startswith("/"):
-                found.add(beside)
-            elif candidate in self._other_dirs():
-                found.update(f for f in self._other_files() if f.startswith(candidate + "/"))
+            if candidate.startswith("/"):
+                continue
+            # Relative to the test's folder or any folder above it, up to the repository root
+            # (os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes", "x.py")).
+            folders, folder = [], module.dir
+            while folder:
+                folders.append(folder)
+                folder = os.path.dirname(folder)
+            for base in folders + [""]:
+                path = os.path.normpath(f"{base}/{candidate}" if base else candidate).replace(os.sep, "/")
+                if path in all_files:
+                    found.add(path)
+                    break
+            else:
+                if candidate in self._other_dirs():
+                    found.update(f for f in self._other_files() if f.startswith(candidate + "/"))
         return found
 
     def _other_files(self):
@@ -330,6 +344,7 @@ class Tree:
                         files.append(entry)
                 elif os.path.isdir(full):
                     files.extend(p for p in _walk_files(self.repo_root, entry) if os.path.basename(p) != "BUILD")
+            files = [f for f in files if _LABEL_SAFE.match(f)]
             self._other_files_cache = [f for f in files if self.package_of(f) == "" or f in ROOT_EXPORTS]
         return self._other_files_cache
 

@@ -4,7 +4,9 @@
 * `load_image_text_dataset`: csv | tsv | csvlabel | coco | imagefolder | wds | tfrecord -> the raw contract
   `{"images": uint8 [S, S, 3], "texts": tf.string, "labels": int64}`.
 * `text_label` / `class_label`: UniCL labels (identical texts share a label everywhere).
-* `dataset_stats` (`SkipCounter`): examples skipped as unreadable, with reasons and first paths.
+* `dataset_stats` (`SkipCounter`): examples skipped as unreadable, with reasons and first paths (the readers log
+  one line per epoch when something new was skipped; call `dataset_stats.log_summary()` to log it on demand).
+* `write_tfrecord_shards`: any format -> resized TFRecord shards, resumable (recipes/prepare_data.py).
 """
 
 from florence_keras.data.builtin_dataset import DEFAULT_FORMATS as BUILTIN_FORMATS
@@ -31,3 +33,5 @@ from florence_keras.data.scene_generator import SceneGenerator
 from florence_keras.data.skip_counter import SkipCounter
 from florence_keras.data.skip_counter import dataset_stats
 from florence_keras.data.tfrecord_example import make_image_text_example
+from florence_keras.data.tfrecord_example import parse_image_text_example
+from florence_keras.data.tfrecord_shards import write_tfrecord_shards

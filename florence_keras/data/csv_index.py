@@ -63,30 +63,31 @@ def read_csv_index(path, columns, delimiter=",", image_root=None):
     root = posixpath.dirname(path) if image_root is None else image_root
     image_paths, values = [], []
     header = None
-    try:
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if header is None:
-                header = [name.strip() for name in row]
-                missing = [name for name in columns if name not in header]
-                if missing:
-                    raise DataFormatError(
-                        path, reader.line_num, f"header lacks column(s) {missing}; it has {header}"
-                    )
-                image_index, value_index = header.index(columns[0]), header.index(columns[1])
-                continue
-            if len(row) != len(header):
-                raise DataFormatError(
-                    path, reader.line_num, f"expected {len(header)} fields ({header}), found {len(row)}: {row!r}"
-                )
-            image_path = row[image_index].strip()
-            if not image_path:
-                raise DataFormatError(path, reader.line_num, f"empty {columns[0]!r} field")
-            image_paths.append(resolve_path(image_path, root))
-            values.append(row[value_index].strip())
-    except csv.Error as error:
-        raise DataFormatError(path, reader.line_num, f"bad CSV syntax: {error}") from error
+    rows = iter(reader)
+    while True:
+        line = reader.line_num + 1  # where the next record starts
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            raise DataFormatError(path, line, f"bad CSV syntax in the record starting here: {error}") from error
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if header is None:
+            header = [name.strip() for name in row]
+            missing = [name for name in columns if name not in header]
+            if missing:
+                raise DataFormatError(path, line, f"header lacks column(s) {missing}; it has {header}")
+            image_index, value_index = header.index(columns[0]), header.index(columns[1])
+            continue
+        if len(row) != len(header):
+            raise DataFormatError(path, line, f"expected {len(header)} fields ({header}), found {len(row)}: {row!r}")
+        image_path = row[image_index].strip()
+        if not image_path:
+            raise DataFormatError(path, line, f"empty {columns[0]!r} field")
+        image_paths.append(resolve_path(image_path, root))
+        values.append(row[value_index].strip())
     if header is None:
         raise DataFormatError(path, None, "the file is empty (no header row)")
     return image_paths, values

@@ -14,7 +14,9 @@ Sharding (`input_context`): by file when there are at least as many files (index
 input pipelines, otherwise by element; every element goes to exactly one pipeline either way.
 
 Bad examples are skipped and counted (see `guarded_decode.py`); at the end of every epoch one log line reports
-the count and the first sources, if anything new was skipped.
+the count and the first sources, if anything new was skipped. Index files are parsed in Python when the pipeline
+is built; tar shards are indexed in Python once per shard while reading (`tf.py_function`); image bytes, decoding
+and everything per example stay in the graph.
 """
 
 import numpy as np
@@ -39,6 +41,10 @@ _DEFAULT_KEYS = {
     "csvlabel": ("filepath", "label"),
     "tfrecord": (tfrecord_example.IMAGE_KEY, tfrecord_example.TEXT_KEY),
 }
+
+# Dataset functions are plain TF code (explicit tf.cond, no Python control flow on tensors): skipping
+# AutoGraph conversion makes building a pipeline several times faster.
+_plain = tf.autograph.experimental.do_not_convert
 
 
 def _pipeline_shard(input_context):
@@ -76,13 +82,16 @@ def _class_from_label(label, class_names, path):
     raise ValueError(f"{path}: label {label!r} is neither a class name nor an index into `class_names`.")
 
 
-def _index_pointers(files, data_format, image_root, keys, class_names, num_shards, shard_id):
+def _index_pointers(files, data_format, image_root, keys, class_names, num_shards, shard_id, shuffle_seed,
+                    shuffle):
+    """Pointers of the examples listed in index files: this pipeline's files (or every n-th example).
+
+    A training order is drawn by shuffling example *indices* (8 bytes each), not the pointers themselves.
+    """
+    shard_elements = len(files) < num_shards
+    if not shard_elements:
+        files = files[shard_id::num_shards]
     per_file = _read_index(files, data_format, image_root, keys, class_names)
-    if len(per_file) >= num_shards:
-        per_file = per_file[shard_id::num_shards]
-        shard_elements = False
-    else:
-        shard_elements = num_shards > 1
     paths = [path for entry in per_file for path in entry[0]]
     texts = [text for entry in per_file for text in entry[1]]
     names = [name for entry in per_file for name in entry[2]]
@@ -90,10 +99,13 @@ def _index_pointers(files, data_format, image_root, keys, class_names, num_shard
         paths, texts, names = paths[shard_id::num_shards], texts[shard_id::num_shards], names[shard_id::num_shards]
     if not paths:
         return None
-    pointers = guarded_decode.make_pointers(
+    table = guarded_decode.make_pointers(
         sources=paths, paths=paths, texts=np.array(texts, dtype=object), class_names=np.array(names, dtype=object)
     )
-    return tf.data.Dataset.from_tensor_slices(pointers)
+    if not shuffle:
+        return tf.data.Dataset.from_tensor_slices(table)
+    order = tf.data.Dataset.range(len(paths)).shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return order.map(_plain(lambda index: {key: tf.gather(values, index) for key, values in table.items()}))
 
 
 def _wds_pointers(shard, skip_counter, text_extensions):
@@ -134,17 +146,18 @@ def _tfrecord_pointers(path, size, compressed):
     framing each); a read error (truncation, CRC mismatch) stops the file early and is reported once.
     """
     records = tf.data.TFRecordDataset(path, compression_type=tf.where(compressed, "GZIP", "")).ignore_errors()
-    tagged = records.map(lambda record: (record, tf.constant(False)))
+    tagged = records.map(_plain(lambda record: (record, tf.constant(False))))
     stream = tagged.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(True))))
 
     def step(state, item):
         consumed, count = state
         record, is_end = item
-        consumed += tf.where(is_end, tf.constant(0, tf.int64), tf.cast(tf.strings.length(record, "BYTE"), tf.int64) + 16)
+        framed = tf.cast(tf.strings.length(record, "BYTE"), tf.int64) + 16  # length, 2 CRCs, data
+        consumed += tf.where(is_end, tf.constant(0, tf.int64), framed)
         count += tf.where(is_end, tf.constant(0, tf.int64), tf.constant(1, tf.int64))
         return (consumed, count), (record, is_end, consumed, count)
 
-    scanned = stream.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), step)
+    scanned = stream.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _plain(step))
 
     def keep(record, is_end, consumed, count):
         # Compressed files can't be checked by size: a read error there ends the file unreported.
@@ -165,7 +178,7 @@ def _tfrecord_pointers(path, size, compressed):
         )
         return pointer
 
-    return scanned.filter(keep).map(to_pointer)
+    return scanned.filter(_plain(keep)).map(_plain(to_pointer))
 
 
 def _record_files(paths, data_format):
@@ -229,13 +242,9 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
     if data_format in _INDEX_FORMATS:
         files = expand_paths(paths) if data_format != "imagefolder" else _expand_roots(paths)
         pointers = _index_pointers(files, data_format, image_root, (image_key, text_key), class_names,
-                                   num_shards, shard_id)
+                                   num_shards, shard_id, element_seed, training)
         if pointers is None:
             raise ValueError(f"No examples listed in {files} for input pipeline {shard_id} of {num_shards}.")
-        if training:
-            pointers = pointers.shuffle(
-                int(pointers.cardinality()), seed=element_seed, reshuffle_each_iteration=True
-            )
         kind = guarded_decode.READ_FILE
     else:
         files = _record_files(paths, data_format)
@@ -254,7 +263,7 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
             kind = guarded_decode.PARSE_EXAMPLE
         # Training mixes up to 8 files; evaluation reads them one after the other (file order, then record order).
         pointers = file_dataset.interleave(
-            read, cycle_length=max(1, min(len(files), 8)) if training else 1,
+            _plain(read), cycle_length=max(1, min(len(files), 8)) if training else 1,
             num_parallel_calls=num_parallel_calls, deterministic=True,
         )
         if shard_elements and num_shards > 1:

@@ -20,7 +20,7 @@ def _check_size(size):
         raise ValueError(f"`size` must be a positive int. Received: size={size!r}")
 
 
-def random_resized_crop(image, size, seed, scale=DEFAULT_CROP_SCALE, ratio=DEFAULT_CROP_RATIO):
+def random_resized_crop(image, size, seed, scale=DEFAULT_CROP_SCALE, ratio=DEFAULT_CROP_RATIO, antialias=True):
     """Crops a random area (fraction `scale` of the image, aspect `ratio`) and resizes it to `size x size`.
 
     Falls back to the whole image when no crop fits in 10 attempts.
@@ -31,6 +31,7 @@ def random_resized_crop(image, size, seed, scale=DEFAULT_CROP_SCALE, ratio=DEFAU
         seed: int `[2]` stateless seed.
         scale: `(min, max)` fraction of the image area.
         ratio: `(min, max)` crop aspect ratio, width / height.
+        antialias: filter when downscaling (as PIL / torchvision do); False is about 2x cheaper at 224 px.
 
     Returns:
         uint8 `[size, size, 3]`.
@@ -51,16 +52,17 @@ def random_resized_crop(image, size, seed, scale=DEFAULT_CROP_SCALE, ratio=DEFAU
         use_image_if_no_bounding_boxes=True,
     )
     crop = tf.slice(image, begin, crop_size)
-    resized = tf.image.resize(crop, [size, size], method="bilinear", antialias=True)
+    resized = tf.image.resize(crop, [size, size], method="bilinear", antialias=antialias)
     return tf.ensure_shape(_to_uint8(resized), [size, size, 3])
 
 
-def resize_center_crop(image, size):
+def resize_center_crop(image, size, antialias=True):
     """Resizes the shorter side to `size` and takes the central `size x size` crop (evaluation transform).
 
     Args:
         image: uint8 `[H, W, 3]`.
         size: int, output side.
+        antialias: filter when downscaling.
 
     Returns:
         uint8 `[size, size, 3]`.
@@ -69,7 +71,7 @@ def resize_center_crop(image, size):
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     factor = float(size) / tf.reduce_min(shape)
     new_shape = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), size)
-    resized = tf.image.resize(image, new_shape, method="bilinear", antialias=True)
+    resized = tf.image.resize(image, new_shape, method="bilinear", antialias=antialias)
     top = (new_shape[0] - size) // 2
     left = (new_shape[1] - size) // 2
     crop = resized[top : top + size, left : left + size]

@@ -57,6 +57,7 @@ def _prepared(records, image_size, jpeg_quality, num_parallel_calls):
         )
         return {"encoded": encoded, "texts": item["texts"], "class_names": item["class_names"]}
 
+    prepare = tf.autograph.experimental.do_not_convert(prepare)  # plain TF code: skip AutoGraph, build faster
     return records.map(prepare, num_parallel_calls=num_parallel_calls, deterministic=True).prefetch(8)
 
 
@@ -134,6 +135,8 @@ def _write_shard(path, index, num_shards, paths, data_format, image_size, jpeg_q
         text_key=text_key, class_names=class_names, keep_encoded=True, num_parallel_calls=num_parallel_calls,
         log_skips_each_epoch=False,
     )
+    for stale in tf.io.gfile.glob(f"{path}.tmp-*"):  # left by an interrupted run
+        tf.io.gfile.remove(stale)
     temporary = f"{path}.tmp-{os.getpid()}"
     count = 0
     with tf.io.TFRecordWriter(temporary) as writer:

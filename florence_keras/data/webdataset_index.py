@@ -2,7 +2,8 @@
 
 The reader reads each image's bytes straight from the tar at the recorded offset (`FixedLengthRecordDataset` with
 header/footer bytes), so image data never passes through Python; only the tar headers and the small text members
-are read here. Samples lacking an image or a text, and shards that end mid-member, are reported to a `SkipCounter`.
+are read here. Samples lacking an image or a text, members cut by the end of the file, and shards that end before
+their end-of-archive marker (samples may be lost there) are reported to a `SkipCounter`.
 """
 
 import posixpath
@@ -40,10 +41,12 @@ def index_tar_shard(path, skip_counter=None, text_extensions=TEXT_EXTENSIONS):
     members = {}
     order = []
     problem = None
+    archive_end = 0  # where the last member's padded data ends
     with tf.io.gfile.GFile(path, "rb") as f:
         try:
             with tarfile.open(fileobj=f, mode="r:") as tar:
                 for member in tar:
+                    archive_end = max(archive_end, member.offset_data + -(-member.size // 512) * 512)
                     if not member.isfile():
                         continue
                     key, extension = _split_key(member.name)
@@ -53,15 +56,25 @@ def index_tar_shard(path, skip_counter=None, text_extensions=TEXT_EXTENSIONS):
                         members[key] = {}
                         order.append(key)
                     members[key][extension] = (member.offset_data, member.size)
+        except tf.errors.OutOfRangeError:  # GFile refuses to seek past the end: a member was cut
+            problem = "truncated"
         except tarfile.TarError as error:
-            problem = f"truncated_or_corrupt_tar ({error})"
+            problem = f"corrupt_tar ({error})"
+        if problem is None and archive_end + 1024 > size:
+            # tarfile stops silently at a cut header; a complete archive ends with two zero blocks.
+            problem = "truncated"
+        elif problem is None:
+            f.seek(archive_end)
+            if f.read(1024).strip(b"\0"):
+                problem = "truncated"
         texts = {}
         for key in order:
             text_member = next((members[key][ext] for ext in text_extensions if ext in members[key]), None)
             if text_member is not None and text_member[0] + text_member[1] <= size:
                 f.seek(text_member[0])
                 texts[key] = f.read(text_member[1]).decode("utf-8", "replace").strip()
-    if problem and skip_counter is not None:
+    cut_member = any(offset + length > size for entry in members.values() for offset, length in entry.values())
+    if problem and not cut_member and skip_counter is not None:  # a cut member is reported below instead
         skip_counter.record(problem.split(" ")[0], path)
     keys, offsets, lengths, footers, captions = [], [], [], [], []
     for key in order:

@@ -35,7 +35,8 @@ class DropPath(keras.layers.Layer):
         shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
         keep = 1.0 - self.rate
         noise = keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype)
-        return inputs * ops.floor(keep + noise) / keep
+        # Scale the per-example mask, not the activations: one full-size pass.
+        return inputs * (ops.floor(keep + noise) / keep)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -1,8 +1,10 @@
 """A (shifted-)window transformer block for 2-D images and 3-D video."""
 
 import keras
+import numpy as np
 from keras import ops
 
+from florence_keras.layers import fused_ops
 from florence_keras.layers import window_utils
 from florence_keras.layers.drop_path import DropPath
 from florence_keras.layers.window_attention import WindowAttention
@@ -141,28 +143,45 @@ class SwinTransformerBlock(keras.layers.Layer):
         spatial = self._check_shape(inputs.shape)
         window, shift, padded, mask = self.geometry(spatial)
         axes = tuple(range(1, len(spatial) + 1))
-        x = self.norm_before(inputs)
-        x = window_utils.pad_to_window(x, spatial, window)
+        channels = self.hidden_dim
+        tokens = int(np.prod(spatial))
+        # The residual stream as (batch, tokens, channels) and the projections on
+        # 2-D rows: reshapes are free, and 2-D MatMul + BiasAdd (+ GELU) fuse.
+        x = ops.reshape(inputs, (-1, tokens, channels))
+        x_hat = fused_ops.standardize(x, self.layer_norm_epsilon)
+        # Swin pads *after* the norm (padded tokens are zeros), so the norm's
+        # affine can move into the qkv projection only when nothing is padded.
+        fold = padded == spatial
+        if fold:
+            y = ops.cast(x_hat, self.compute_dtype)
+        else:
+            y = fused_ops.apply_affine(x_hat, self.norm_before)
+        y = ops.reshape(y, (-1,) + spatial + (channels,))
+        y = window_utils.pad_to_window(y, spatial, window)
         if any(shift):
-            x = ops.roll(x, shift=[-s for s in shift], axis=axes)
-        windows = window_utils.window_partition(x, padded, window)
+            y = ops.roll(y, shift=[-s for s in shift], axis=axes)
+        windows = window_utils.window_partition(y, padded, window)
         windows = self.attention(
             windows,
             attention_mask=None if mask is None else ops.convert_to_tensor(mask),
             window_size=window if window != self.window_size else None,
             training=training,
+            input_norm=self.norm_before if fold else None,
         )
-        x = window_utils.window_reverse(windows, padded, window)
+        y = window_utils.window_reverse(windows, padded, window)
         if any(shift):
-            x = ops.roll(x, shift=list(shift), axis=axes)
+            y = ops.roll(y, shift=list(shift), axis=axes)
         if padded != spatial:
-            x = x[(slice(None),) + tuple(slice(0, e) for e in spatial)]
-        x = inputs + self.drop_path_layer(x, training=training)
-        y = self.norm_after(x)
-        y = keras.activations.gelu(self.mlp_dense_1(y), approximate=False)
+            y = y[(slice(None),) + tuple(slice(0, e) for e in spatial)]
+        x = x + self.drop_path_layer(ops.reshape(y, (-1, tokens, channels)), training=training)
+
+        rows = ops.reshape(fused_ops.standardize(x, self.layer_norm_epsilon), (-1, channels))
+        y = fused_ops.normalized_dense(rows, self.norm_after, self.mlp_dense_1)
+        y = fused_ops.gelu(y, training=bool(training))
         y = self.mlp_dropout(y, training=training)
         y = self.mlp_dropout(self.mlp_dense_2(y), training=training)
-        return x + self.drop_path_layer(y, training=training)
+        x = x + self.drop_path_layer(ops.reshape(y, (-1, tokens, channels)), training=training)
+        return ops.reshape(x, (-1,) + spatial + (channels,))
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from florence_keras.layers import fused_ops
 from florence_keras.layers import window_utils
 
 
@@ -31,6 +32,9 @@ class WindowAttention(keras.layers.Layer):
         window_size: optional tuple, the window actually used when it is smaller
             than the table's window (feature map smaller than the window).
         training: bool.
+        input_norm: optional `LayerNormalization` whose scale and offset are
+            still to be applied to `windows` (standardised tokens); they are
+            folded into the query/key/value projection's weights.
 
     Returns:
         `(batch * num_windows, N, hidden_dim)` tokens.
@@ -104,27 +108,48 @@ class WindowAttention(keras.layers.Layer):
         bias = ops.reshape(bias, (n, n, self.num_heads))
         return ops.transpose(bias, (2, 0, 1))
 
-    def call(self, windows, attention_mask=None, window_size=None, training=None):
+    def call(
+        self,
+        windows,
+        attention_mask=None,
+        window_size=None,
+        training=None,
+        input_norm=None,
+    ):
         n = windows.shape[1]
-        qkv = self.qkv(windows)
-        qkv = ops.reshape(qkv, (-1, n, 3, self.num_heads, self.head_dim))
+        heads, head_dim = self.num_heads, self.head_dim
+        # Tokens as the rows of one matrix: a 2-D MatMul + BiasAdd that oneDNN fuses.
+        rows = ops.reshape(windows, (-1, self.hidden_dim))
+        if input_norm is None:
+            qkv = self.qkv(rows)
+        else:
+            qkv = fused_ops.normalized_dense(rows, input_norm, self.qkv)
+        qkv = ops.reshape(qkv, (-1, n, 3, heads, head_dim))
         qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B*nW, heads, N, d)
-        query, key, value = qkv[0], qkv[1], qkv[2]
-        scores = ops.matmul(query * ops.cast(self.scale, query.dtype),
-                            ops.swapaxes(key, -1, -2))
-        # Softmax in float32 under mixed precision.
+        # Unstacking the leading axis is a view, and its gradient is one stack:
+        # indexing qkv[0], qkv[1], qkv[2] would scatter three full-size
+        # gradients and add them (10% of a CoSwin-T training step).
+        query, key, value = ops.unstack(qkv, 3, axis=0)
+        scores = ops.matmul(
+            query * ops.cast(self.scale, query.dtype), ops.swapaxes(key, -1, -2)
+        )
+        # Softmax in float32 under mixed precision; the position bias and the
+        # shifted-window mask are added together in one pass.
         scores = ops.cast(scores, "float32")
-        scores = scores + ops.cast(self.relative_position_bias(window_size), "float32")
-        if attention_mask is not None:
+        bias = ops.cast(self.relative_position_bias(window_size), "float32")
+        if attention_mask is None:
+            scores = scores + bias
+        else:
             num_windows = attention_mask.shape[0]
-            scores = ops.reshape(scores, (-1, num_windows, self.num_heads, n, n))
-            scores = scores + ops.cast(attention_mask, "float32")[None, :, None]
-            scores = ops.reshape(scores, (-1, self.num_heads, n, n))
+            bias = bias[None] + ops.cast(attention_mask, "float32")[:, None]
+            scores = ops.reshape(scores, (-1, num_windows, heads, n, n)) + bias
+            scores = ops.reshape(scores, (-1, heads, n, n))
         probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         probs = self.attention_dropout_layer(probs, training=training)
         context = ops.matmul(probs, value)  # (B*nW, heads, N, d)
-        context = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, n, self.hidden_dim))
-        return self.projection_dropout_layer(self.projection(context), training=training)
+        context = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_dim))
+        outputs = self.projection_dropout_layer(self.projection(context), training=training)
+        return ops.reshape(outputs, (-1, n, self.hidden_dim))
 
     def compute_output_shape(self, input_shape):
         return input_shape

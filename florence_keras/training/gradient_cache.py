@@ -136,8 +136,11 @@ class GradientCache:
         variables = model.trainable_variables
         state = model.non_trainable_variables
         saved_state = [tf.identity(tf.convert_to_tensor(v)) for v in state]
-        image_chunks = tf.reshape(images, [num_chunks, self.chunk_size] + list(images.shape[1:]))
-        text_chunks = tf.reshape(token_ids, [num_chunks, self.chunk_size] + list(token_ids.shape[1:]))
+        def split(x):  # [B, ...] -> [num_chunks, chunk_size, ...]; inner dims may be dynamic
+            return tf.reshape(x, tf.concat([[num_chunks, self.chunk_size], tf.shape(x)[1:]], axis=0))
+
+        image_chunks = split(images)
+        text_chunks = split(token_ids)
 
         # Pass 1: embeddings of every chunk, no tape.
         def embed_chunk(i, image_array, text_array):

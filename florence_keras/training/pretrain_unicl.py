@@ -9,12 +9,14 @@ import logging
 import os
 import time
 
+import tensorflow as tf
 from florence_keras.data.builtin_dataset import write_builtin_dataset
 from florence_keras.data.skip_counter import SkipCounter
 from florence_keras.models import preset_registry
 from florence_keras.models.florence_clip import FlorenceCLIP
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
 from florence_keras.training.image_text_input import make_image_text_input_fn
+from florence_keras.training.distribution import make_strategy
 from florence_keras.training.training_stage import florence_stages
 from florence_keras.training.unicl_trainer import UniCLTrainer
 
@@ -113,8 +115,15 @@ def pretrain_unicl(
         dict: `preset_dir`, `train` (trainer result), `heldout` (scores or None), `seconds`.
     """
     start = time.time()
+    # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
+    strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
     os.makedirs(model_dir, exist_ok=True)
     builtin_paths = None
+    if train_data == BUILTIN and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ValueError(
+            "The built-in data is written by a single process; for multi-worker runs write it once with "
+            "florence_keras.data.write_builtin_dataset (or recipes/prepare_data.py) and pass --train_data."
+        )
     if train_data == BUILTIN:
         builtin_paths = ensure_builtin_dataset(os.path.join(model_dir, "data"), builtin_train, builtin_heldout,
                                                image_size, seed)
@@ -165,7 +174,7 @@ def pretrain_unicl(
             "command": command, "preset": preset, "train_data": train_data, "data_format": data_format,
             "image_size": image_size, "steps": steps, "global_batch_size": global_batch_size,
             "learning_rate": learning_rate, "warmup_steps": warmup_steps, "weight_decay": weight_decay,
-            "precision": precision, "strategy": strategy, "seed": seed,
+            "precision": precision, "strategy": type(strategy).__name__, "seed": seed,
             "builtin_train": builtin_train if builtin_paths else None,
             "builtin_heldout": builtin_heldout if builtin_paths else None,
             "final_loss": train_result.get("loss"), "train_seconds": round(train_seconds, 1),

@@ -121,8 +121,10 @@ class UniCLTrainer:
         checkpoint_every: int > 0, steps between checkpoints. Defaults to 1000.
         max_checkpoints: int, checkpoints kept. Defaults to 3.
         log_every: int > 0, steps between TensorBoard writes. Defaults to 10.
-        deterministic: bool; seed everything and enable TensorFlow op determinism (process-wide).
-        seed: int, seed of the weight initialisation and of the data (`DatasetRequest.seed`).
+        deterministic: bool; enable TensorFlow op determinism (process-wide, cannot be undone) and
+            ask make_dataset for a deterministic stream (`DatasetRequest.deterministic`).
+        seed: int; `keras.utils.set_random_seed(seed)` is called before `model_fn` (Python, NumPy and
+            TensorFlow global seeds) and the data gets it as `DatasetRequest.seed`.
         verbose: 0 (silent) or 1 (progress bar on the chief).
 
     Example:

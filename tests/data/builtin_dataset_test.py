@@ -11,7 +11,6 @@ from pycocotools.coco import COCO
 
 from florence_keras.data import labels
 from florence_keras.data.builtin_dataset import write_builtin_dataset
-from florence_keras.data.image_records import load_image_records
 from florence_keras.data.image_text_dataset import load_image_text_dataset
 from florence_keras.data.scene_generator import SceneGenerator
 from florence_keras.data.skip_counter import SkipCounter
@@ -71,8 +70,6 @@ def test_image_label_formats_read_back_with_class_labels(builtin, generator, dat
         assert example["labels"].numpy() == labels.class_label(shape).numpy()
         assert example["images"].shape == (32, 32, 3)
     assert seen == expected
-    records = list(load_image_records(builtin[data_format]["train"], data_format))
-    assert collections.Counter(r["class_names"].numpy().decode() for r in records) == expected
 
 
 def test_jpegs_show_their_scenes(builtin, generator):

@@ -68,3 +68,11 @@ def test_swap_left_right_only_touches_whole_words():
     expected = [b"a circle to the right of a star", b"Left, then right", b"leftover bright wright",
                 b"right left right"]
     assert list(image_transforms.swap_left_right(texts).numpy()) == expected
+
+
+def test_antialiasing_can_be_switched_off():
+    image = RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    smooth = image_transforms.resize_center_crop(image, 16).numpy()
+    sharp = image_transforms.resize_center_crop(image, 16, antialias=False).numpy()
+    assert smooth.shape == sharp.shape == (16, 16, 3)
+    assert smooth.std() < sharp.std()  # the filter averages the noise away

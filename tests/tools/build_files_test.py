@@ -92,6 +92,11 @@ def small_tree(tmp_path):
                 sys.path.insert(0, str(pathlib.Path(__file__).parent))
                 from toy_model import X
                 """,
+            "tests/evaluation/loader_test.py": """\
+                import importlib.util, os
+                SPEC = importlib.util.spec_from_file_location(
+                    "toy", os.path.join(os.path.dirname(os.path.dirname(__file__)), "training", "toy_model.py"))
+                """,
             "tests/data/testdata/cat.png": "png\n",
             "tests/data/reader_test.py": 'PATH = "testdata/cat.png"\n',
         },
@@ -139,6 +144,8 @@ def test_tests_get_runtime_closure_conftest_and_files(small_tree):
     assert _rule(builds["tests/BUILD"], "helpers").count("testonly = True") == 1
     # A helper beside the test, imported after the test put its own folder on sys.path.
     assert ":toy_model" in _deps(_rule(builds["tests/training/BUILD"], "trainer_test"))
+    # A helper loaded by its path, relative to a folder above the test.
+    assert "//tests/training:toy_model" in _deps(_rule(builds["tests/evaluation/BUILD"], "loader_test"))
 
 
 def test_sizes_come_from_measured_times(small_tree):

@@ -96,7 +96,7 @@ def test_mixed_precision_runs_with_float32_loss(tmp_path, precision):
 
 def test_sigterm_saves_and_stops(tmp_path):
     previous_handler = signal.getsignal(signal.SIGTERM)
-    trainer = _trainer(tmp_path, total_steps=10, checkpoint_every=100)
+    trainer = _trainer(tmp_path, total_steps=6, checkpoint_every=100)
     original_step = trainer._train_step
     calls = []
 
@@ -115,8 +115,8 @@ def test_sigterm_saves_and_stops(tmp_path):
     assert result["checkpoint"].endswith("ckpt-4")
     assert signal.getsignal(signal.SIGTERM) == previous_handler
     # Resuming continues from step 4 to the end.
-    resumed = _trainer(tmp_path, total_steps=10, checkpoint_every=100)
-    assert resumed.fit()["step"] == 10
+    resumed = _trainer(tmp_path, total_steps=6, checkpoint_every=100)
+    assert resumed.fit()["step"] == 6
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path):

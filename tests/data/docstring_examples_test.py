@@ -1,0 +1,28 @@
+"""The `Example:` blocks in the data modules' docstrings run and print what they claim."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "florence_keras.data.labels",
+    "florence_keras.data.skip_counter",
+    "florence_keras.data.image_decoding",
+    "florence_keras.data.image_transforms",
+    "florence_keras.data.file_patterns",
+    "florence_keras.data.data_format_error",
+    "florence_keras.data.tfrecord_example",
+    "florence_keras.data.scene_generator",
+    "florence_keras.data.image_records",
+    "florence_keras.data.image_text_dataset",
+    "florence_keras.data.builtin_dataset",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no docstring example"
+    assert result.failed == 0
