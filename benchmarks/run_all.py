@@ -365,7 +365,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny models, 2 rounds")
     parser.add_argument("--gpu", action="store_true", help="the accelerator benchmark only")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per group")
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads, both sides")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads, both sides (default 2; --gpu: TensorFlow's own)")
     parser.add_argument("--only", default=None, help="run the groups whose name contains this")
     parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results"),
                         help="output directory")
@@ -373,8 +374,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be >= 1. Received: --rounds={args.rounds}")
-    if args.threads < 1:
-        parser.error(f"--threads must be >= 1. Received: --threads={args.threads}")
+    if args.threads is None:
+        args.threads = 0 if args.gpu else 2
+    if args.threads < 0:
+        parser.error(f"--threads must be >= 0. Received: --threads={args.threads}")
     rounds = args.rounds or (2 if args.quick else 5)
     target_round_s = 0.0 if args.quick else 1.0
     max_iters = 1 if args.quick else 4

@@ -23,8 +23,10 @@ import traceback
 
 
 def _configure_threads(side, threads):
+    """Same intra-op thread count on both sides (0: the framework's default, for --gpu)."""
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[name] = str(threads)
+        if threads > 0:
+            os.environ[name] = str(threads)
     # Idle OpenMP threads sleep instead of spinning. On a shared, oversubscribed machine torch's
     # default spin-waiting made Swin-T's forward 2x slower (and tiny models 4x): an artefact of
     # the neighbours, not of the library. TensorFlow's thread pool does not spin-wait long.
@@ -34,13 +36,17 @@ def _configure_threads(side, threads):
     if side == "torch":
         import torch
 
-        torch.set_num_threads(threads)
+        if threads > 0:
+            torch.set_num_threads(threads)
         torch.set_num_interop_threads(1)
     else:
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        if threads > 0:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
 
 
 def _factories(side):
