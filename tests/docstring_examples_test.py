@@ -17,6 +17,17 @@ MODULES = [
     "florence_keras.models.florence_tokenizer",
     "florence_keras.models.florence_image_converter",
     "florence_keras.models.florence_clip_preprocessor",
+    "florence_keras.data.labels",
+    "florence_keras.data.skip_counter",
+    "florence_keras.data.image_decoding",
+    "florence_keras.data.image_transforms",
+    "florence_keras.data.file_patterns",
+    "florence_keras.data.data_format_error",
+    "florence_keras.data.tfrecord_example",
+    "florence_keras.data.scene_generator",
+    "florence_keras.data.image_records",
+    "florence_keras.data.image_text_dataset",
+    "florence_keras.data.builtin_dataset",
 ]
 
 
