@@ -50,11 +50,12 @@ class WorkerError(RuntimeError):
 class Worker:
     """One spawned worker process and its pipe."""
 
-    def __init__(self, side, threads):
+    def __init__(self, side, threads, source_root=None):
         context = multiprocessing.get_context("spawn")
         self.side = side
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=worker.serve, args=(child, side, threads),
+        self.process = context.Process(target=worker.serve,
+                                       args=(child, side, threads, source_root),
                                        name=f"bench-{side}", daemon=True)
         self.process.start()
         child.close()

@@ -18,6 +18,7 @@ the cores.
 """
 
 import os
+import sys
 import time
 import traceback
 
@@ -59,15 +60,19 @@ def _factories(side):
     return tf_cases.CASES
 
 
-def serve(conn, side, threads):
+def serve(conn, side, threads, source_root=None):
     """Worker main loop (the target of a spawned process).
 
     Args:
         conn: the child end of a `multiprocessing.Pipe`.
         side: `"tf"` or `"torch"`.
         threads: int, intra-op threads (the same on both sides).
+        source_root: optional directory holding another `florence_keras` tree, imported instead
+            of the installed one (`compare_trees.py`: before/after a change, side by side).
     """
     try:
+        if source_root is not None:
+            sys.path.insert(0, source_root)
         _configure_threads(side, threads)
         factories = _factories(side)
         conn.send({"ready": True, "pid": os.getpid()})
@@ -97,6 +102,10 @@ def serve(conn, side, threads):
                 single = time.perf_counter() - start
                 info = dict(case.info())
                 info["setup_s"] = setup_s
+                if source_root is not None:
+                    import florence_keras
+
+                    info["florence_keras_file"] = florence_keras.__file__
                 conn.send({"single_s": single, "info": info})
             elif op == "run":
                 case = cases[message["key"]]

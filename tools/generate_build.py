@@ -17,7 +17,7 @@ file, the tf-keras way. Dependencies come from the modules' imports, read with `
   above it.
 * Non-Python files: a module that names a file (`"assets/x.json"`, or `"assets"` and `"x.json"`
   as separate strings, e.g. in `os.path.join`) carries it as `data`; a folder named by a whole
-  string (`"presets"`) brings all its files. Package files nobody names go to the package's
+  string (`"presets"`) brings all its files (the outermost folder named wins). Package files nobody names go to the package's
   top-level library. Tests also get repository files named by their path (`"notebooks/a.ipynb"`,
   `"README.md"`), also relative to a folder above the test; a path to a first-party `.py` file (a
   helper loaded by path, a recipe run as a subprocess) is a dependency.
@@ -386,9 +386,13 @@ def _names_file(module, path):
 
 
 def _named_folder_owners(candidates, path):
-    """Modules naming one of `path`'s folders (below the root) as a whole string, nearest first."""
+    """Modules naming one of `path`'s folders (below the root) as a whole string, outermost first.
+
+    Outermost: the module that names `presets` owns all of presets/<name>/assets/..., even when
+    another module names some `assets` folder.
+    """
     folders = path.split("/")[1:-1]
-    for folder in reversed(folders):
+    for folder in folders:
         chosen = [m for m in candidates if folder in m.strings]
         if chosen:
             return chosen

@@ -55,6 +55,7 @@ def small_tree(tmp_path):
             "florence_keras/assets/table.json": "{}\n",
             "florence_keras/NOTICE.txt": "MIT\n",
             "florence_keras/presets/tiny/config.json": "{}\n",
+            "florence_keras/presets/tiny/assets/merges.txt": "a b\n",
             "florence_keras/models/__init__.py": "from florence_keras.models.encoder import Encoder\n",
             "florence_keras/models/encoder.py": """\
                 '''Reads `assets/vocab.txt`.'''
@@ -117,6 +118,9 @@ def test_libraries_get_their_imports_and_data(small_tree):
     assert '"//florence_keras:assets/vocab.txt"' in _rule(models, "encoder")
     assert '"//florence_keras:assets/table.json"' in _rule(models, "blocks")
     assert '"//florence_keras:presets/tiny/config.json"' in _rule(models, "registry")
+    # The outermost named folder wins: registry names "presets", blocks only "assets".
+    assert '"//florence_keras:presets/tiny/assets/merges.txt"' in _rule(models, "registry")
+    assert "merges.txt" not in _rule(models, "blocks")
     top = builds["florence_keras/BUILD"]
     assert '":NOTICE.txt"' in _rule(top, "florence_keras")
     assert "exports_files([" in top and '"assets/vocab.txt",' in top
