@@ -25,6 +25,7 @@ if REPO not in sys.path:
 CASES = {
     "swin_t_forward": ("swin", {"batch": 8, "train": False}),
     "swin_t_train": ("swin", {"batch": 8, "train": True}),
+    "coswin_t_conv_forward": ("swin", {"batch": 8, "train": False, "patch_embedding": "conv"}),
     "coswin_t_conv_train": ("swin", {"batch": 8, "train": True, "patch_embedding": "conv"}),
     "text_train": ("clip_text", {"batch": 8, "train": True}),
     "florence_step_f32": ("florence_step", {"batch": 8, "dtype": "float32",

@@ -41,6 +41,9 @@ def markdown(document):
         if info:
             versions.append(f"{side} worker pid {info.get('pid')}")
     git = document.get("git", {})
+    if document.get("baseline_root"):
+        lines.append(f"Baseline tree (rows marked \"(baseline)\"): `{document['baseline_root']}`, "
+                     "run as a third worker in the same rounds.  ")
     if git.get("commit"):
         dirty = git.get("uncommitted_changes") or []
         lines.append(f"Code: commit {git['commit'][:10]}"
@@ -69,6 +72,9 @@ def markdown(document):
             best = f"{metric['best_vs_best']:.2f}" if "best_vs_best" in metric else ""
             lines.append(f"| {group['title']} | {metric['name']} | {value} | {best} | {target} "
                          f"| {met} |")
+        if "baseline_max_abs_diff" in group:
+            lines.append(f"| {group['title']} | max \\|output difference\\| baseline vs this tree "
+                         f"| {group['baseline_max_abs_diff']:.1e} | | | |")
         if "parity_max_abs_diff" in group:
             lines.append(f"| {group['title']} | max \\|pooled output difference\\| vs transformers "
                          f"| {group['parity_max_abs_diff']:.1e} | | | |")
@@ -78,6 +84,20 @@ def markdown(document):
         lines.append(f"| Gradient cache, chunk {memory['chunk']} | {ratio['name']} | "
                      f"**{ratio['value']:.2f}** | | ≤ {ratio['target']:.2f}× | "
                      f"{'yes' if ratio['met'] else '**no**'} |")
+    pairs = []
+    for group in document.get("groups", []):
+        metrics = {m["name"]: m for m in group.get("metrics", [])}
+        for name, metric in metrics.items():
+            twin = metrics.get(name + " (baseline)")
+            if twin is not None:
+                pairs.append((group["title"], metric, twin))
+    if pairs:
+        lines += ["", "## Baseline tree vs this tree, same rounds", "",
+                  "| benchmark | metric | baseline | this tree | target |", "|---|---|---|---|---|"]
+        for title, metric, twin in pairs:
+            after, target, _ = _fmt_ratio(metric)
+            before, _, _ = _fmt_ratio(twin)
+            lines.append(f"| {title} | {metric['name']} | {before} | {after} | {target} |")
     lines += ["", "## Per case", "",
               "| benchmark | case | median ms | min ms | max ms | items/s | GFLOP/s | iters/round |",
               "|---|---|---|---|---|---|---|---|"]

@@ -88,6 +88,44 @@ class Worker:
                 self.process.join(10)
 
 
+BASELINE_SIDE = "tf_baseline"
+BASELINE_SUFFIX = " (baseline)"
+BASELINE_KINDS = ("swin", "clip_text", "florence_step")
+
+
+def add_baseline(groups, root):
+    """Adds to each group a twin of every florence_keras model member run from tree `root`.
+
+    The twin (label + `BASELINE_SUFFIX`) runs in a third worker that imports `root`'s
+    florence_keras; every metric that names a twinned member is repeated for the twin. Before and
+    after a change are then measured in the same interleaved rounds, against the same reference.
+    """
+    result = []
+    for group in groups:
+        group = dict(group)
+        twins = {}
+        members = list(group["members"])
+        for member in group["members"]:
+            if member["side"] == "tf" and member.get("kind") in BASELINE_KINDS:
+                twin = dict(member, side=BASELINE_SIDE, label=member["label"] + BASELINE_SUFFIX)
+                twin.pop("key", None)
+                twin["spec"] = dict(member["spec"])
+                twins[member["label"]] = twin["label"]
+                members.append(twin)
+        metrics = list(group["metrics"])
+        for metric in group["metrics"]:
+            names = {k: metric[k] for k in ("num", "den", "step", "peak") if k in metric}
+            if any(v in twins for v in names.values()):
+                twin = dict(metric, name=metric["name"] + BASELINE_SUFFIX)
+                twin.update({k: twins.get(v, v) for k, v in names.items()})
+                metrics.append(twin)
+        group["members"], group["metrics"] = members, metrics
+        if group.get("parity") and group["parity"][0] in twins:
+            group["baseline_parity"] = [twins[group["parity"][0]], group["parity"][0]]
+        result.append(group)
+    return result
+
+
 def _member_key(group, member):
     return member.get("reuse") or member.get("key") or f"{group['name']}/{member['label']}"
 
@@ -265,6 +303,11 @@ def run_group(group, workers, known, rounds, target_round_s, max_iters, log, war
         flat_a = [v for row in a for v in row]
         flat_b = [v for row in b for v in row]
         result["parity_max_abs_diff"] = max(abs(x - y) for x, y in zip(flat_a, flat_b))
+    twin = group.get("baseline_parity")
+    if twin and all(p in infos and "output" in infos[p] for p in twin):
+        a, b = (infos[p]["output"] for p in twin)
+        result["baseline_max_abs_diff"] = max(
+            abs(x - y) for row_a, row_b in zip(a, b) for x, y in zip(row_a, row_b))
     result["load_average"] = _summary(round_loads) if round_loads else None
     result["wall_s"] = time.perf_counter() - started
     return result
@@ -372,6 +415,10 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results"),
                         help="output directory")
     parser.add_argument("--work-dir", default=None, help="scratch directory (default: a temp dir)")
+    parser.add_argument("--baseline-root", default=None,
+                        help="a directory holding another florence_keras/ tree (e.g. before a "
+                             "change): its CoSwin and Florence-step cases run as extra members "
+                             "of the same rounds, every metric is reported for both")
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be >= 1. Received: --rounds={args.rounds}")
@@ -394,11 +441,14 @@ def main(argv=None):
         groups, memory = plan_lib.build_gpu_plan(args.quick), None
     else:
         groups, memory = plan_lib.build_plan(args.quick, work_dir, args.only)
+    if args.baseline_root:
+        groups = add_baseline(groups, os.path.abspath(args.baseline_root))
     sides = sorted({m["side"] for g in groups for m in g["members"]})
     document = {
         "command": "python benchmarks/run_all.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": "gpu" if args.gpu else ("quick" if args.quick else "full"),
+        "baseline_root": args.baseline_root,
         "rounds": rounds, "threads": args.threads, "machine": _machine_info(),
         "git": _git_state(), "load_average_start": os.getloadavg(), "groups": [],
         "workers": {}, "errors": [],
@@ -416,7 +466,11 @@ def main(argv=None):
         for side in sides:
             log(f"starting the {side} worker")
             try:
-                workers[side] = Worker(side, args.threads)
+                if side == BASELINE_SIDE:
+                    workers[side] = Worker("tf", args.threads,
+                                           source_root=os.path.abspath(args.baseline_root))
+                else:
+                    workers[side] = Worker(side, args.threads)
                 document["workers"][side] = workers[side].info
             except WorkerError as error:
                 document["errors"].append(f"{side} worker: {error}")

@@ -79,27 +79,38 @@ def _foldable(norm, dense):
     )
 
 
-def normalized_dense(x_hat, norm, dense):
+def normalized_dense(x_hat, norm, dense, output_scale=None):
     """`dense(γ x̂ + β)` with the LayerNorm affine folded into `dense`'s weights.
 
     Args:
         x_hat: standardised rows `(M, C)` (see `standardize`), any float dtype.
         norm: the `LayerNormalization` whose `gamma`/`beta` belong to `x_hat`.
         dense: a built `keras.layers.Dense` without activation, kernel `(C, N)`.
+        output_scale: optional `(s, k)`: the first `k` outputs are multiplied by
+            `s` (attention's query scale), folded into the weights too.
 
     Returns:
         `(M, N)` tensor in `dense.compute_dtype`.
     """
     dtype = dense.compute_dtype
+    scale = None
+    if output_scale is not None:
+        factor, count = output_scale
+        width = dense.units
+        scale = ops.convert_to_tensor([float(factor)] * count + [1.0] * (width - count))
     if not _foldable(norm, dense):
-        return dense(apply_affine(x_hat, norm))
+        y = dense(apply_affine(x_hat, norm))
+        return y if scale is None else y * ops.cast(scale, y.dtype)
     kernel = ops.cast(dense.kernel, "float32")
+    if scale is not None:
+        kernel = kernel * scale
     gamma = ops.cast(norm.gamma, "float32")
     beta = ops.cast(norm.beta, "float32")
     folded_kernel = ops.cast(ops.expand_dims(gamma, 1) * kernel, dtype)
     folded_bias = ops.matmul(ops.expand_dims(beta, 0), kernel)[0]
     if dense.bias is not None:
-        folded_bias = folded_bias + ops.cast(dense.bias, "float32")
+        bias = ops.cast(dense.bias, "float32")
+        folded_bias = folded_bias + (bias if scale is None else bias * scale)
     y = ops.matmul(ops.cast(x_hat, dtype), folded_kernel)
     return ops.add(y, ops.cast(folded_bias, dtype))
 

@@ -139,15 +139,26 @@ class SwinTransformerBlock(keras.layers.Layer):
         mask = window_utils.shifted_window_mask(padded, window, shift)
         return window, shift, padded, mask
 
+    def _residual(self, x, branch, tokens, training):
+        """`x + drop_path(branch)` on `(rows, channels)`; reshaped per example only
+        when stochastic depth is active, so that at inference the add stays next to
+        the projection's MatMul + BiasAdd and fuses into it."""
+        if training and self.drop_path > 0:
+            branch = ops.reshape(branch, (-1, tokens, self.hidden_dim))
+            branch = ops.reshape(self.drop_path_layer(branch, training=training),
+                                 (-1, self.hidden_dim))
+        return x + branch
+
     def call(self, inputs, training=None):
         spatial = self._check_shape(inputs.shape)
         window, shift, padded, mask = self.geometry(spatial)
         axes = tuple(range(1, len(spatial) + 1))
         channels = self.hidden_dim
         tokens = int(np.prod(spatial))
-        # The residual stream as (batch, tokens, channels) and the projections on
-        # 2-D rows: reshapes are free, and 2-D MatMul + BiasAdd (+ GELU) fuse.
-        x = ops.reshape(inputs, (-1, tokens, channels))
+        # The residual stream as rows (batch * tokens, channels): reshapes are
+        # free, and every projection is a 2-D MatMul that oneDNN fuses with its
+        # BiasAdd (+ GELU, + residual add at inference).
+        x = ops.reshape(inputs, (-1, channels))
         x_hat = fused_ops.standardize(x, self.layer_norm_epsilon)
         # Swin pads *after* the norm (padded tokens are zeros), so the norm's
         # affine can move into the qkv projection only when nothing is padded.
@@ -160,27 +171,27 @@ class SwinTransformerBlock(keras.layers.Layer):
         y = window_utils.pad_to_window(y, spatial, window)
         if any(shift):
             y = ops.roll(y, shift=[-s for s in shift], axis=axes)
-        windows = window_utils.window_partition(y, padded, window)
-        windows = self.attention(
-            windows,
+        # Windows, heads and back in two transposes (WindowAttention.attend_map).
+        y = self.attention.attend_map(
+            y,
+            window_size=window,
             attention_mask=None if mask is None else ops.convert_to_tensor(mask),
-            window_size=window if window != self.window_size else None,
             training=training,
             input_norm=self.norm_before if fold else None,
         )
-        y = window_utils.window_reverse(windows, padded, window)
         if any(shift):
             y = ops.roll(y, shift=list(shift), axis=axes)
         if padded != spatial:
             y = y[(slice(None),) + tuple(slice(0, e) for e in spatial)]
-        x = x + self.drop_path_layer(ops.reshape(y, (-1, tokens, channels)), training=training)
+        y = self.attention.project(ops.reshape(y, (-1, channels)), training=training)
+        x = self._residual(x, y, tokens, training)
 
-        rows = ops.reshape(fused_ops.standardize(x, self.layer_norm_epsilon), (-1, channels))
-        y = fused_ops.normalized_dense(rows, self.norm_after, self.mlp_dense_1)
+        y = fused_ops.standardize(x, self.layer_norm_epsilon)
+        y = fused_ops.normalized_dense(y, self.norm_after, self.mlp_dense_1)
         y = fused_ops.gelu(y, training=bool(training))
         y = self.mlp_dropout(y, training=training)
         y = self.mlp_dropout(self.mlp_dense_2(y), training=training)
-        x = x + self.drop_path_layer(ops.reshape(y, (-1, tokens, channels)), training=training)
+        x = self._residual(x, y, tokens, training)
         return ops.reshape(x, (-1,) + spatial + (channels,))
 
     def compute_output_shape(self, input_shape):

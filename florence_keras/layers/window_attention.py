@@ -108,31 +108,28 @@ class WindowAttention(keras.layers.Layer):
         bias = ops.reshape(bias, (n, n, self.num_heads))
         return ops.transpose(bias, (2, 0, 1))
 
-    def call(
-        self,
-        windows,
-        attention_mask=None,
-        window_size=None,
-        training=None,
-        input_norm=None,
-    ):
-        n = windows.shape[1]
-        heads, head_dim = self.num_heads, self.head_dim
-        # Tokens as the rows of one matrix: a 2-D MatMul + BiasAdd that oneDNN fuses.
-        rows = ops.reshape(windows, (-1, self.hidden_dim))
+    def _project_qkv(self, rows, input_norm):
+        """Queries, keys and values `(M, 3 * hidden_dim)` of token rows.
+
+        Returns:
+            `(qkv, query_scaled)`: with `input_norm` the query scale is folded into
+            the weights together with the norm's affine.
+        """
         if input_norm is None:
-            qkv = self.qkv(rows)
-        else:
-            qkv = fused_ops.normalized_dense(rows, input_norm, self.qkv)
-        qkv = ops.reshape(qkv, (-1, n, 3, heads, head_dim))
-        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B*nW, heads, N, d)
+            return self.qkv(rows), False
+        return fused_ops.normalized_dense(
+            rows, input_norm, self.qkv, output_scale=(self.scale, self.hidden_dim)), True
+
+    def _attend(self, qkv, query_scaled, attention_mask, window_size, training):
+        """Attention of `(3, B * nW, heads, N, d)` projections -> `(B * nW, heads, N, d)`."""
+        n, heads = qkv.shape[-2], self.num_heads
         # Unstacking the leading axis is a view, and its gradient is one stack:
         # indexing qkv[0], qkv[1], qkv[2] would scatter three full-size
         # gradients and add them (10% of a CoSwin-T training step).
         query, key, value = ops.unstack(qkv, 3, axis=0)
-        scores = ops.matmul(
-            query * ops.cast(self.scale, query.dtype), ops.swapaxes(key, -1, -2)
-        )
+        if not query_scaled:
+            query = query * ops.cast(self.scale, query.dtype)
+        scores = ops.matmul(query, ops.swapaxes(key, -1, -2))
         # Softmax in float32 under mixed precision; the position bias and the
         # shifted-window mask are added together in one pass.
         scores = ops.cast(scores, "float32")
@@ -146,10 +143,75 @@ class WindowAttention(keras.layers.Layer):
             scores = ops.reshape(scores, (-1, heads, n, n))
         probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         probs = self.attention_dropout_layer(probs, training=training)
-        context = ops.matmul(probs, value)  # (B*nW, heads, N, d)
+        return ops.matmul(probs, value)
+
+    def call(
+        self,
+        windows,
+        attention_mask=None,
+        window_size=None,
+        training=None,
+        input_norm=None,
+    ):
+        n = windows.shape[1]
+        # Tokens as the rows of one matrix: a 2-D MatMul + BiasAdd that oneDNN fuses.
+        qkv, scaled = self._project_qkv(ops.reshape(windows, (-1, self.hidden_dim)), input_norm)
+        qkv = ops.reshape(qkv, (-1, n, 3, self.num_heads, self.head_dim))
+        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B*nW, heads, N, d)
+        context = self._attend(qkv, scaled, attention_mask, window_size, training)
         context = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, self.hidden_dim))
-        outputs = self.projection_dropout_layer(self.projection(context), training=training)
-        return ops.reshape(outputs, (-1, n, self.hidden_dim))
+        return ops.reshape(self.project(context, training=training), (-1, n, self.hidden_dim))
+
+    def attend_map(self, x, window_size=None, attention_mask=None, training=None,
+                   input_norm=None):
+        """Window attention over a whole map, before the output projection.
+
+        Equal to partitioning `x` into windows, `call`, and putting the windows
+        back, but with fewer copies: the window partition and the head split are
+        one transpose of the query/key/value tensor, the head merge and the window
+        merge one transpose of the context; the output projection is left to
+        `project`, which can then work on the map's rows (its bias and the
+        residual add fuse into the matrix product).
+
+        Args:
+            x: `(batch, *spatial, hidden_dim)`, each spatial extent a multiple of
+                `window_size` (already padded and shifted).
+            window_size: tuple, the window used (default: the table's).
+            attention_mask: optional `(num_windows, N, N)` additive mask.
+            training: bool.
+            input_norm: as in `call`.
+
+        Returns:
+            `(batch, *spatial, hidden_dim)` attention context, heads concatenated.
+        """
+        window = tuple(window_size or self.window_size)
+        spatial = tuple(x.shape[1:-1])
+        rank = len(spatial)
+        grid = [extent // w for extent, w in zip(spatial, window)]
+        heads, head_dim = self.num_heads, self.head_dim
+        qkv, scaled = self._project_qkv(ops.reshape(x, (-1, self.hidden_dim)), input_norm)
+        shape = [-1]
+        for g, w in zip(grid, window):
+            shape += [g, w]
+        qkv = ops.reshape(qkv, shape + [3, heads, head_dim])
+        # (B, g1, w1, g2, w2, 3, heads, d) -> (3, B, g1, g2, heads, w1, w2, d)
+        perm = [1 + 2 * rank, 0] + [1 + 2 * i for i in range(rank)] + [2 + 2 * rank]
+        perm += [2 + 2 * i for i in range(rank)] + [3 + 2 * rank]
+        qkv = ops.reshape(ops.transpose(qkv, perm), (3, -1, heads, int(np.prod(window)), head_dim))
+        context = self._attend(qkv, scaled, attention_mask,
+                               window if window != self.window_size else None, training)
+        # (B, g1, g2, heads, w1, w2, d) -> (B, g1, w1, g2, w2, heads, d)
+        context = ops.reshape(context, [-1] + grid + [heads] + list(window) + [head_dim])
+        perm = [0]
+        for i in range(rank):
+            perm += [1 + i, rank + 2 + i]
+        perm += [rank + 1, 2 * rank + 2]
+        context = ops.transpose(context, perm)
+        return ops.reshape(context, (-1,) + spatial + (self.hidden_dim,))
+
+    def project(self, context, training=None):
+        """The output projection (+ dropout) of `attend_map`'s context, any leading shape."""
+        return self.projection_dropout_layer(self.projection(context), training=training)
 
     def compute_output_shape(self, input_shape):
         return input_shape

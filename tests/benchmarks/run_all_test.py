@@ -119,6 +119,22 @@ def test_report_renders_targets_memory_and_a_load_warning():
     assert "| 4096 | no cache | too big |" in text
 
 
+def test_baseline_twins_members_and_metrics():
+    group = _group()
+    group["members"][1]["kind"] = "swin"
+    (twinned,) = run_all.add_baseline([group], "/tmp/before")
+    labels = [m["label"] for m in twinned["members"]]
+    assert labels == ["ref", "ours", "peak", "ours (baseline)"]
+    twin = twinned["members"][-1]
+    assert twin["side"] == run_all.BASELINE_SIDE and twin["spec"] == group["members"][1]["spec"]
+    metrics = {m["name"]: m for m in twinned["metrics"]}
+    assert metrics["speed-up (baseline)"]["den"] == "ours (baseline)"
+    assert metrics["mfu (baseline)"]["step"] == "ours (baseline)"
+    assert metrics["items (baseline)"]["num"] == "ours (baseline)"
+    assert twinned["baseline_parity"] == ["ours (baseline)", "ours"]
+    assert len(group["members"]) == 3  # the input plan is not modified
+
+
 def test_plan_covers_the_issue():
     groups, memory = plan_lib.build_plan(quick=False, work_dir="/tmp/x")
     names = {g["name"] for g in groups}
