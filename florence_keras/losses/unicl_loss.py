@@ -90,7 +90,7 @@ def _check_inputs(image_embeddings, text_embeddings, labels, logit_scale):
         )
 
 
-def unicl_anchor_losses(image_embeddings, text_embeddings, labels, logit_scale):
+def unicl_anchor_losses(image_embeddings, text_embeddings, labels, logit_scale, block_size=None):
     """Per-anchor UniCL loss terms ℓ_i = ℓ^i2t_i + ℓ^t2i_i of the local anchors.
 
     Inside a replica context with several replicas the negatives (and positives) span the global batch
@@ -102,6 +102,9 @@ def unicl_anchor_losses(image_embeddings, text_embeddings, labels, logit_scale):
         text_embeddings: float tensor [b, D], L2-normalised text embeddings; row i pairs with image i.
         labels: integer tensor [b]; examples with equal labels are positives of each other.
         logit_scale: scalar float tensor s (already exponentiated and clipped).
+        block_size: optional int. When set (TensorFlow backend), the anchors are processed this many at
+            a time with a closed-form gradient (`blockwise_unicl.py`): memory O(block_size · B) instead
+            of O(b · B), same values to float rounding. The gradient cache uses it for big batches.
 
     Returns:
         A tuple `(anchor_losses, global_batch_size)`: float32 [b] tensor of ℓ_i for the local anchors,
@@ -131,6 +134,20 @@ def unicl_anchor_losses(image_embeddings, text_embeddings, labels, logit_scale):
         all_images, all_texts = context.all_gather([image_embeddings, text_embeddings], axis=0)
         all_labels = context.all_gather(labels, axis=0)
 
+    global_batch_size = ops.shape(all_labels)[0]
+    if block_size is not None:
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                "`block_size` needs the TensorFlow backend. "
+                f"Received: block_size={block_size!r} with backend {keras.backend.backend()!r}"
+            )
+        from florence_keras.losses.blockwise_unicl import blockwise_unicl_anchor_losses
+
+        losses = blockwise_unicl_anchor_losses(
+            image_embeddings, text_embeddings, all_images, all_texts, labels, all_labels,
+            logit_scale, block_size)
+        return losses, global_batch_size
+
     # Rows: local anchors; columns: the global batch.
     logits_i2t = logit_scale * ops.matmul(image_embeddings, ops.transpose(all_texts))
     logits_t2i = logit_scale * ops.matmul(text_embeddings, ops.transpose(all_images))
@@ -141,11 +158,10 @@ def unicl_anchor_losses(image_embeddings, text_embeddings, labels, logit_scale):
     num_positives = ops.maximum(ops.sum(positives, axis=1), 1.0)
     i2t = -ops.sum(positives * ops.log_softmax(logits_i2t, axis=1), axis=1) / num_positives
     t2i = -ops.sum(positives * ops.log_softmax(logits_t2i, axis=1), axis=1) / num_positives
-    global_batch_size = ops.shape(all_labels)[0]
     return i2t + t2i, global_batch_size
 
 
-def unicl_loss(image_embeddings, text_embeddings, labels, logit_scale):
+def unicl_loss(image_embeddings, text_embeddings, labels, logit_scale, block_size=None):
     """UniCL loss L = L_i2t + L_t2i over the global batch (SPEC §1).
 
     Positives of an anchor are all examples with its label (identical texts / same class); each anchor
@@ -163,6 +179,7 @@ def unicl_loss(image_embeddings, text_embeddings, labels, logit_scale):
         text_embeddings: float tensor [b, D], L2-normalised text embeddings; row i pairs with image i.
         labels: integer tensor [b] of label keys (int64 text/class hashes).
         logit_scale: scalar float tensor, the (exponentiated, clipped) logit scale s.
+        block_size: optional int: compute `block_size` anchors at a time (see `unicl_anchor_losses`).
 
     Returns:
         A float32 scalar tensor.
@@ -175,7 +192,7 @@ def unicl_loss(image_embeddings, text_embeddings, labels, logit_scale):
     0.6265
     """
     anchor_losses, global_batch_size = unicl_anchor_losses(
-        image_embeddings, text_embeddings, labels, logit_scale
+        image_embeddings, text_embeddings, labels, logit_scale, block_size=block_size
     )
     return ops.sum(anchor_losses) / ops.cast(global_batch_size, "float32")
 

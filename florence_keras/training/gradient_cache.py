@@ -77,8 +77,10 @@ class GradientCache:
 
     The result equals the full-batch gradient up to float rounding (tests/training/gradient_cache_test.py),
     while activation memory is that of one chunk: both passes run in `tf.while_loop`s with
-    `parallel_iterations=1`, so only one chunk is in flight. What still grows with B: the input batch,
-    the [B, D] embeddings and their gradients, and the loss's [B, global B] logits.
+    `parallel_iterations=1`, so only one chunk is in flight. The loss of step 2 runs `loss_block_size`
+    anchors at a time with a closed-form gradient (`losses/blockwise_unicl.py`), so it never holds the
+    [B, global B] logits either. What still grows with B: the input batch, the [B, D] embeddings and their
+    gradients, and [loss_block_size, global B] blocks.
 
     Randomness: pass 2 must reproduce pass 1 exactly (same dropout / drop-path masks). Keras layers draw
     randomness from `keras.random.SeedGenerator` states, which are non-trainable variables of the model;
@@ -91,6 +93,7 @@ class GradientCache:
     Args:
         model: a FlorenceBackbone-like model (embed_images, embed_texts, log_logit_scale).
         chunk_size: int > 0; the per-replica batch must be a multiple of it.
+        loss_block_size: int > 0, anchors per block of the loss (default: `chunk_size`).
 
     Example:
 
@@ -98,12 +101,18 @@ class GradientCache:
     >>> loss, grads = cache(batch)                   # doctest: +SKIP
     """
 
-    def __init__(self, model, chunk_size):
+    def __init__(self, model, chunk_size, loss_block_size=None):
         _check_model(model)
         if not isinstance(chunk_size, int) or chunk_size <= 0:
             raise ValueError(f"`chunk_size` must be a positive int. Received: chunk_size={chunk_size!r}")
+        if loss_block_size is None:
+            loss_block_size = chunk_size
+        if not isinstance(loss_block_size, int) or loss_block_size <= 0:
+            raise ValueError(
+                f"`loss_block_size` must be a positive int. Received: loss_block_size={loss_block_size!r}")
         self.model = model
         self.chunk_size = chunk_size
+        self.loss_block_size = loss_block_size
 
     def __call__(self, batch, scale_loss=None):
         """Computes `(loss, gradients)` like `full_batch_gradients`, chunk by chunk.
@@ -169,7 +178,7 @@ class GradientCache:
         # Loss over the whole batch (the cross-replica gather happens here, once), and its gradients.
         with tf.GradientTape() as tape:
             tape.watch([u, v])
-            loss = unicl_loss(u, v, labels, logit_scale_from(model))
+            loss = unicl_loss(u, v, labels, logit_scale_from(model), block_size=self.loss_block_size)
             scaled = scale_loss(loss) if scale_loss is not None else loss
         du, dv, d_log_scale = tape.gradient(scaled, [u, v, model.log_logit_scale])
         du = tf.reshape(du, [num_chunks, self.chunk_size, -1])

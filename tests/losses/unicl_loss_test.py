@@ -190,8 +190,12 @@ def test_bad_inputs_raise_clear_errors():
 # Replica equivalence: 2 replicas × b against one device × 2b.
 
 
-def _replica_equivalence_errors():
-    """Returns (loss error, max gradient error, loss) of 2 replicas × b against 1 device × 2b."""
+def _replica_equivalence_errors(block_size=None):
+    """Returns (loss error, max gradient error, loss) of 2 replicas × b against 1 device × 2b.
+
+    The replicas compute the loss `block_size` anchors at a time when it is set; the single device
+    always uses the dense path.
+    """
     rng = np.random.default_rng(7)
     b, f, d = 6, 10, 8
     features_i = rng.normal(size=(2 * b, f)).astype("float32")
@@ -202,10 +206,10 @@ def _replica_equivalence_errors():
     w_t0 = rng.normal(size=(f, d)).astype("float32")
     log_scale0 = np.float32(np.log(1 / 0.07))
 
-    def loss_fn(w_i, w_t, log_scale, xi, xt, y):
+    def loss_fn(w_i, w_t, log_scale, xi, xt, y, block=None):
         u = tf.math.l2_normalize(tf.matmul(xi, w_i), axis=1)
         v = tf.math.l2_normalize(tf.matmul(xt, w_t), axis=1)
-        return unicl_loss(u, v, y, tf.exp(log_scale))
+        return unicl_loss(u, v, y, tf.exp(log_scale), block_size=block)
 
     # One device, global batch 2b.
     w_i, w_t, log_scale = tf.Variable(w_i0), tf.Variable(w_t0), tf.Variable(log_scale0)
@@ -235,7 +239,7 @@ def _replica_equivalence_errors():
     def step(xi, xt, y):
         def replica_fn(xi, xt, y):
             with tf.GradientTape() as tape:
-                loss = loss_fn(mw_i, mw_t, mlog, xi, xt, y)
+                loss = loss_fn(mw_i, mw_t, mlog, xi, xt, y, block=block_size)
             return loss, tape.gradient(loss, [mw_i, mw_t, mlog])
 
         losses, grads = strategy.run(replica_fn, args=(xi, xt, y))
@@ -250,21 +254,23 @@ def _replica_equivalence_errors():
     return loss_error, grad_error, float(loss_single)
 
 
-def test_two_replicas_equal_one_device_with_double_batch():
+@pytest.mark.parametrize("block_size", [None, 4])
+def test_two_replicas_equal_one_device_with_double_batch(block_size):
     if len(tf.config.list_logical_devices("CPU")) < 2:
         # TensorFlow was initialised by another test module before this one could split the CPU.
         result = subprocess.run(
-            [sys.executable, __file__], capture_output=True, text=True, timeout=300,
+            [sys.executable, __file__, str(block_size or 0)], capture_output=True, text=True,
+            timeout=300,
             env={**os.environ, "PYTHONPATH": os.getcwd()},
         )
         assert result.returncode == 0, result.stderr[-3000:]
         loss_error, grad_error = (float(x) for x in result.stdout.split()[-2:])
     else:
-        loss_error, grad_error, _ = _replica_equivalence_errors()
+        loss_error, grad_error, _ = _replica_equivalence_errors(block_size)
     assert loss_error < 1e-5, loss_error
     assert grad_error < 1e-5, grad_error
 
 
 if __name__ == "__main__":
-    errors = _replica_equivalence_errors()
+    errors = _replica_equivalence_errors(int(sys.argv[1]) or None if len(sys.argv) > 1 else None)
     print(errors[0], errors[1])
