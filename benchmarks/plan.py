@@ -24,8 +24,8 @@ CLIP_TEXT_TINY = {"vocab_size": 1000, "hidden_size": 32, "intermediate_size": 64
                   "eos_token_id": 999, "bos_token_id": 998, "pad_token_id": 1}
 
 # The gradient-cache memory model: small towers at 32x32 so that B = 4,096 runs on 2 cores in
-# seconds; what grows with B (inputs, [B, D] embeddings, the loss's [B, B] logits) does not depend
-# on the towers, and projection_dim is Florence-T's 512.
+# seconds; what grows with B (inputs, [B, D] embeddings, the loss's logits: [B, B] without the
+# cache, [chunk, B] blocks with it) does not depend on the towers, and projection_dim is Florence-T's 512.
 MEMORY_MODEL = {
     "image_encoder": {"embed_dim": 32, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4,
                       "drop_path_rate": 0.0, "patch_embedding": "conv", "image_shape": [32, 32, 3]},

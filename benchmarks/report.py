@@ -121,7 +121,8 @@ def markdown(document):
                   "", "One subprocess per row; model: "
                   + ("the tiny test config" if "preset" in memory["config"] else
                      "small towers at 32×32 (what grows with B — inputs, [B, D] embeddings, the "
-                     "loss's [B, B] logits — does not depend on the towers), projection 512")
+                     "loss's logits: [B, B] without the cache, [chunk, B] blocks with it — does not "
+                     "depend on the towers), projection 512")
                   + ".", "",
                   "| batch | mode | peak RSS MiB | RSS after build MiB | inputs MiB | step s (incl. trace) |",
                   "|---|---|---|---|---|---|"]
