@@ -1,0 +1,103 @@
+"""`FineTuneTrainer`: linear head on pretraining's loop, layer-decay optimizer, exact resume; label mapping."""
+
+import doctest
+import importlib
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from florence_keras.data import labels as labels_lib
+from florence_keras.training.classification_finetune import class_index_labels
+from florence_keras.training.finetune_trainer import FineTuneTrainer
+from florence_keras.training.layerwise_lr_decay import LayerwiseDecayAdamW
+from florence_keras.training.linear_head_classifier import LinearHeadClassifier
+
+IMAGE_SIZE, BATCH, NUM_CLASSES = 32, 4, 3
+
+
+def _model_fn(head):
+    def model_fn():
+        from florence_keras.models import presets
+
+        backbone = presets.tiny_test_backbone(image_size=IMAGE_SIZE)
+        return LinearHeadClassifier(backbone, NUM_CLASSES) if head == "linear" else backbone
+
+    return model_fn
+
+
+def _make_dataset(request):
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(4 * BATCH, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")
+    labels = np.arange(4 * BATCH, dtype=np.int64) % NUM_CLASSES
+    images += labels[:, None, None, None].astype("float32")  # learnable: the class shifts the pixels
+    tokens = np.zeros((4 * BATCH, 77), np.int32)
+    return tf.data.Dataset.from_tensor_slices({"images": images, "token_ids": tokens, "labels": labels}).repeat(
+    ).batch(request.batch_size, drop_remainder=True)
+
+
+def _trainer(model_dir, total_steps, head="linear"):
+    # end_learning_rate == peak: a constant learning rate, so runs of different total_steps share the schedule.
+    return FineTuneTrainer(
+        _model_fn(head), _make_dataset, head=head, layer_decay=0.7, model_dir=str(model_dir),
+        total_steps=total_steps, global_batch_size=BATCH, peak_learning_rate=1e-3, end_learning_rate=1e-3,
+        checkpoint_every=2, image_size=IMAGE_SIZE, deterministic=True, seed=3, verbose=0,
+    )
+
+
+def test_linear_head_trains_and_resumes_exactly(tmp_path):
+    straight = _trainer(tmp_path / "straight", 4)
+    assert isinstance(straight.optimizer, LayerwiseDecayAdamW)
+    # Text tower, projections and logit scale are frozen; the head is at the full learning rate.
+    paths = [v.path for v in straight.model.trainable_variables]
+    assert not any(p.startswith(("image_projection", "text_projection", "logit_scale", "block_")) for p in paths)
+    assert straight.lr_multipliers[paths.index("head/kernel")] == 1.0
+    assert min(straight.lr_multipliers) == pytest.approx(0.7**4)  # the stem of CoSwin depths (1, 2)
+    start_kernel = straight.model.head.kernel.numpy().copy()
+    result = straight.fit()
+    assert result["step"] == 4 and math.isfinite(result["loss"])
+    assert result["loss"] < math.log(NUM_CLASSES)  # the zero-initialised head starts at log C
+    assert not np.array_equal(straight.model.head.kernel.numpy(), start_kernel)
+
+    first_half = _trainer(tmp_path / "resumed", 2).fit()
+    assert first_half["step"] == 2
+    resumed = _trainer(tmp_path / "resumed", 4)
+    assert resumed.fit()["step"] == 4
+    for a, b in zip(straight.model.variables, resumed.model.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_unicl_head_keeps_the_unicl_step():
+    trainer = FineTuneTrainer(
+        _model_fn("unicl"), _make_dataset, head="unicl", layer_decay=0.5, model_dir="/tmp/unused_finetune_dir",
+        total_steps=2, global_batch_size=BATCH, image_size=IMAGE_SIZE, verbose=0,
+    )
+    assert trainer._gradient_cache is None  # UniCLTrainer's own full-batch UniCL step
+    paths = [v.path for v in trainer.model.trainable_variables]
+    assert "text_projection/kernel" in paths
+    assert trainer.lr_multipliers[paths.index("text_projection/kernel")] == 1.0
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="head"):
+        FineTuneTrainer(_model_fn("unicl"), _make_dataset, head="mlp", model_dir="/tmp/x", total_steps=1,
+                        global_batch_size=BATCH)
+    with pytest.raises(ValueError, match="chunk_size"):
+        FineTuneTrainer(_model_fn("linear"), _make_dataset, head="linear", chunk_size=2, model_dir="/tmp/x",
+                        total_steps=1, global_batch_size=BATCH)
+
+
+def test_class_index_labels_eager_and_in_tf_data():
+    names = ["circle", "square", "star"]
+    hashes = labels_lib.class_label(["star", "circle", "square", "star"])
+    np.testing.assert_array_equal(class_index_labels(hashes, names).numpy(), [2, 0, 1, 2])
+    dataset = tf.data.Dataset.from_tensor_slices(hashes).batch(2).map(lambda h: class_index_labels(h, names))
+    np.testing.assert_array_equal(np.concatenate([b.numpy() for b in dataset]), [2, 0, 1, 2])
+
+
+@pytest.mark.parametrize("name", ["florence_keras.training.layerwise_lr_decay",
+                                  "florence_keras.training.linear_head_classifier"])
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
