@@ -20,6 +20,7 @@ from florence_keras.training.gradient_cache import full_batch_gradients
 from florence_keras.training.gradient_cache import logit_scale_from
 from florence_keras.training.non_finite_loss_error import NonFiniteLossError
 from florence_keras.training.optimizer_factory import make_optimizer
+from florence_keras.training.training_checkpoint import CheckpointSaveError
 from florence_keras.training.training_checkpoint import TrainingCheckpoint
 from florence_keras.training.training_stage import TrainingStage
 
@@ -93,6 +94,11 @@ class UniCLTrainer:
       dataset and skips the batches already consumed. With `deterministic=True` (seeded init, TF op
       determinism, a deterministic dataset) a run killed at any point and resumed ends with the same
       weights as an uninterrupted run.
+    * Crash safety: a checkpoint that can't be restored (cut by SIGKILL or a full disk, truncated, corrupt) is
+      skipped with a WARNING and the previous one restored (`TrainingCheckpoint.restore_latest`). A periodic
+      save that fails (ENOSPC, an I/O error) is logged as an ERROR and training goes on — the next save retries —
+      unless `max_failed_saves` saves in a row failed; a failed final or SIGTERM save raises
+      `CheckpointSaveError`. Either way the previous checkpoint stays usable (docs/reliability_training.md).
     * A NaN/Inf loss raises `NonFiniteLossError` naming the step; that state is not saved, so the last
       checkpoint is the last good one.
     * TensorBoard scalars (loss, learning_rate, logit_scale, samples_per_second) in `model_dir/tensorboard`
@@ -120,6 +126,8 @@ class UniCLTrainer:
         image_size: int, resolution of the default stage. Defaults to 224.
         checkpoint_every: int > 0, steps between checkpoints. Defaults to 1000.
         max_checkpoints: int, checkpoints kept. Defaults to 3.
+        max_failed_saves: int > 0; this many periodic checkpoint saves failing in a row stop the run with
+            `CheckpointSaveError`. Defaults to 3.
         log_every: int > 0, steps between TensorBoard writes. Defaults to 10.
         deterministic: bool; enable TensorFlow op determinism (process-wide, cannot be undone) and
             ask make_dataset for a deterministic stream (`DatasetRequest.deterministic`).
@@ -164,6 +172,7 @@ class UniCLTrainer:
         image_size=224,
         checkpoint_every=1000,
         max_checkpoints=3,
+        max_failed_saves=3,
         log_every=10,
         deterministic=False,
         seed=0,
@@ -181,6 +190,7 @@ class UniCLTrainer:
             ("global_batch_size", global_batch_size),
             ("checkpoint_every", checkpoint_every),
             ("log_every", log_every),
+            ("max_failed_saves", max_failed_saves),
         ):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
@@ -224,6 +234,7 @@ class UniCLTrainer:
         self.stages = stages
         self.checkpoint_every = checkpoint_every
         self.log_every = log_every
+        self.max_failed_saves = max_failed_saves
         self.deterministic = deterministic
         self.seed = seed
         self.verbose = verbose
@@ -368,9 +379,13 @@ class UniCLTrainer:
 
         Raises:
             NonFiniteLossError: when a step's loss is NaN or Inf (that state is not saved).
+            CheckpointSaveError: the final or SIGTERM checkpoint, or `max_failed_saves` periodic ones in a row,
+                could not be written (the previous checkpoint is intact).
+            NoUsableCheckpointError: `model_dir` holds checkpoints but none can be restored.
         """
         step = self.checkpoint.restore_latest() or 0
-        last_checkpoint = self.checkpoint.latest
+        last_checkpoint = self.checkpoint.restored_path
+        failed_saves = 0
         if step:
             logger.info("Resuming from step %d of %d.", step, self.total_steps)
         result = {"step": step, "loss": None, "preempted": False, "checkpoint": last_checkpoint}
@@ -433,7 +448,19 @@ class UniCLTrainer:
                         window_losses, window_start, window_step = [], time.perf_counter(), step
                     preempted = int(stop) > 0
                     if preempted or step % self.checkpoint_every == 0 or step == self.total_steps:
-                        last_checkpoint = self.checkpoint.save(step) or last_checkpoint
+                        try:
+                            last_checkpoint = self.checkpoint.save(step) or last_checkpoint
+                            failed_saves = 0
+                        except CheckpointSaveError as error:
+                            failed_saves += 1
+                            if preempted or step == self.total_steps or failed_saves >= self.max_failed_saves:
+                                logger.error("%s Stopping; resume from %s.", error, last_checkpoint)
+                                raise
+                            logger.error(
+                                "%s Training goes on (failed saves in a row: %d of %d allowed); the last "
+                                "checkpoint is %s.", error, failed_saves, self.max_failed_saves - 1,
+                                last_checkpoint,
+                            )
                         result["checkpoint"] = last_checkpoint
                     if preempted:
                         logger.warning("Stopped by SIGTERM after step %d; checkpoint saved.", step)
