@@ -9,13 +9,18 @@ the table and writes a preset to MODEL_DIR/preset:
 
 A real run (Florence's three stages as flags; rerun the same command to resume):
 
-    python recipes/pretrain_unicl.py --train_data=/data/cc/train-{0000..0999}.tar --data_format=wds \
+    python recipes/pretrain_unicl.py --train_data='/data/cc/train-{0000..0999}.tar' --data_format=wds \
         --preset=florence_base --image_size=224 --steps=1260000 --global_batch_size=24576 \
         --strategy=multi_worker --precision=mixed_bfloat16 --gradient_cache_chunk=256 \
         --activation_checkpointing --augmented_texts_off_step=1000000 --high_resolution_step=1180000 \
         --model_dir=/runs/florence_base
 
+Quote brace ranges (`'...{0000..0999}.tar'`): the recipe expands them itself, while an unquoted one is expanded
+by the shell into many --train_data flags, which the recipe refuses (absl would keep only the last).
+
 Tiny mode (what the tests run): --tiny.
+
+MODEL_DIR/data_skips.json lists the records the input pipeline skipped, with their reasons.
 """
 
 import json
@@ -58,6 +63,12 @@ flags.DEFINE_bool("tiny", False, "Smoke-test mode: a few steps on a few scenes."
 
 def main(argv):
     del argv
+    if FLAGS["train_data"].present > 1:
+        raise app.UsageError(
+            f"--train_data was given {FLAGS['train_data'].present} times; only the last would be used. An unquoted "
+            "brace range (train-{0000..0999}.tar) is expanded by the shell into one flag per file: quote it, or "
+            "join paths with commas."
+        )
     from florence_keras.evaluation.heldout_evaluation import heldout_table
     from florence_keras.training.pretrain_unicl import pretrain_unicl
 
@@ -82,6 +93,9 @@ def main(argv):
     result = pretrain_unicl(**settings)
     print(f"\nTrained {result['train']['step']} steps in {result['seconds']:.0f} s "
           f"(final loss {result['train']['loss']}); skipped examples: {result['skipped_examples']}")
+    if result["skipped_examples"]:
+        print(f"Skipped records by reason: {result['skipped_records_by_reason']} "
+              f"(details: {result['skip_report']})")
     if result["preset_dir"]:
         print(f"Preset: {result['preset_dir']}")
     if result["heldout"]:

@@ -23,6 +23,67 @@ from florence_keras.training.unicl_trainer import UniCLTrainer
 logger = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
+SKIP_REPORT = "data_skips.json"
+
+
+class RecordSkipCounter(SkipCounter):
+    """A `SkipCounter` that also remembers which distinct records were skipped, and why.
+
+    Reads repeat over epochs (and the resume of a deterministic run re-reads the data it skips over), so the read
+    count grows with training; the distinct records are what to compare with the bad records in the data. At most
+    `max_records` are remembered (`complete` says whether any were left out).
+    """
+
+    def __init__(self, max_records=1_000_000, **kwargs):
+        self.max_records = max_records
+        self._records = {}
+        self._complete = True
+        super().__init__(**kwargs)
+
+    def reset(self):
+        super().reset()
+        with self._lock:
+            self._records = {}
+            self._complete = True
+
+    def record(self, reason, source):
+        super().record(reason, source)
+        reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        source = source.decode("utf-8", "replace") if isinstance(source, bytes) else str(source)
+        with self._lock:
+            if source in self._records:
+                return
+            if len(self._records) < self.max_records:
+                self._records[source] = reason
+            else:
+                self._complete = False
+
+    def report(self):
+        """A JSON-able dict: reads and distinct records skipped, each by reason."""
+        with self._lock:
+            records = dict(self._records)
+            complete = self._complete
+        by_reason = {}
+        for reason in records.values():
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        return {
+            "skipped_reads": self.count,
+            "skipped_reads_by_reason": dict(sorted(self.reasons.items())),
+            "skipped_records": len(records),
+            "skipped_records_by_reason": dict(sorted(by_reason.items())),
+            "complete": complete,
+            "records": dict(sorted(records.items())),
+        }
+
+
+def write_skip_report(path, counter, extra=None):
+    """Writes `counter.report()` (plus `extra`) as JSON, atomically."""
+    report = dict(counter.report(), **(extra or {}))
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, path)
+    return report
 
 
 def ensure_builtin_dataset(directory, num_train, num_heldout, image_size, seed):
@@ -112,7 +173,10 @@ def pretrain_unicl(
         verbose: progress bar.
 
     Returns:
-        dict: `preset_dir`, `train` (trainer result), `heldout` (scores or None), `seconds`.
+        dict: `preset_dir`, `train` (trainer result), `heldout` (scores or None), `seconds`, `skipped_examples`
+        (skipped reads), `skipped_records_by_reason` and `skip_report` (`model_dir/data_skips.json`: reads and
+        distinct records skipped, by reason, and the records with their reasons; written by the chief, also when
+        training fails).
     """
     start = time.time()
     # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
@@ -139,7 +203,7 @@ def pretrain_unicl(
         return holder["task"].backbone
 
     preprocessor = _load_preprocessor(preset, image_size)
-    skips = SkipCounter(name="training data")
+    skips = RecordSkipCounter(name="training data")
     make_dataset = make_image_text_input_fn(train_data, data_format, preprocessor, skip_counter=skips)
     stages = florence_stages(
         steps, image_size=image_size, prompt_augmented_texts=prompt_augmented_texts,
@@ -153,12 +217,19 @@ def pretrain_unicl(
         activation_checkpointing=activation_checkpointing, stages=stages, image_size=image_size,
         checkpoint_every=checkpoint_every, deterministic=deterministic, seed=seed, verbose=verbose,
     )
-    train_result = trainer.fit()
+    skip_report_path = os.path.join(model_dir, SKIP_REPORT)
+    try:
+        train_result = trainer.fit()
+    finally:  # also when training fails: what was skipped so far
+        if trainer.is_chief:
+            write_skip_report(skip_report_path, skips, {"train_data": train_data, "data_format": data_format})
     train_seconds = time.time() - start
     if skips.count:
         logger.warning("%s", skips.summary())
+    report = skips.report()
     result = {"train": train_result, "preset_dir": None, "heldout": None, "seconds": None,
-              "skipped_examples": skips.count}
+              "skipped_examples": skips.count, "skipped_records_by_reason": report["skipped_records_by_reason"],
+              "skip_report": skip_report_path if trainer.is_chief else None}
     if not trainer.is_chief or train_result.get("preempted"):
         result["seconds"] = time.time() - start
         return result
