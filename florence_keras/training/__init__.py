@@ -5,6 +5,7 @@ from florence_keras.training.activation_checkpointing import find_blocks
 from florence_keras.training.dataset_request import DatasetRequest
 from florence_keras.training.distribution import is_chief
 from florence_keras.training.distribution import make_strategy
+from florence_keras.training.fused_adamw import FusedAdamW
 from florence_keras.training.gradient_cache import GradientCache
 from florence_keras.training.gradient_cache import full_batch_gradients
 from florence_keras.training.gradient_cache import logit_scale_from

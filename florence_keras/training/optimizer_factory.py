@@ -2,6 +2,7 @@
 
 import keras
 
+from florence_keras.training.fused_adamw import FusedAdamW
 from florence_keras.training.warmup_cosine_decay import WarmupCosineDecay
 
 
@@ -48,7 +49,7 @@ def make_optimizer(
     precision="float32",
     no_decay_names=(),
 ):
-    """Builds the UniCL pretraining optimizer: AdamW + `WarmupCosineDecay`.
+    """Builds the UniCL pretraining optimizer: AdamW (`FusedAdamW`) + `WarmupCosineDecay`.
 
     Defaults are CLIP / open_clip's (β2 0.98, ε 1e-6, wd 0.1) [ours: Florence reports none]. Weight decay
     skips `no_weight_decay_variables(trainable_variables, no_decay_names)`. With
@@ -71,7 +72,8 @@ def make_optimizer(
         no_decay_names: extra substrings of variable paths to exclude from weight decay.
 
     Returns:
-        A built `keras.optimizers.AdamW`, or a `LossScaleOptimizer` wrapping one.
+        A built `FusedAdamW` (Keras's AdamW with a one-kernel update), or a `LossScaleOptimizer`
+        wrapping one.
 
     Example:
 
@@ -79,7 +81,7 @@ def make_optimizer(
     >>> layer.build((None, 2))
     >>> opt = make_optimizer(layer.trainable_weights, peak_learning_rate=1e-3, total_steps=10)
     >>> type(opt).__name__
-    'AdamW'
+    'FusedAdamW'
     """
     if precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
         raise ValueError(
@@ -95,7 +97,7 @@ def make_optimizer(
         warmup_steps=warmup_steps,
         end_learning_rate=end_learning_rate,
     )
-    optimizer = keras.optimizers.AdamW(
+    optimizer = FusedAdamW(
         learning_rate=schedule,
         weight_decay=weight_decay,
         beta_1=beta_1,
