@@ -24,6 +24,7 @@ import re
 
 import keras
 
+from florence_keras.training.fused_adamw import FusedAdamW
 from florence_keras.training.optimizer_factory import no_weight_decay_variables
 from florence_keras.training.warmup_cosine_decay import WarmupCosineDecay
 
@@ -113,8 +114,8 @@ def layerwise_lr_multipliers(model, layer_decay, variables=None):
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")
-class LayerwiseDecayAdamW(keras.optimizers.AdamW):
-    """Keras AdamW whose learning rate (and decoupled weight decay) is scaled per variable.
+class LayerwiseDecayAdamW(FusedAdamW):
+    """The project's AdamW (`FusedAdamW`) with the learning rate (and decoupled weight decay) scaled per variable.
 
     For variable w with multiplier m and the schedule's learning rate η_t, one step is Keras's AdamW step with
     η_t replaced by m·η_t:
@@ -122,12 +123,13 @@ class LayerwiseDecayAdamW(keras.optimizers.AdamW):
         w ← w − m·η_t·λ·w                  (weight decay, unless w is excluded)
         w ← w − m·η_t·√(1−β2ᵗ)/(1−β1ᵗ) · m̂ / (√v̂ + ε)
 
-    Multipliers are set after `build` with `set_learning_rate_multipliers` (variables not given keep 1.0). They
-    are a function of the model's structure, not training state, so they are not saved in checkpoints or in
-    `get_config`; rebuild them after loading.
+    The Adam update itself is `FusedAdamW`'s (TensorFlow's one-kernel `ResourceApplyAdam`, Keras's formula), given
+    the scaled learning rate. Multipliers are set after `build` with `set_learning_rate_multipliers` (variables not
+    given keep 1.0). They are a function of the model's structure, not training state, so they are not saved in
+    checkpoints or in `get_config`; rebuild them after loading.
 
     Args:
-        **kwargs: the arguments of `keras.optimizers.AdamW`.
+        **kwargs: the arguments of `keras.optimizers.AdamW` / `FusedAdamW`.
 
     Example:
 
