@@ -17,6 +17,11 @@ class CheckpointReader:
     Args:
         directory: path of the checkpoint directory.
         tensors: optional dict name -> array (for in-memory use and tests).
+
+    Raises:
+        FileNotFoundError: no directory, or no weights file in it.
+        ValueError: a damaged weights file, a pickle holding anything but tensors (code is never run), or a
+            safetensors index naming shard files outside `directory`.
     """
 
     def __init__(self, directory=None, tensors=None):
@@ -59,7 +64,33 @@ class CheckpointReader:
         return sorted(k for k in self.tensors if k.startswith(prefix) and k not in self.used)
 
 
+def _shard_files(directory, index):
+    """The shard files named by a `model.safetensors.index.json`, each checked to lie inside `directory`."""
+    try:
+        with open(index, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+    except (ValueError, KeyError, TypeError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{index}: not a safetensors index (a JSON object with a 'weight_map'): {e!r}") from e
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise ValueError(f"{index}: 'weight_map' must map tensor names to shard file names.")
+    root = os.path.realpath(directory)
+    files = set()
+    for name in weight_map.values():
+        path = os.path.realpath(os.path.join(directory, name))
+        if os.path.dirname(path) != root:  # absolute, `..`, sub-folders, or a link out of the directory
+            raise ValueError(f"{index}: shard {name!r} is not a file in the checkpoint directory; refused.")
+        files.add(path)
+    return sorted(files)
+
+
 def _read_directory(directory):
+    """All tensors of a checkpoint directory.
+
+    Raises:
+        FileNotFoundError: no directory, or no weights file in it.
+        ValueError: a weights file that is damaged, not what its name says, or refused: a pickle that would run
+            code (or hold anything but tensors), a safetensors index naming files outside the directory.
+    """
     if not os.path.isdir(directory or ""):
         raise FileNotFoundError(f"Checkpoint directory {directory!r} does not exist.")
     single = os.path.join(directory, "model.safetensors")
@@ -67,13 +98,15 @@ def _read_directory(directory):
     if os.path.exists(single) or os.path.exists(index):
         from safetensors.numpy import load_file
 
-        files = [single]
-        if not os.path.exists(single):
-            with open(index, encoding="utf-8") as f:
-                files = sorted({os.path.join(directory, v) for v in json.load(f)["weight_map"].values()})
+        files = [single] if os.path.exists(single) else _shard_files(directory, index)
         tensors = {}
         for path in files:
-            tensors.update(load_file(path))
+            try:
+                tensors.update(load_file(path))
+            except FileNotFoundError:
+                raise
+            except Exception as e:  # safetensors raises SafetensorError (an Exception) for damaged files
+                raise ValueError(f"Could not read safetensors file {path!r}: {e}") from e
         return tensors
     binary = os.path.join(directory, "pytorch_model.bin")
     if os.path.exists(binary):
@@ -84,7 +117,16 @@ def _read_directory(directory):
                 f"{binary} is a PyTorch checkpoint; install torch to read it, or save the "
                 "model with safetensors (`save_pretrained(..., safe_serialization=True)`)."
             ) from e
-        state = torch.load(binary, map_location="cpu", weights_only=True)
+        try:
+            # weights_only=True: the unpickler accepts tensors and plain containers only, never a callable.
+            state = torch.load(binary, map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle.UnpicklingError for refused code; RuntimeError/EOFError when damaged
+            raise ValueError(
+                f"Refused or unreadable PyTorch checkpoint {binary!r} (read with weights_only=True): "
+                f"{type(e).__name__}: {str(e)[:500]}"
+            ) from e
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ValueError(f"{binary} is not a state dict of tensors.")
         return {k: v.float().numpy() for k, v in state.items()}
     raise FileNotFoundError(
         f"No model.safetensors, model.safetensors.index.json or pytorch_model.bin in {directory!r}."

@@ -8,6 +8,7 @@ naming the file and line (the line of the offending entry, found by walking the 
 import json
 import posixpath
 import re
+import reprlib
 
 import tensorflow as tf
 
@@ -80,6 +81,25 @@ def load_json(path):
         return json.loads(text), text
     except json.JSONDecodeError as error:
         raise DataFormatError(path, error.lineno, f"JSON syntax error: {error.msg} (column {error.colno})") from error
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise DataFormatError(path, None, f"JSON value refused: {error}") from error
+    except RecursionError as error:  # arrays/objects nested thousands deep
+        raise DataFormatError(path, None, "JSON nested too deeply") from error
+
+
+def _is_id(value):
+    """COCO ids are ints (some exports use str); a list or dict id can't be looked up (unhashable)."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 200
+_REPR.maxlevel = 4
+
+
+def _short(value):
+    """A short `repr` of a JSON value (bounded in length and depth, however large or deep the value is)."""
+    return _REPR.repr(value)
 
 
 def read_coco_captions(path, image_root=None):
@@ -107,14 +127,14 @@ def read_coco_captions(path, image_root=None):
         raise DataFormatError(path, 1, "expected a JSON object with an 'annotations' list")
     files = {}
     for index, image in enumerate(document["images"]):
-        if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
-            fail("images", index, f"needs 'id' and a str 'file_name'; found {image!r:.200}")
+        if not isinstance(image, dict) or not _is_id(image.get("id")) or not isinstance(image.get("file_name"), str):
+            fail("images", index, f"needs an int or str 'id' and a str 'file_name'; found {_short(image)}")
         files[image["id"]] = image["file_name"]
     image_paths, captions = [], []
     for index, annotation in enumerate(document["annotations"]):
         if not isinstance(annotation, dict) or not isinstance(annotation.get("caption"), str):
-            fail("annotations", index, f"needs a str 'caption'; found {annotation!r:.200}")
-        if annotation.get("image_id") not in files:
+            fail("annotations", index, f"needs a str 'caption'; found {_short(annotation)}")
+        if not _is_id(annotation.get("image_id")) or annotation["image_id"] not in files:
             fail("annotations", index, f"image_id {annotation.get('image_id')!r} is not in 'images'")
         image_paths.append(resolve_path(files[annotation["image_id"]], root))
         captions.append(annotation["caption"].strip())

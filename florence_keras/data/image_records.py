@@ -53,7 +53,7 @@ def _pipeline_shard(input_context):
     return input_context.num_input_pipelines, input_context.input_pipeline_id
 
 
-def _read_index(files, data_format, image_root, keys, class_names):
+def _read_index(files, data_format, image_root, keys, class_names, skip_counter=None):
     """Paths, texts and class names of every example listed in index files (one list per file)."""
     per_file = []
     for path in files:
@@ -69,7 +69,7 @@ def _read_index(files, data_format, image_root, keys, class_names):
             paths, texts = read_coco_captions(path, image_root)
             per_file.append((paths, texts, [""] * len(paths)))
         else:
-            paths, names, _ = list_image_folder(path)
+            paths, names, _ = list_image_folder(path, skip_counter)
             per_file.append((paths, [""] * len(paths), names))
     return per_file
 
@@ -83,7 +83,7 @@ def _class_from_label(label, class_names, path):
 
 
 def _index_pointers(files, data_format, image_root, keys, class_names, num_shards, shard_id, shuffle_seed,
-                    shuffle):
+                    shuffle, skip_counter=None):
     """Pointers of the examples listed in index files: this pipeline's files (or every n-th example).
 
     A training order is drawn by shuffling example *indices* (8 bytes each), not the pointers themselves.
@@ -91,7 +91,7 @@ def _index_pointers(files, data_format, image_root, keys, class_names, num_shard
     shard_elements = len(files) < num_shards
     if not shard_elements:
         files = files[shard_id::num_shards]
-    per_file = _read_index(files, data_format, image_root, keys, class_names)
+    per_file = _read_index(files, data_format, image_root, keys, class_names, skip_counter)
     paths = [path for entry in per_file for path in entry[0]]
     texts = [text for entry in per_file for text in entry[1]]
     names = [name for entry in per_file for name in entry[2]]
@@ -139,13 +139,43 @@ def _wds_pointers(shard, skip_counter, text_extensions):
     return tf.data.Dataset.from_tensor_slices(pointers)
 
 
+def _framed_record_count(path, size, compressed):
+    """How many records of an uncompressed TFRecord file have a declared length that fits in the file (-1: all).
+
+    Runs in Python once per file (one 12-byte read per record, like the tar index of `wds` shards), before
+    TensorFlow reads the file: TensorFlow's record reader allocates the declared length before reading, so a
+    length field forged to e.g. 2**40 (with a valid length checksum) crashes the process. Reading stops before
+    the first record that can't fit; the file is then reported as `corrupt_file`. GZIP files can't be checked
+    without decompressing them and are read as they are.
+    """
+    if bool(compressed):
+        return -1
+    path, size = path.numpy().decode("utf-8", "surrogateescape"), int(size)
+    count, offset = 0, 0
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            while offset + 16 <= size:
+                f.seek(offset)
+                length = int.from_bytes(f.read(8), "little")
+                if length > size - offset - 16:
+                    break
+                offset += length + 16
+                count += 1
+    except (OSError, tf.errors.OpError):
+        pass  # the reader meets the same error and reports the file
+    return count
+
+
 def _tfrecord_pointers(path, size, compressed):
     """Records of one TFRecord file, plus a `CORRUPT_FILE` pointer if it can't be read to its end.
 
     An uncompressed file is complete when the records read account for every byte (record length + 16 bytes of
-    framing each); a read error (truncation, CRC mismatch) stops the file early and is reported once.
+    framing each); a read error (truncation, CRC mismatch) or a record whose declared length exceeds the file
+    (`_framed_record_count`) stops the file early and is reported once.
     """
-    records = tf.data.TFRecordDataset(path, compression_type=tf.where(compressed, "GZIP", "")).ignore_errors()
+    framed = tf.ensure_shape(tf.py_function(_framed_record_count, [path, size, compressed], tf.int64), [])
+    records = tf.data.TFRecordDataset(path, compression_type=tf.where(compressed, "GZIP", ""))
+    records = records.take(framed).ignore_errors()
     tagged = records.map(_plain(lambda record: (record, tf.constant(False))))
     stream = tagged.concatenate(tf.data.Dataset.from_tensors((tf.constant(""), tf.constant(True))))
 
@@ -242,7 +272,7 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
     if data_format in _INDEX_FORMATS:
         files = expand_paths(paths) if data_format != "imagefolder" else _expand_roots(paths)
         pointers = _index_pointers(files, data_format, image_root, (image_key, text_key), class_names,
-                                   num_shards, shard_id, element_seed, training)
+                                   num_shards, shard_id, element_seed, training, skip_counter)
         if pointers is None:
             raise ValueError(f"No examples listed in {files} for input pipeline {shard_id} of {num_shards}.")
         kind = guarded_decode.READ_FILE

@@ -11,6 +11,12 @@ from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
 
 
+# What keras-hub raises for a damaged preset directory: a config of the wrong types (TypeError, AttributeError,
+# IndexError), missing entries (KeyError), unreadable files (OSError), tokenizer tables that can't be built or
+# sizes that can't be allocated (tf.errors.OpError).
+_DAMAGED_PRESET_ERRORS = (KeyError, OSError, TypeError, AttributeError, IndexError, tf.errors.OpError)
+
+
 @keras.saving.register_keras_serializable(package="florence_keras")
 class FlorenceCLIP(Task):
     """Florence's image-text model: encode images and texts into one space.
@@ -122,6 +128,11 @@ class FlorenceCLIP(Task):
                 preset directory, or a keras-hub handle (`hf://`, `kaggle://`).
             load_weights: bool; ignored for architecture presets.
             **kwargs: for architecture presets, `image_size`, `dtype`.
+
+        Raises:
+            ValueError: an unknown name, or a preset directory that is incomplete, damaged (bad JSON, a config
+                of the wrong types or sizes, unreadable weights or tokenizer files) or refused by Keras safe mode
+                (a `Lambda` layer or a class that is not registered).
         """
         resolved = preset_registry.resolve(preset)
         if resolved.kind == "architecture":
@@ -129,5 +140,5 @@ class FlorenceCLIP(Task):
         preset_registry.validate_preset_dir(resolved.path, load_weights)
         try:
             return super().from_preset(resolved.path, load_weights=load_weights, **kwargs)
-        except (KeyError, OSError) as e:
-            raise ValueError(f"Could not load preset {preset!r}: {e!r}") from e
+        except _DAMAGED_PRESET_ERRORS as e:
+            raise ValueError(f"Could not load preset {preset!r} (damaged or incompatible): {e!r}"[:2000]) from e

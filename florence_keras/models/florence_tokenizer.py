@@ -13,6 +13,41 @@ from florence_keras.models.clip_vocabulary import clip_vocabulary_and_merges
 # so text that *contains* "<|endoftext|>" cannot inject an end token (which
 # would move the pooling position) — it is tokenised as ordinary characters.
 CLIP_SPLIT_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
+# [ours] Words are cut into pieces of at most MAX_WORD_CHARS characters before
+# BPE: BPE time grows with the square of a word's length (one 20,000-letter
+# word took 90 s; 100,000 letters would hang a server for hours). With pieces
+# of 512 a 100,000-character text costs seconds, and every word up to 512
+# characters (any real word; the longest CLIP token has 32) is tokenised
+# exactly as CLIP does. (A bounded repetition in the split pattern instead
+# blows up RE2's DFA on Unicode classes.)
+MAX_WORD_CHARS = 512
+
+
+def _chop_long_words(words):
+    """Cuts every word longer than `MAX_WORD_CHARS` characters into pieces of that many characters.
+
+    Args:
+        words: `tf.RaggedTensor` of non-empty valid UTF-8 strings, `[batch, None]`.
+
+    Returns:
+        `tf.RaggedTensor` `[batch, None]`; unchanged when no word is too long.
+    """
+    flat = words.flat_values
+    lengths = tf.strings.length(flat, unit="UTF8_CHAR")
+
+    def chop():
+        chars = tf.strings.unicode_split(flat, "UTF-8")
+        piece_counts = (lengths + MAX_WORD_CHARS - 1) // MAX_WORD_CHARS
+        piece_splits = tf.concat([[0], tf.cumsum(piece_counts)], axis=0)
+        positions = tf.ragged.range(tf.cast(chars.row_lengths(), tf.int32))
+        segments = (positions // MAX_WORD_CHARS + tf.expand_dims(piece_splits[:-1], 1)).flat_values
+        pieces = tf.strings.unsorted_segment_join(chars.flat_values, segments, piece_splits[-1])
+        return pieces, tf.gather(tf.cast(piece_splits, words.row_splits.dtype), words.row_splits)
+
+    pieces, row_splits = tf.cond(
+        tf.reduce_any(lengths > MAX_WORD_CHARS), chop, lambda: (flat, words.row_splits)
+    )
+    return tf.RaggedTensor.from_row_splits(pieces, row_splits, validate=False)
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")
@@ -80,6 +115,7 @@ class FlorenceTokenizer(CLIPTokenizer):
         words = tf_text.regex_split(text, CLIP_SPLIT_PATTERN, CLIP_SPLIT_PATTERN)
         words = tf.strings.strip(words)
         words = tf.ragged.boolean_mask(words, words != "")
+        words = _chop_long_words(words)
         flat = words.flat_values
         cached = self.cache.lookup(flat)
         unseen = tf.math.reduce_any(cached == "")

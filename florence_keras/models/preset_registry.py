@@ -52,6 +52,8 @@ def resolve(preset):
 
 
 REQUIRED_FILES = ("config.json", "metadata.json")
+# Serialized Keras objects of the keras-hub layout: each must be a JSON object when present.
+CONFIG_FILES = ("task.json", "preprocessor.json", "tokenizer.json", "image_converter.json")
 
 
 def validate_preset_dir(path, load_weights=True):
@@ -72,9 +74,13 @@ def validate_preset_dir(path, load_weights=True):
             full = os.path.join(path, name)
             try:
                 with open(full, encoding="utf-8") as f:
-                    json.load(f)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                    document = json.load(f)
+            except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, huge integers
                 raise ValueError(f"Preset file {full!r} is not valid JSON: {e}") from e
+            except OSError as e:  # e.g. a directory named like the file
+                raise ValueError(f"Preset file {full!r} is unreadable: {e}") from e
+            if name in REQUIRED_FILES + CONFIG_FILES and not isinstance(document, dict):
+                raise ValueError(f"Preset file {full!r} must hold a JSON object; it holds {type(document).__name__}.")
     if load_weights:
         import h5py
 
