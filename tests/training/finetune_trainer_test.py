@@ -3,10 +3,20 @@
 import doctest
 import importlib
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+
+try:  # two logical CPUs for MirroredStrategy, before TensorFlow initialises
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+except RuntimeError:
+    pass
 
 from florence_keras.data import labels as labels_lib
 from florence_keras.training.classification_finetune import class_index_labels
@@ -37,12 +47,13 @@ def _make_dataset(request):
     ).batch(request.batch_size, drop_remainder=True)
 
 
-def _trainer(model_dir, total_steps, head="linear"):
+def _trainer(model_dir, total_steps, head="linear", strategy="default", deterministic=True):
     # end_learning_rate == peak: a constant learning rate, so runs of different total_steps share the schedule.
     return FineTuneTrainer(
         _model_fn(head), _make_dataset, head=head, layer_decay=0.7, model_dir=str(model_dir),
         total_steps=total_steps, global_batch_size=BATCH, peak_learning_rate=1e-3, end_learning_rate=1e-3,
-        checkpoint_every=2, image_size=IMAGE_SIZE, deterministic=True, seed=3, verbose=0,
+        checkpoint_every=2, image_size=IMAGE_SIZE, deterministic=deterministic, seed=3, verbose=0,
+        strategy=strategy,
     )
 
 
@@ -66,6 +77,33 @@ def test_linear_head_trains_and_resumes_exactly(tmp_path):
     assert resumed.fit()["step"] == 4
     for a, b in zip(straight.model.variables, resumed.model.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def _mirrored_error(directory):
+    """Max |difference| of the weights after 2 linear-head steps on 2 mirrored replicas vs one device."""
+    one = _trainer(os.path.join(directory, "one"), 2, deterministic=False)
+    one.fit()
+    two = _trainer(os.path.join(directory, "two"), 2, strategy="mirrored", deterministic=False)
+    assert two.strategy.num_replicas_in_sync == 2
+    # The multipliers are found for the replicas' variables too (a miss would silently give 1.0).
+    stem = [v for v in two.model.trainable_variables if v.path == "stem/conv/kernel"][0]
+    assert two.optimizer.learning_rate_multiplier(stem.value.values[1]) == pytest.approx(0.7**4)
+    two.fit()
+    return max(float(np.max(np.abs(a.numpy() - b.numpy())))
+               for a, b in zip(one.model.trainable_variables, two.model.trainable_variables))
+
+
+def test_two_replicas_equal_one_device(tmp_path):
+    # Cross-entropy share per replica (sum / global batch) + the optimizer's all-reduce = the one-device step,
+    # and LayerwiseDecayAdamW's per-variable multipliers hold under MirroredStrategy.
+    if len(tf.config.list_logical_devices("CPU")) < 2:
+        result = subprocess.run([sys.executable, __file__, str(tmp_path)], capture_output=True, text=True,
+                                timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        assert result.returncode == 0, result.stderr[-3000:]
+        error = float(result.stdout.split()[-1])
+    else:
+        error = _mirrored_error(str(tmp_path))
+    assert error < 1e-5, error
 
 
 def test_unicl_head_keeps_the_unicl_step():
@@ -101,3 +139,7 @@ def test_class_index_labels_eager_and_in_tf_data():
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+if __name__ == "__main__":
+    print(_mirrored_error(sys.argv[1]))
