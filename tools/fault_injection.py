@@ -20,6 +20,11 @@ Where an interruption lands (`--modes`, drawn at random per interruption):
 The signal is SIGKILL or SIGTERM (`--signals`). Usage (nightly):
 
     python tools/fault_injection.py --trials=30 --report=/tmp/fault_injection.json
+    python tools/fault_injection.py --target=recipe --trials=5 --report=/tmp/fault_injection_recipe.json
+
+`--target=recipe` runs the real recipe instead (`recipes/pretrain_unicl.py --tiny --deterministic`: built-in data,
+florence_mini, 4 steps, checkpoints at 2 and 4, a preset), interrupted during startup (which includes writing the
+built-in data), inside a checkpoint write, or just after one, and compares the presets' weights.
 
 The workers run a copy of `florence_keras` made at the start (`--no_snapshot`: the checkout itself), so edits made
 to the checkout during the trials can't make the reference and the trials differ. Exit status 0 when every trial
@@ -65,6 +70,8 @@ def snapshot_sources(workdir):
     if os.path.exists(target):
         shutil.rmtree(target)
     shutil.copytree(os.path.join(ROOT, "florence_keras"), os.path.join(target, "florence_keras"),
+                    ignore=shutil.ignore_patterns("__pycache__", "BUILD"))
+    shutil.copytree(os.path.join(ROOT, "recipes"), os.path.join(target, "recipes"),
                     ignore=shutil.ignore_patterns("__pycache__", "BUILD"))
     os.makedirs(os.path.join(target, "tests", "training"))
     shutil.copy(os.path.join(ROOT, "tests", "training", "toy_dual_encoder.py"),
@@ -284,6 +291,93 @@ def run_trial(trial_dir, reference_npz, rng, modes=MODES, signals=tuple(SIGNALS)
     return trial
 
 
+# ------------------------------------------------------------------------------------------------------------
+# The real recipe (`--target=recipe`): recipes/pretrain_unicl.py --tiny --deterministic (built-in data written,
+# florence_mini trained 4 steps with checkpoints every 2, a preset written); fewer, slower trials.
+
+RECIPE_MODES = ("startup", "in_write", "after_checkpoint")
+
+
+def _recipe_launch(model_dir):
+    command = [sys.executable, os.path.join(_source_root(), "recipes", "pretrain_unicl.py"), "--tiny",
+               "--deterministic", "--evaluate=false", f"--model_dir={model_dir}"]
+    os.makedirs(model_dir, exist_ok=True)
+    stderr = open(os.path.join(model_dir, f"stderr_{time.time_ns()}.log"), "w+", encoding="utf-8")
+    process = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
+    process.stderr_file = stderr
+    return process
+
+
+def _preset_weights(model_dir):
+    import h5py
+
+    weights = {}
+    with h5py.File(os.path.join(model_dir, "preset", "model.weights.h5"), "r") as f:
+        f.visititems(lambda name, item: weights.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset)
+                     else None)
+    return weights
+
+
+def _max_diff(expected, got):
+    if sorted(expected) != sorted(got):
+        return None
+    return max((float(np.max(np.abs(np.asarray(got[k], np.float64) - np.asarray(expected[k], np.float64))))
+                if np.size(expected[k]) else 0.0) for k in expected)
+
+
+def recipe_trial(trial_dir, reference_dir, rng, signals=tuple(SIGNALS), max_interruptions=2):
+    model_dir = os.path.join(trial_dir, "run")
+    checkpoints = os.path.join(model_dir, "checkpoints")
+    started = time.perf_counter()
+    events = []
+    for _ in range(rng.randint(1, max_interruptions)):
+        mode, signal_name = rng.choice(RECIPE_MODES), rng.choice(signals)
+        process = _recipe_launch(model_dir)
+        event = {"mode": mode, "signal": signal_name}
+        launched = time.perf_counter()
+        if mode == "startup":
+            delay = rng.uniform(0.0, 25.0)
+            while time.perf_counter() - launched < delay and process.poll() is None:
+                time.sleep(0.01)
+            event["landed"] = f"{delay:.1f} s after launch"
+        else:
+            step = rng.choice((2, 4))
+            temp, index = os.path.join(checkpoints, f"ckpt-{step}_temp"), os.path.join(checkpoints, f"ckpt-{step}.index")
+            while process.poll() is None and time.perf_counter() - launched < 300:
+                if mode == "in_write" and os.path.exists(temp):
+                    event["landed"] = f"inside write of ckpt-{step}"
+                    break
+                if mode == "after_checkpoint" and os.path.exists(index):
+                    time.sleep(rng.uniform(0.0, 0.2))
+                    event["landed"] = f"0-200 ms after ckpt-{step}.index appeared"
+                    break
+                time.sleep(0.0005)
+        if process.poll() is None:
+            process.send_signal(SIGNALS[signal_name])
+        else:
+            event["landed"] = "process had already exited"
+        returncode, _, stderr = _finish(process)
+        event["returncode"] = returncode
+        if returncode not in (0, -signal.SIGKILL, -signal.SIGTERM):
+            event["error"] = stderr[-2000:]
+        events.append(event)
+    final = _recipe_launch(model_dir)
+    returncode, stdout, stderr = _finish(final, timeout=600)
+    trial = {"target": "recipe", "events": events, "final_returncode": returncode,
+             "fallback_warnings": stderr.count("can't be restored"),
+             "removed_partial_writes": stderr.count("left by an interrupted checkpoint write")}
+    trial["final_run_steps"] = []
+    errors = [event["error"] for event in events if "error" in event]
+    if returncode != 0 or errors:
+        trial["passed"], trial["error"] = False, (errors[0] if errors else stderr[-3000:])
+    else:
+        diff = _max_diff(_preset_weights(reference_dir), _preset_weights(model_dir))
+        trial["max_abs_diff"] = diff
+        trial["passed"] = diff == 0.0
+    trial["seconds"] = round(time.perf_counter() - started, 1)
+    return trial
+
+
 def make_reference(workdir, step_sleep=0.0):
     reference = os.path.join(workdir, "reference.npz")
     returncode, _, stderr = run_to_completion(os.path.join(workdir, "reference"), reference, step_sleep)
@@ -302,6 +396,9 @@ def main(argv=None):
     parser.add_argument("--signals", default="SIGKILL,SIGTERM")
     parser.add_argument("--step_sleep", type=float, default=0.05, help="seconds the worker sleeps after a step")
     parser.add_argument("--time_limit", type=float, default=None, help="stop starting trials after this many s")
+    parser.add_argument("--target", default="toy", choices=("toy", "recipe"),
+                        help="toy: the toy trainer (fast, many trials); recipe: recipes/pretrain_unicl.py --tiny "
+                             "--deterministic (the real model, data pipeline and preset; slow)")
     parser.add_argument("--no_snapshot", action="store_true",
                         help="run the checkout's code as it is at each launch instead of a copy made at the start")
     args = parser.parse_args(argv)
@@ -316,15 +413,24 @@ def main(argv=None):
     modes = tuple(args.modes.split(","))
     signals = tuple(args.signals.split(","))
     started = time.perf_counter()
-    reference = make_reference(workdir)
+    if args.target == "recipe":
+        reference = os.path.join(workdir, "reference")
+        returncode, _, stderr = _finish(_recipe_launch(reference), timeout=600)
+        if returncode != 0:
+            raise RuntimeError(f"The uninterrupted reference run failed:\n{stderr[-3000:]}")
+    else:
+        reference = make_reference(workdir)
     print(f"reference run: {time.perf_counter() - started:.1f} s", flush=True)
     trials = []
     for index in range(args.trials):
         if args.time_limit and time.perf_counter() - started > args.time_limit:
             print(f"time limit reached after {index} trials", flush=True)
             break
-        trial = run_trial(os.path.join(workdir, f"trial_{index:03d}"), reference, rng, modes, signals,
-                          args.step_sleep)
+        trial_dir = os.path.join(workdir, f"trial_{index:03d}")
+        if args.target == "recipe":
+            trial = recipe_trial(trial_dir, reference, rng, signals)
+        else:
+            trial = run_trial(trial_dir, reference, rng, modes, signals, args.step_sleep)
         trial["index"] = index
         trials.append(trial)
         summary = "; ".join(f"{e['signal']} {e['landed']} -> rc {e['returncode']}" for e in trial["events"])
