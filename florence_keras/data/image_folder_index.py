@@ -43,6 +43,12 @@ def _is_special(path):
         return False
 
 
+def _isdir(path):
+    """`os.path.isdir` for local paths: `tf.io.gfile.isdir` fails with UnicodeDecodeError on a dangling link whose
+    name is not UTF-8 (TensorFlow's error message quotes the name)."""
+    return os.path.isdir(path) if _is_local(path) else tf.io.gfile.isdir(path)
+
+
 def _walk(top):
     """`os.walk` for local paths (file names that are not UTF-8 don't break the listing), else `tf.io.gfile.walk`."""
     if _is_local(top):
@@ -78,7 +84,7 @@ def list_image_folder(root, skip_counter=None):
 
     classes = []
     for name in entries:
-        if tf.io.gfile.isdir(posixpath.join(root, name).encode("utf-8", "surrogateescape")):
+        if _isdir(posixpath.join(root, name)):
             if _utf8(name):
                 classes.append(name)
             else:

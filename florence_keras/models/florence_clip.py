@@ -12,9 +12,9 @@ from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreproc
 
 
 # What keras-hub raises for a damaged preset directory: a config of the wrong types (TypeError, AttributeError,
-# IndexError), missing entries (KeyError), unreadable files (OSError), tokenizer tables that can't be built or
-# sizes that can't be allocated (tf.errors.OpError).
-_DAMAGED_PRESET_ERRORS = (KeyError, OSError, TypeError, AttributeError, IndexError, tf.errors.OpError)
+# IndexError), missing entries (KeyError), unreadable files (OSError), a damaged HDF5 weights file (h5py raises
+# RuntimeError), tokenizer tables that can't be built or sizes that can't be allocated (tf.errors.OpError).
+_DAMAGED_PRESET_ERRORS = (KeyError, OSError, TypeError, AttributeError, IndexError, RuntimeError, tf.errors.OpError)
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")

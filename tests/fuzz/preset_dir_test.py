@@ -126,9 +126,10 @@ def test_from_preset_loads_or_raises_value_error(saved_preset, tmp_path_factory,
 
 
 @pytest.mark.parametrize("name, kind", [("task.json", "directory"), ("config.json", "json_list"),
-                                        ("task.json", "wrong_types"), ("assets/tokenizer/merges.txt", "random")])
+                                        ("task.json", "wrong_types"), ("assets/tokenizer/merges.txt", "random"),
+                                        ("model.weights.h5", "symbol_table")])
 def test_damage_found_by_fuzzing_raises_value_error(saved_preset, tmp_path, name, kind):
-    """Each escaped as IsADirectoryError, TypeError or a tf.errors.OpError before the fix."""
+    """Each escaped as IsADirectoryError, TypeError, a tf.errors.OpError or (h5py) RuntimeError before the fix."""
     directory = str(tmp_path / "preset")
     shutil.copytree(saved_preset, directory)
     path = os.path.join(directory, name)
@@ -144,6 +145,13 @@ def test_damage_found_by_fuzzing_raises_value_error(saved_preset, tmp_path, name
         document["config"]["backbone"]["config"]["image_encoder"]["config"]["depths"] = [{}, 2]
         with open(path, "w") as f:
             json.dump(document, f)
+    elif kind == "symbol_table":  # the nightly run's find: h5py raises RuntimeError for a damaged symbol table
+        with open(path, "rb") as f:
+            content = bytearray(f.read())
+        start = content.index(b"SNOD")
+        content[start : start + 8] = b"\xff" * 8
+        with open(path, "wb") as f:
+            f.write(bytes(content))
     else:
         with open(path, "wb") as f:
             f.write(os.urandom(200))
