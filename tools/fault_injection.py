@@ -342,7 +342,8 @@ def recipe_trial(trial_dir, reference_dir, rng, signals=tuple(SIGNALS), max_inte
             event["landed"] = f"{delay:.1f} s after launch"
         else:
             step = rng.choice((2, 4))
-            temp, index = os.path.join(checkpoints, f"ckpt-{step}_temp"), os.path.join(checkpoints, f"ckpt-{step}.index")
+            temp = os.path.join(checkpoints, f"ckpt-{step}_temp")
+            index = os.path.join(checkpoints, f"ckpt-{step}.index")
             while process.poll() is None and time.perf_counter() - launched < 300:
                 if mode == "in_write" and os.path.exists(temp):
                     event["landed"] = f"inside write of ckpt-{step}"

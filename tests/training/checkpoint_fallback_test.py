@@ -158,7 +158,7 @@ def _checkpoint_files(directory):
     return sorted(name for name in os.listdir(directory) if name != "filler")
 
 
-def test_full_disk_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch, caplog):
+def test_full_disk_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     mount_point = tmp_path / f"tmpfs_{uuid.uuid4().hex[:6]}"
     mounted = _mount_tmpfs(mount_point, "8m")
     directory = mount_point if mounted else tmp_path / "injected"
