@@ -1,11 +1,8 @@
 """`FineTuneTrainer`: `UniCLTrainer` with layer-wise learning-rate decay and an optional cross-entropy head."""
 
-import os
-
 from florence_keras.training.layerwise_lr_decay import layerwise_lr_multipliers
 from florence_keras.training.layerwise_lr_decay import make_layerwise_decay_optimizer
 from florence_keras.training.linear_head_classifier import CrossEntropyGradients
-from florence_keras.training.training_checkpoint import TrainingCheckpoint
 from florence_keras.training.unicl_trainer import UniCLTrainer
 
 HEADS = ("unicl", "linear")
@@ -23,11 +20,8 @@ class FineTuneTrainer(UniCLTrainer):
     Both use AdamW + warm-up cosine with layer-wise learning-rate decay (`layerwise_lr_multipliers`,
     `LayerwiseDecayAdamW`); `layer_decay=1.0` is plain AdamW.
 
-    Implementation note: `UniCLTrainer` builds its optimizer and checkpoint in `__init__` and has no hook for
-    another optimizer or loss, so this subclass replaces `optimizer` and `checkpoint` right after construction
-    (before anything is traced or restored) and, for the linear head, installs its loss through the trainer's
-    `_gradient_cache` slot (a callable `(batch, scale_loss) -> (loss, gradients)`). The trainer's first
-    optimizer is discarded unused (its slots cost one model's worth of memory twice until garbage-collected).
+    Both plug into `UniCLTrainer` through its `optimizer_fn` and `gradients_fn` hooks: the loop, strategies,
+    precision, checkpoints and resume are pretraining's.
 
     Args:
         model_fn, make_dataset: as for `UniCLTrainer`; for `head="linear"` model_fn returns a
@@ -46,21 +40,20 @@ class FineTuneTrainer(UniCLTrainer):
         if head == "linear" and kwargs.get("chunk_size"):
             raise ValueError("The gradient cache (`chunk_size`) applies to the UniCL head only. "
                              f"Received: head='linear', chunk_size={kwargs['chunk_size']}")
-        super().__init__(model_fn, make_dataset, **kwargs)
         self.head = head
         self.layer_decay = layer_decay
-        defaults = {"peak_learning_rate": 5e-4, "warmup_steps": 0, "end_learning_rate": 0.0, "weight_decay": 0.1,
-                    "beta_1": 0.9, "beta_2": 0.98, "epsilon": 1e-6, "no_decay_names": ()}  # UniCLTrainer's
-        settings = {name: kwargs.get(name, default) for name, default in defaults.items()}
-        variables = self.model.trainable_variables
-        self.lr_multipliers = layerwise_lr_multipliers(self.model, layer_decay, variables)
-        with self.strategy.scope():
-            self.optimizer = make_layerwise_decay_optimizer(
-                variables, self.lr_multipliers, total_steps=self.total_steps, precision=self.precision, **settings
-            )
-        self.checkpoint = TrainingCheckpoint(
-            os.path.join(self.model_dir, "checkpoints"), self.model, self.optimizer, self.strategy,
-            max_to_keep=kwargs.get("max_checkpoints", 3),
-        )
+        self.lr_multipliers = None
+
+        def optimizer_fn(variables, **settings):
+            # Called by UniCLTrainer inside the strategy scope, once the model exists.
+            self.lr_multipliers = layerwise_lr_multipliers(self.model, layer_decay, variables)
+            return make_layerwise_decay_optimizer(variables, self.lr_multipliers, **settings)
+
+        gradients_fn = None
         if head == "linear":
-            self._gradient_cache = CrossEntropyGradients(self.model, self.global_batch_size)
+            global_batch_size = kwargs.get("global_batch_size")
+
+            def gradients_fn(model):
+                return CrossEntropyGradients(model, global_batch_size)
+
+        super().__init__(model_fn, make_dataset, optimizer_fn=optimizer_fn, gradients_fn=gradients_fn, **kwargs)

@@ -121,6 +121,15 @@ class UniCLTrainer:
         clip_norm: float or None; clip the global gradient norm (after the cross-replica sum).
         chunk_size: int or None; per-replica gradient-cache chunk (None: one pass over the batch).
         activation_checkpointing: False, True, a list of layer names, or a predicate on layers.
+        optimizer_fn: optional callable with `make_optimizer`'s signature (trainable variables, then the
+            keyword arguments peak_learning_rate, total_steps, warmup_steps, end_learning_rate,
+            weight_decay, beta_1, beta_2, epsilon, precision, no_decay_names) returning a built optimizer;
+            called inside the strategy scope. Defaults to `make_optimizer` (e.g. fine-tuning passes one
+            with layer-wise learning-rate decay).
+        gradients_fn: optional callable `model -> compute`, where `compute(batch, scale_loss)` returns
+            `(loss, gradients aligned with model.trainable_variables)` for one replica's batch — another
+            loss on the same loop (e.g. a classification head's cross-entropy). Defaults to the UniCL loss
+            (one pass, or `GradientCache` with `chunk_size`); exclusive with `chunk_size`.
         stages: list of `TrainingStage` sorted by `start_step`, the first at 0. Defaults to one stage at
             `image_size` without prompt-augmented texts.
         image_size: int, resolution of the default stage. Defaults to 224.
@@ -168,6 +177,8 @@ class UniCLTrainer:
         clip_norm=None,
         chunk_size=None,
         activation_checkpointing=False,
+        optimizer_fn=None,
+        gradients_fn=None,
         stages=None,
         image_size=224,
         checkpoint_every=1000,
@@ -196,6 +207,13 @@ class UniCLTrainer:
                 raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size <= 0):
             raise ValueError(f"`chunk_size` must be None or a positive int. Received: chunk_size={chunk_size!r}")
+        if gradients_fn is not None and chunk_size is not None:
+            raise ValueError(
+                "`gradients_fn` replaces the UniCL loss, so the gradient cache (`chunk_size`) does not "
+                f"apply. Received: chunk_size={chunk_size!r} with a gradients_fn")
+        for name, value in (("optimizer_fn", optimizer_fn), ("gradients_fn", gradients_fn)):
+            if value is not None and not callable(value):
+                raise ValueError(f"`{name}` must be None or a callable. Received: {name}={value!r}")
         if clip_norm is not None and not clip_norm > 0:
             raise ValueError(f"`clip_norm` must be None or > 0. Received: clip_norm={clip_norm!r}")
         if verbose not in (0, 1):
@@ -265,7 +283,7 @@ class UniCLTrainer:
                 self.model, None if activation_checkpointing is True else activation_checkpointing
             )
         with self.strategy.scope():
-            self.optimizer = make_optimizer(
+            self.optimizer = (optimizer_fn or make_optimizer)(
                 self.model.trainable_variables,
                 peak_learning_rate=peak_learning_rate,
                 total_steps=total_steps,
@@ -285,7 +303,12 @@ class UniCLTrainer:
             self.strategy,
             max_to_keep=max_checkpoints,
         )
-        self._gradient_cache = GradientCache(self.model, self.chunk_size) if self.chunk_size else None
+        if gradients_fn is not None:
+            self._compute_gradients = gradients_fn(self.model)
+        elif self.chunk_size:
+            self._compute_gradients = GradientCache(self.model, self.chunk_size)
+        else:
+            self._compute_gradients = None
         self._train_step = tf.function(self._step_fn)
 
     # ------------------------------------------------------------------------------------------------
@@ -299,8 +322,8 @@ class UniCLTrainer:
         batch = {k: tf.ensure_shape(v, [per_replica] + v.shape[1:].as_list()) for k, v in batch.items()}
         loss_scaling = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
         scale_loss = self.optimizer.scale_loss if loss_scaling else None
-        if self._gradient_cache is not None:
-            loss, grads = self._gradient_cache(batch, scale_loss)
+        if self._compute_gradients is not None:
+            loss, grads = self._compute_gradients(batch, scale_loss)
         else:
             loss, grads = full_batch_gradients(self.model, batch, scale_loss)
         variables = self.model.trainable_variables

@@ -111,7 +111,7 @@ def test_unicl_head_keeps_the_unicl_step():
         _model_fn("unicl"), _make_dataset, head="unicl", layer_decay=0.5, model_dir="/tmp/unused_finetune_dir",
         total_steps=2, global_batch_size=BATCH, image_size=IMAGE_SIZE, verbose=0,
     )
-    assert trainer._gradient_cache is None  # UniCLTrainer's own full-batch UniCL step
+    assert trainer._compute_gradients is None  # UniCLTrainer's own full-batch UniCL step
     paths = [v.path for v in trainer.model.trainable_variables]
     assert "text_projection/kernel" in paths
     assert trainer.lr_multipliers[paths.index("text_projection/kernel")] == 1.0

@@ -190,6 +190,10 @@ def test_bad_arguments(tmp_path):
         _trainer(tmp_path, chunk_size=3)
     with pytest.raises(ValueError, match="start steps"):
         _trainer(tmp_path, stages=[TrainingStage("late", 5, 16, False)])
+    with pytest.raises(ValueError, match="gradient cache"):
+        _trainer(tmp_path, chunk_size=4, gradients_fn=lambda model: None)
+    with pytest.raises(ValueError, match="optimizer_fn"):
+        _trainer(tmp_path, optimizer_fn="adamw")
 
     def wrong_size(request):
         return make_toy_dataset()(request).map(
