@@ -3,7 +3,9 @@
 The first row is a header naming the columns. CSV uses standard quoting (captions may hold commas, quotes and line
 breaks inside quotes); TSV uses no quoting [ours, as open_clip's TSV files: a field cannot hold a tab]. Relative image
 paths are resolved against `image_root`, by default the directory of the index file. A malformed file raises
-`DataFormatError` naming the file and line; an empty caption is kept (the reader skips and counts it).
+`DataFormatError` naming the file and line. Bytes that are not valid UTF-8 are kept as they are (decoded with
+`surrogateescape`; `to_bytes` gives them back), so that one bad caption costs one record: the reader skips and counts
+it as `bad_text`, as it does an empty caption (`no_text`).
 """
 
 import csv
@@ -15,12 +17,14 @@ import tensorflow as tf
 from florence_keras.data.data_format_error import DataFormatError
 
 
-def _decode_text(data, path):
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise DataFormatError(path, line, f"not valid UTF-8 ({error.reason} at byte {error.start})") from error
+def _decode_text(data):
+    # surrogateescape: an invalid byte becomes a lone surrogate, so it survives parsing and `to_bytes` restores it.
+    return data.decode("utf-8-sig", "surrogateescape")
+
+
+def to_bytes(value):
+    """The original bytes of a str read by `read_csv_index` (invalid UTF-8 included); bytes pass through."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
 
 
 def resolve_path(image_path, root):
@@ -51,13 +55,13 @@ def read_csv_index(path, columns, delimiter=",", image_root=None):
         `(image_paths, values)`: two lists of str, one entry per data row (blank lines are ignored).
 
     Raises:
-        DataFormatError: missing columns, a row with the wrong number of fields, bad quoting, an empty image path,
-            or invalid UTF-8 — naming the file and line.
+        DataFormatError: missing columns, a row with the wrong number of fields, bad quoting or an empty image
+            path — naming the file and line. (Invalid UTF-8 is kept, see the module docstring.)
     """
     if delimiter not in (",", "\t"):
         raise ValueError(f"`delimiter` must be ',' or '\\t'. Received: delimiter={delimiter!r}")
     with tf.io.gfile.GFile(path, "rb") as f:
-        text = _decode_text(f.read(), path)
+        text = _decode_text(f.read())
     quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
     root = posixpath.dirname(path) if image_root is None else image_root

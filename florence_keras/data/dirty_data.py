@@ -11,14 +11,13 @@ bad ones, spread evenly over these kinds, and records exactly what it planted in
 | `text_as_jpg` | a text file named `.jpg` | `not_an_image` |
 | `missing_path` | csv: a path to no file; wds: a sample with a caption but no image | `missing` / `no_image` |
 | `empty_caption` | a real image whose caption is empty (csv: `""`; wds: an empty `.txt`) | `no_text` |
+| `invalid_utf8_caption` | a real image whose caption holds bytes that are not UTF-8 (`\xff\xfe`) | `bad_text` |
 | `too_large` | a real 20,000 x 20,000 1-bit PNG (48 KB; 400M pixels > the 100M limit) | `too_large` |
 
 Planted too, but *valid* (not counted as bad, they must train): `one_pixel` records, real 1x1 JPEG / PNG images
 (they must survive random-resized-crop). `manifest["expected_skips"]` maps reason -> planted count per format.
 
-Captions with invalid UTF-8 bytes are not planted in the main files: a CSV index with one is refused as a whole
-(`DataFormatError` naming the file and line) and a webdataset caption with one is decoded with U+FFFD replacements
-and kept — see docs/reliability_training.md. `plant_invalid_utf8_caption` writes such files for tests.
+`plant_invalid_utf8_caption` writes a one-record CSV / tar with an undecodable caption, for unit tests.
 
 Usage:
 
@@ -43,18 +42,20 @@ import numpy as np
 from florence_keras.data.builtin_dataset import write_builtin_dataset
 
 BAD_KINDS = ("truncated_jpeg", "truncated_png", "zero_byte", "text_as_jpg", "missing_path", "empty_caption",
-             "too_large")
+             "invalid_utf8_caption", "too_large")
 VALID_KINDS = ("one_pixel",)
 EXPECTED_REASON = {
     "csv": {"truncated_jpeg": "truncated", "truncated_png": "truncated", "zero_byte": "empty",
             "text_as_jpg": "not_an_image", "missing_path": "missing", "empty_caption": "no_text",
-            "too_large": "too_large"},
+            "invalid_utf8_caption": "bad_text", "too_large": "too_large"},
     "wds": {"truncated_jpeg": "truncated", "truncated_png": "truncated", "zero_byte": "empty",
             "text_as_jpg": "not_an_image", "missing_path": "no_image", "empty_caption": "no_text",
-            "too_large": "too_large"},
+            "invalid_utf8_caption": "bad_text", "too_large": "too_large"},
 }
 FORMATS = tuple(EXPECTED_REASON)
 HUGE_SIDE = 20_000
+# Bytes that are not UTF-8, held in a str as lone surrogates and written back as the same bytes.
+INVALID_UTF8 = b"\xff\xfe".decode("utf-8", "surrogateescape")
 
 
 def _png_chunk(kind, data):
@@ -167,6 +168,8 @@ def make_dirty_dataset(out_dir, num_records=2000, bad_fraction=0.05, num_one_pix
                 data = None
             elif kind == "empty_caption":
                 data, caption = jpeg, ""
+            elif kind == "invalid_utf8_caption":
+                data, caption = jpeg, f"{caption} {INVALID_UTF8}"
             elif kind == "too_large":
                 data, extension = huge, "png"
             elif kind == "one_pixel":
@@ -192,7 +195,7 @@ def make_dirty_dataset(out_dir, num_records=2000, bad_fraction=0.05, num_one_pix
                 planted[kind].append({"index": index, "format": "csv", "source": os.path.join(out_dir, path)})
             csv_rows.append((path, caption))
         paths["csv"] = os.path.join(out_dir, "train.csv")
-        with open(paths["csv"], "w", encoding="utf-8", newline="") as f:
+        with open(paths["csv"], "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(("filepath", "caption"))
             writer.writerows(csv_rows)
@@ -207,7 +210,7 @@ def make_dirty_dataset(out_dir, num_records=2000, bad_fraction=0.05, num_one_pix
                     name, data, caption, kind, extension, _ = records[index]
                     if data is not None:
                         _add_member(tar, f"{name}.{extension}", data)
-                    _add_member(tar, f"{name}.txt", caption.encode("utf-8"))
+                    _add_member(tar, f"{name}.txt", caption.encode("utf-8", "surrogateescape"))
                     if kind is not None:
                         planted[kind].append({"index": index, "format": "wds", "source": f"{shard_path}:{name}"})
             paths["wds"].append(shard_path)

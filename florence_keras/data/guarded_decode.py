@@ -103,6 +103,11 @@ def _python_reason(code, pointer, kind, example_keys):
     return image_decoding.classify_undecodable(data)
 
 
+def _is_valid_utf8(strings):
+    """True where a string tensor holds valid UTF-8 (replacing invalid sequences would change it)."""
+    return tf.equal(strings, tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="replace"))
+
+
 def _read_ranges(pointers, num_parallel_calls):
     """Reads each pointer's byte range into `records`; a failed read sets `DECODE_ERROR` (classified later)."""
 
@@ -169,7 +174,9 @@ def decode_pointers(pointers, kind, skip_counter, max_pixels=image_decoding.DEFA
             parsed = tfrecord_example.parse_image_text_example(item["records"], *example_keys)
             data, texts, class_names = parsed["data"], parsed["texts"], parsed["class_names"]
         no_text = tf.logical_and(tf.equal(texts, ""), tf.equal(class_names, ""))
-        reason = tf.where(no_text, image_decoding.NO_TEXT, item["reasons"])
+        reason = tf.where(no_text, image_decoding.NO_TEXT,
+                          tf.where(_is_valid_utf8(texts) & _is_valid_utf8(class_names), item["reasons"],
+                                   image_decoding.BAD_TEXT))
         usable = tf.equal(reason, ok_code)
         image, decode_reason = image_decoding.decode_image_checked(tf.where(usable, data, ""), max_pixels)
         output = {"position": item["position"], "images": image, "reasons": tf.where(usable, decode_reason, reason),

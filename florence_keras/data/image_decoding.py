@@ -24,6 +24,7 @@ BAD_HEADER = 4
 NO_TEXT = 5
 DECODE_ERROR = 6  # raised by the decoder or the reader; `classify_undecodable` refines it in Python
 CORRUPT_FILE = 7  # a record file (TFRecord) that could not be read to its end
+BAD_TEXT = 8  # a caption or class name that is not valid UTF-8
 REASON_NAMES = {
     OK: "ok",
     EMPTY: "empty",
@@ -33,6 +34,7 @@ REASON_NAMES = {
     NO_TEXT: "no_text",
     DECODE_ERROR: "corrupt",
     CORRUPT_FILE: "corrupt_file",
+    BAD_TEXT: "bad_text",
 }
 
 # Format codes.

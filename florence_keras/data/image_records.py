@@ -28,6 +28,7 @@ from florence_keras.data import tfrecord_example
 from florence_keras.data import webdataset_index
 from florence_keras.data.coco_captions_index import read_coco_captions
 from florence_keras.data.csv_index import read_csv_index
+from florence_keras.data.csv_index import to_bytes
 from florence_keras.data.file_patterns import expand_paths
 from florence_keras.data.image_folder_index import list_image_folder
 from florence_keras.data.skip_counter import dataset_stats
@@ -99,6 +100,9 @@ def _index_pointers(files, data_format, image_root, keys, class_names, num_shard
         paths, texts, names = paths[shard_id::num_shards], texts[shard_id::num_shards], names[shard_id::num_shards]
     if not paths:
         return None
+    # Index readers keep invalid UTF-8 as lone surrogates (csv_index); the pipeline sees the original bytes, and
+    # counts a caption or label that is not UTF-8 as `bad_text`.
+    paths, texts, names = ([to_bytes(value) for value in values] for values in (paths, texts, names))
     table = guarded_decode.make_pointers(
         sources=paths, paths=paths, texts=np.array(texts, dtype=object), class_names=np.array(names, dtype=object)
     )

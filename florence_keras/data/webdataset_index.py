@@ -58,6 +58,14 @@ class _BoundedFile:
         return self._f.tell()
 
 
+def _caption(data):
+    """A caption's bytes, stripped. Invalid UTF-8 is kept as it is: the reader counts it as `bad_text`."""
+    try:
+        return data.decode("utf-8").strip().encode("utf-8")
+    except UnicodeDecodeError:
+        return data.strip()
+
+
 def index_tar_shard(path, skip_counter=None, text_extensions=TEXT_EXTENSIONS):
     """Lists the image-text samples of one tar shard.
 
@@ -109,7 +117,7 @@ def index_tar_shard(path, skip_counter=None, text_extensions=TEXT_EXTENSIONS):
             text_member = next((members[key][ext] for ext in text_extensions if ext in members[key]), None)
             if text_member is not None and text_member[0] + text_member[1] <= size:
                 f.seek(text_member[0])
-                texts[key] = f.read(text_member[1]).decode("utf-8", "replace").strip()
+                texts[key] = _caption(f.read(text_member[1]))
     cut_member = any(offset + length > size for entry in members.values() for offset, length in entry.values())
     if problem and not cut_member and skip_counter is not None:  # a cut member is reported below instead
         skip_counter.record(problem.split(" ")[0], path)
@@ -133,7 +141,7 @@ def index_tar_shard(path, skip_counter=None, text_extensions=TEXT_EXTENSIONS):
         offsets.append(offset)
         lengths.append(length)
         footers.append(size - offset - length)
-        captions.append(texts[key].encode("utf-8"))
+        captions.append(texts[key])
     return {
         "keys": np.array(keys, dtype=object),
         "offsets": np.array(offsets, dtype=np.int64),

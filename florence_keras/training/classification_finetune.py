@@ -59,9 +59,20 @@ def training_class_names(paths, data_format):
             names.update(list_image_folder(path)[2])
         else:
             names.update(read_csv_index(path, ("filepath", "label"))[1])
+    # Labels that are empty or not valid UTF-8 (kept as lone surrogates by read_csv_index) name no class: the
+    # input pipeline skips and counts their records (`no_text`, `bad_text`).
+    names = {name for name in names if _is_utf8(name)}
     if len(names) < 2:
         raise ValueError(f"Classification needs at least 2 classes. Received: {sorted(names)} in {paths!r}")
     return sorted(names)
+
+
+def _is_utf8(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return bool(text)
 
 
 def class_index_labels(labels, class_names):

@@ -7,6 +7,7 @@ import pytest
 
 from florence_keras.data.coco_captions_index import read_coco_captions
 from florence_keras.data.csv_index import read_csv_index
+from florence_keras.data.csv_index import to_bytes
 from florence_keras.data.data_format_error import DataFormatError
 from florence_keras.data.file_patterns import expand_braces
 from florence_keras.data.file_patterns import expand_paths
@@ -49,12 +50,13 @@ def test_malformed_csv_names_file_and_line(tmp_path, text, line, message):
     assert str(info.value).startswith(f"{path}:{line}:" if line else f"{path}:")
 
 
-def test_invalid_utf8_names_the_line(tmp_path):
+def test_invalid_utf8_is_kept_byte_for_byte(tmp_path):
+    # One bad caption must cost one record, not the file: the bytes survive for the pipeline to count.
     path = tmp_path / "bad.csv"
-    path.write_bytes(b"filepath,caption\n1.jpg,ok\n2.jpg,\xff\xfe\n")
-    with pytest.raises(DataFormatError, match="UTF-8") as info:
-        read_csv_index(str(path), ("filepath", "caption"))
-    assert info.value.line == 3
+    path.write_bytes(b"\xef\xbb\xbffilepath,caption\n1.jpg,ok\n2.jpg,a \xff\xfe b\n")
+    paths, captions = read_csv_index(str(path), ("filepath", "caption"))
+    assert [to_bytes(c) for c in captions] == [b"ok", b"a \xff\xfe b"]
+    assert [to_bytes(p) for p in paths] == [str(tmp_path / "1.jpg").encode(), str(tmp_path / "2.jpg").encode()]
 
 
 def _coco(images, annotations):
