@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: main test test-all install install-test clean
+.PHONY: main test test-all fuzz fault-injection install install-test clean
 
 $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ test: $(VENV)/.installed-test
 
 test-all: $(VENV)/.installed-test
 	$(PY) -m pytest -n 2 --dist loadfile -q -m ""
+
+# Nightly-style reliability runs (docs/reliability_inputs.md, docs/reliability_training.md).
+fuzz: $(VENV)/.installed-test
+	$(PY) tools/fuzz_nightly.py --examples=$${FUZZ_EXAMPLES:-2000}
+
+fault-injection: $(VENV)/.installed-test
+	$(PY) tools/fault_injection.py --trials=$${TRIALS:-30}
 
 clean:
 	rm -rf $(VENV) build *.egg-info

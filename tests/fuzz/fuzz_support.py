@@ -235,7 +235,7 @@ def image_like_bytes(max_size=256):
 # Every reason a reader may give for a counted skip (SkipCounter): the documented ones.
 DOCUMENTED_SKIP_REASONS = frozenset({
     "missing", "unreadable", "empty", "not_an_image", "too_large", "corrupt", "truncated", "no_text", "no_image",
-    "corrupt_record", "corrupt_file", "corrupt_tar", "unsafe_path", "bad_name", "not_a_file",
+    "corrupt_record", "corrupt_file", "corrupt_tar", "unsafe_path", "bad_name", "not_a_file", "bad_text",
 })
 
 
