@@ -25,8 +25,7 @@ import re
 import keras
 
 from florence_keras.training.fused_adamw import FusedAdamW
-from florence_keras.training.optimizer_factory import no_weight_decay_variables
-from florence_keras.training.warmup_cosine_decay import WarmupCosineDecay
+from florence_keras.training.optimizer_factory import make_optimizer
 
 _STEM = re.compile(r"^stem(/|$)")
 _STAGE_EMBEDDING = re.compile(r"^stage_(\d+)_embedding(/|$)")
@@ -211,20 +210,12 @@ def make_layerwise_decay_optimizer(
     Returns:
         A built `LayerwiseDecayAdamW` (or a `LossScaleOptimizer` wrapping one).
     """
-    if precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
-        raise ValueError(f"`precision` must be 'float32', 'mixed_bfloat16' or 'mixed_float16'. "
-                         f"Received: precision={precision!r}")
-    if weight_decay < 0:
-        raise ValueError(f"`weight_decay` must be >= 0. Received: weight_decay={weight_decay}")
     trainable_variables = list(trainable_variables)
-    schedule = WarmupCosineDecay(peak_learning_rate, total_steps=total_steps, warmup_steps=warmup_steps,
-                                 end_learning_rate=end_learning_rate)
-    optimizer = LayerwiseDecayAdamW(learning_rate=schedule, weight_decay=weight_decay, beta_1=beta_1,
-                                    beta_2=beta_2, epsilon=epsilon)
-    optimizer.exclude_from_weight_decay(var_list=no_weight_decay_variables(trainable_variables, no_decay_names))
-    inner = optimizer
-    if precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    optimizer.build(trainable_variables)
+    optimizer = make_optimizer(
+        trainable_variables, peak_learning_rate=peak_learning_rate, total_steps=total_steps,
+        warmup_steps=warmup_steps, end_learning_rate=end_learning_rate, weight_decay=weight_decay, beta_1=beta_1,
+        beta_2=beta_2, epsilon=epsilon, precision=precision, no_decay_names=no_decay_names,
+        optimizer_class=LayerwiseDecayAdamW)
+    inner = optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
     inner.set_learning_rate_multipliers(trainable_variables, multipliers)
     return optimizer

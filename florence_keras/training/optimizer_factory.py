@@ -48,6 +48,7 @@ def make_optimizer(
     epsilon=1e-6,
     precision="float32",
     no_decay_names=(),
+    optimizer_class=None,
 ):
     """Builds the UniCL pretraining optimizer: AdamW (`FusedAdamW`) + `WarmupCosineDecay`.
 
@@ -70,6 +71,8 @@ def make_optimizer(
         beta_1, beta_2, epsilon: Adam constants. Default to 0.9, 0.98, 1e-6.
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
         no_decay_names: extra substrings of variable paths to exclude from weight decay.
+        optimizer_class: an AdamW class taking AdamW's arguments (default `FusedAdamW`), e.g.
+            `LayerwiseDecayAdamW`.
 
     Returns:
         A built `FusedAdamW` (Keras's AdamW with a one-kernel update), or a `LossScaleOptimizer`
@@ -97,7 +100,7 @@ def make_optimizer(
         warmup_steps=warmup_steps,
         end_learning_rate=end_learning_rate,
     )
-    optimizer = FusedAdamW(
+    optimizer = (optimizer_class or FusedAdamW)(
         learning_rate=schedule,
         weight_decay=weight_decay,
         beta_1=beta_1,
