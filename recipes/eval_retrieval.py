@@ -20,6 +20,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from florence_keras.evaluation import builtin_data
 from florence_keras.evaluation import encoded_data
 from florence_keras.evaluation import plots
 from florence_keras.evaluation import reporting
@@ -27,7 +28,9 @@ from florence_keras.evaluation import retrieval
 
 flags.DEFINE_string("preset", None, "Preset name, preset directory or handle.")
 flags.DEFINE_bool("tiny", False, "Smoke-test mode: a tiny random model instead of --preset.")
-flags.DEFINE_list("data", None, "Image-caption data path(s).", required=True)
+flags.DEFINE_list("data", None, "Image-caption data path(s), or 'builtin' (the built-in held-out split).",
+                  required=True)
+builtin_data.define_builtin_flags()
 flags.DEFINE_enum("data_format", "coco", ["coco", "csv", "tsv", "wds", "tfrecord"], "Image-caption data format.")
 flags.DEFINE_string("output_dir", None, "Where results are written.", required=True)
 flags.DEFINE_integer("batch_size", 32, "Examples per encoding batch.")
@@ -66,8 +69,11 @@ def main(argv):
     cache_dir = FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "feature_cache")
     preset = encoded_data.recipe_preset(FLAGS.preset, FLAGS.tiny, FLAGS.output_dir)
     clip = encoded_data.load_clip(preset)
+    builtin_dir, settings = builtin_data.builtin_settings(FLAGS)
+    paths, data_format = builtin_data.resolve_data(FLAGS.data, FLAGS.data_format, "captions", "heldout",
+                                                   builtin_dir, **settings)
     data = encoded_data.encode_captioned_images(
-        clip, preset, FLAGS.data, FLAGS.data_format, split="eval", batch_size=FLAGS.batch_size,
+        clip, preset, paths, data_format, split="eval", batch_size=FLAGS.batch_size,
         cache_dir=cache_dir, max_examples=FLAGS.max_examples,
     )
     logging.info("Encoding %d captions of %d images", len(data["captions"]), len(data["image_sources"]))

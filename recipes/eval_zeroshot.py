@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from florence_keras.evaluation import builtin_data
 from florence_keras.evaluation import encoded_data
 from florence_keras.evaluation import plots
 from florence_keras.evaluation import reporting
@@ -26,7 +27,9 @@ from florence_keras.evaluation import zero_shot
 
 flags.DEFINE_string("preset", None, "Preset name, preset directory or handle.")
 flags.DEFINE_bool("tiny", False, "Smoke-test mode: a tiny random model instead of --preset.")
-flags.DEFINE_list("data", None, "Evaluation data path(s).", required=True)
+flags.DEFINE_list("data", None, "Evaluation data path(s), or 'builtin' (the built-in held-out split).",
+                  required=True)
+builtin_data.define_builtin_flags()
 flags.DEFINE_enum("data_format", "imagefolder", ["imagefolder", "csvlabel", "tfrecord"], "Image-label data format.")
 flags.DEFINE_string("output_dir", None, "Where results are written.", required=True)
 flags.DEFINE_string("templates", "imagenet80", "imagenet80, imagenet7, or a file with one template per line.")
@@ -49,8 +52,11 @@ def main(argv):
     templates = zero_shot.load_templates(FLAGS.templates)
     preset = encoded_data.recipe_preset(FLAGS.preset, FLAGS.tiny, FLAGS.output_dir)
     clip = encoded_data.load_clip(preset)
+    builtin_dir, settings = builtin_data.builtin_settings(FLAGS)
+    paths, data_format = builtin_data.resolve_data(FLAGS.data, FLAGS.data_format, "labels", "heldout",
+                                                   builtin_dir, **settings)
     data = encoded_data.encode_labelled_images(
-        clip, preset, FLAGS.data, FLAGS.data_format, split="eval", batch_size=FLAGS.batch_size,
+        clip, preset, paths, data_format, split="eval", batch_size=FLAGS.batch_size,
         cache_dir=cache_dir, max_examples=FLAGS.max_examples,
     )
     class_names, labels = np.unique(data["class_names"], return_inverse=True)

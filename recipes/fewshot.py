@@ -19,6 +19,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from florence_keras.evaluation import builtin_data
 from florence_keras.evaluation import encoded_data
 from florence_keras.evaluation import few_shot
 from florence_keras.evaluation import plots
@@ -26,7 +27,9 @@ from florence_keras.evaluation import reporting
 
 flags.DEFINE_string("preset", None, "Preset name, preset directory or handle.")
 flags.DEFINE_bool("tiny", False, "Smoke-test mode: a tiny random model instead of --preset.")
-flags.DEFINE_list("data", None, "Data path(s) the episodes are drawn from.", required=True)
+flags.DEFINE_list("data", None, "Data path(s) the episodes are drawn from, or 'builtin' (the built-in held-out "
+                  "split).", required=True)
+builtin_data.define_builtin_flags()
 flags.DEFINE_enum("data_format", "imagefolder", ["imagefolder", "csvlabel", "tfrecord"], "Image-label data format.")
 flags.DEFINE_string("output_dir", None, "Where results are written.", required=True)
 flags.DEFINE_list("shots", ["5", "20", "50"], "Shots per class (K) to evaluate.")
@@ -54,8 +57,11 @@ def main(argv):
     cache_dir = FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "feature_cache")
     preset = encoded_data.recipe_preset(FLAGS.preset, FLAGS.tiny, FLAGS.output_dir)
     clip = encoded_data.load_clip(preset)
+    builtin_dir, settings = builtin_data.builtin_settings(FLAGS)
+    paths, data_format = builtin_data.resolve_data(FLAGS.data, FLAGS.data_format, "labels", "heldout",
+                                                   builtin_dir, **settings)
     data = encoded_data.encode_labelled_images(
-        clip, preset, FLAGS.data, FLAGS.data_format, split="all", batch_size=FLAGS.batch_size,
+        clip, preset, paths, data_format, split="all", batch_size=FLAGS.batch_size,
         cache_dir=cache_dir, max_examples=FLAGS.max_examples,
     )
     encode_seconds = time.time() - start

@@ -21,6 +21,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from florence_keras.evaluation import builtin_data
 from florence_keras.evaluation import encoded_data
 from florence_keras.evaluation import linear_probe
 from florence_keras.evaluation import plots
@@ -28,7 +29,9 @@ from florence_keras.evaluation import reporting
 
 flags.DEFINE_string("preset", None, "Preset name, preset directory or handle.")
 flags.DEFINE_bool("tiny", False, "Smoke-test mode: a tiny random model instead of --preset.")
-flags.DEFINE_list("data", None, "Training data path(s).", required=True)
+flags.DEFINE_list("data", None, "Training data path(s), or 'builtin' (the built-in training split; tested on its "
+                  "held-out split unless --test_data is given).", required=True)
+builtin_data.define_builtin_flags()
 flags.DEFINE_list("test_data", None, "Test data path(s); default: hold out --test_fraction of --data.")
 flags.DEFINE_list("val_data", None, "Validation data path(s); default: split --validation_fraction of train.")
 flags.DEFINE_enum("data_format", "imagefolder", ["imagefolder", "csvlabel", "tfrecord"], "Image-label data format.")
@@ -71,16 +74,24 @@ def main(argv):
     preset = encoded_data.recipe_preset(FLAGS.preset, FLAGS.tiny, FLAGS.output_dir)
     clip = encoded_data.load_clip(preset)
 
+    builtin_dir, settings = builtin_data.builtin_settings(FLAGS)
+    train_paths, data_format = builtin_data.resolve_data(FLAGS.data, FLAGS.data_format, "labels", "train",
+                                                         builtin_dir, **settings)
+    test_paths = FLAGS.test_data
+    if not test_paths and builtin_data.is_builtin(FLAGS.data):
+        test_paths, _ = builtin_data.resolve_data(FLAGS.data, FLAGS.data_format, "labels", "heldout", builtin_dir,
+                                                  **settings)
+
     def encode(paths, split):
         return encoded_data.encode_labelled_images(
-            clip, preset, paths, FLAGS.data_format, split=split, batch_size=FLAGS.batch_size,
+            clip, preset, paths, data_format, split=split, batch_size=FLAGS.batch_size,
             cache_dir=cache_dir, max_examples=FLAGS.max_examples,
         )
 
-    train = encode(FLAGS.data, "train")
+    train = encode(train_paths, "train")
     train_x, train_y = train["features"], train["class_names"]
-    if FLAGS.test_data:
-        test = encode(FLAGS.test_data, "test")
+    if test_paths:
+        test = encode(test_paths, "test")
         test_x, test_y = test["features"], test["class_names"]
     else:
         keep, held_out = linear_probe.stratified_split(train_y, FLAGS.test_fraction, seed=FLAGS.seed)

@@ -315,3 +315,27 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
     with open(result["info"], "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
     return result
+
+
+def ensure_builtin_dataset(directory, num_train, num_heldout, image_size, seed):
+    """Writes the built-in dataset once (csv, coco, imagefolder, tfrecord); reuses it when the same settings were
+    written before. Pretraining, fine-tuning and the evaluation recipes share it through `--builtin_dir`.
+
+    Returns:
+        The paths dict of `write_builtin_dataset`.
+    """
+    settings = {"num_train": num_train, "num_heldout": num_heldout, "image_size": image_size, "seed": seed}
+    marker = os.path.join(directory, "florence_builtin_settings.json")
+    paths_file = os.path.join(directory, "florence_builtin_paths.json")
+    if os.path.exists(marker) and os.path.exists(paths_file):
+        with open(marker, encoding="utf-8") as f:
+            if json.load(f) == settings:
+                with open(paths_file, encoding="utf-8") as g:
+                    return json.load(g)
+    paths = write_builtin_dataset(directory, num_train, num_heldout, image_size=image_size, seed=seed,
+                                  formats=("csv", "coco", "imagefolder", "tfrecord"), verbose=True)
+    with open(paths_file, "w", encoding="utf-8") as f:
+        json.dump(paths, f)
+    with open(marker, "w", encoding="utf-8") as f:  # written last: marks a complete dataset
+        json.dump(settings, f)
+    return paths

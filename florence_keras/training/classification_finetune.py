@@ -215,7 +215,7 @@ def finetune_classification(
         raise ValueError(f"`head` must be 'unicl' or 'linear'. Received: head={head!r}")
     os.makedirs(output_dir, exist_ok=True)
     if train_data == BUILTIN:
-        from florence_keras.training.pretrain_unicl import ensure_builtin_dataset
+        from florence_keras.data.builtin_dataset import ensure_builtin_dataset
 
         builtin = ensure_builtin_dataset(builtin_dir or os.path.join(output_dir, "data"), builtin_train,
                                          builtin_heldout, 64, seed)

@@ -10,7 +10,8 @@ import os
 import time
 
 import tensorflow as tf
-from florence_keras.data.builtin_dataset import write_builtin_dataset
+
+from florence_keras.data.builtin_dataset import ensure_builtin_dataset
 from florence_keras.data.skip_counter import SkipCounter
 from florence_keras.models import preset_registry
 from florence_keras.models.florence_clip import FlorenceCLIP
@@ -84,25 +85,6 @@ def write_skip_report(path, counter, extra=None):
         json.dump(report, f, indent=1)
     os.replace(tmp, path)
     return report
-
-
-def ensure_builtin_dataset(directory, num_train, num_heldout, image_size, seed):
-    """Writes the built-in dataset once; reuses it when the same settings were written before."""
-    settings = {"num_train": num_train, "num_heldout": num_heldout, "image_size": image_size, "seed": seed}
-    marker = os.path.join(directory, "florence_builtin_settings.json")
-    paths_file = os.path.join(directory, "florence_builtin_paths.json")
-    if os.path.exists(marker) and os.path.exists(paths_file):
-        with open(marker, encoding="utf-8") as f:
-            if json.load(f) == settings:
-                with open(paths_file, encoding="utf-8") as g:
-                    return json.load(g)
-    paths = write_builtin_dataset(directory, num_train, num_heldout, image_size=image_size, seed=seed,
-                                  formats=("csv", "coco", "imagefolder", "tfrecord"), verbose=True)
-    with open(paths_file, "w", encoding="utf-8") as f:
-        json.dump(paths, f)
-    with open(marker, "w", encoding="utf-8") as f:  # written last: marks a complete dataset
-        json.dump(settings, f)
-    return paths
 
 
 def _load_task(preset, image_size, dtype=None):

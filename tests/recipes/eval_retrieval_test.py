@@ -31,3 +31,15 @@ def test_retrieval_recipe_tiny_mode(tmp_path):
     for grid in ("text_to_image.png", "image_to_text.png"):
         assert matplotlib.image.imread(output / grid).ndim == 3
     assert "## Recall" in (output / "retrieval.md").read_text(encoding="utf-8")
+
+
+def test_retrieval_on_builtin_heldout_captions(tmp_path):
+    output = tmp_path / "out"
+    eval_recipe_data.run_recipe(
+        "eval_retrieval", "--tiny", "--data=builtin", "--builtin_train=8", "--builtin_heldout=12",
+        f"--output_dir={output}", "--batch_size=6",
+    )
+    with open(output / "retrieval.json", encoding="utf-8") as file:
+        results = json.load(file)
+    assert results["num_images"] == 12  # the built-in held-out split, one caption per image (COCO form)
+    assert os.path.isdir(output / "builtin_data")  # the default --builtin_dir

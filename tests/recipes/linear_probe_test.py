@@ -32,3 +32,17 @@ def test_linear_probe_recipe_tiny_mode(tmp_path):
     assert matrix.sum() == 9 and results["top1"] == np.trace(matrix) / 9
     assert matplotlib.image.imread(output / "confusion_matrix.png").ndim == 3
     assert len(os.listdir(output / "feature_cache")) == 2  # train and test features
+
+
+def test_linear_probe_on_builtin_data_trains_on_train_and_tests_on_heldout(tmp_path):
+    output = tmp_path / "out"
+    eval_recipe_data.run_recipe(
+        "linear_probe", "--tiny", "--data=builtin", "--builtin_train=40", "--builtin_heldout=16",
+        f"--builtin_dir={tmp_path / 'builtin'}", f"--output_dir={output}", "--c_min=0.1", "--c_max=10",
+        "--refine_steps=0", "--batch_size=8",
+    )
+    with open(output / "linear_probe.json", encoding="utf-8") as file:
+        results = json.load(file)
+    # The built-in train split is fitted (train + validation), its held-out split is the test set.
+    assert results["num_train"] + results["num_val"] == 40 and results["num_test"] == 16
+    assert os.path.isdir(tmp_path / "builtin" / "imagefolder" / "heldout")
