@@ -91,8 +91,13 @@ def main(argv):
         settings.update(steps=4, global_batch_size=8, builtin_train=64, builtin_heldout=32,
                         warmup_steps=1, checkpoint_every=2)
     result = pretrain_unicl(**settings)
-    print(f"\nTrained {result['train']['step']} steps in {result['seconds']:.0f} s "
-          f"(final loss {result['train']['loss']}); skipped examples: {result['skipped_examples']}")
+    train = result["train"]
+    if train["loss"] is None:  # the run in --model_dir had already finished: nothing trained
+        print(f"\n{FLAGS.model_dir} already holds a finished run of {train['step']} steps: nothing to train "
+              "(use another --model_dir to train again).")
+    else:
+        print(f"\nTrained {train['step']} steps in {result['seconds']:.0f} s (final loss {train['loss']:.4f}); "
+              f"skipped examples: {result['skipped_examples']}")
     if result["skipped_examples"]:
         print(f"Skipped records by reason: {result['skipped_records_by_reason']} "
               f"(details: {result['skip_report']})")

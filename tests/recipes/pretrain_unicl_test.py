@@ -22,6 +22,7 @@ def test_main_job_tiny_and_resume(tmp_path):
     first = _run(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Held-out built-in split" in first.stdout
+    assert "Trained 4 steps" in first.stdout and "final loss" in first.stdout
     assert "zero-shot top-1" in first.stdout and "text to image R@1" in first.stdout
     scores = json.loads((tmp_path / "heldout_scores.json").read_text())
     assert 0.0 <= scores["zero_shot"]["top1"] <= 1.0
@@ -38,5 +39,5 @@ def test_main_job_tiny_and_resume(tmp_path):
     # Rerunning the same command resumes: the run is complete, nothing is retrained.
     second = _run(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "Trained 4 steps" in second.stdout
+    assert "already holds a finished run of 4 steps: nothing to train" in second.stdout
     assert "Stage stage1 from step 0" not in second.stderr
