@@ -1,5 +1,7 @@
 """The shared test harness: serialization round trips and numeric helpers."""
 
+import os
+
 import numpy as np
 import keras
 
@@ -36,3 +38,30 @@ def _assert_tree_close(actual, expected, atol):
 
 def random_images(batch, height, width, channels=3, seed=0):
     return np.random.default_rng(seed).random((batch, height, width, channels)).astype("float32")
+
+
+def with_two_logical_cpus(compute, script, *args, timeout=300):
+    """Numbers computed by `compute(*args)` with two logical CPU devices (MirroredStrategy's two replicas).
+
+    A test module splits the CPU in two at import, before TensorFlow starts. When another module started
+    TensorFlow first the split is no longer possible, so the computation runs in a fresh process instead:
+    `script` (the test file) is executed with `args` as its command line, and its `__main__` must print
+    `compute`'s numbers, space-separated, on its last line.
+
+    Returns:
+        A tuple of floats.
+    """
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    if len(tf.config.list_logical_devices("CPU")) >= 2:
+        result = compute(*args)
+        return tuple(float(x) for x in (result if isinstance(result, (tuple, list)) else [result]))
+    completed = subprocess.run(
+        [sys.executable, script, *(str(a) for a in args)], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return tuple(float(x) for x in completed.stdout.strip().splitlines()[-1].split())

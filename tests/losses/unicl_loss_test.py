@@ -1,7 +1,5 @@
 """Tests of the UniCL loss against independent numpy computations and across replicas."""
 
-import os
-import subprocess
 import sys
 
 import numpy as np
@@ -24,6 +22,7 @@ from florence_keras.losses import UniCLLoss  # noqa: E402
 from florence_keras.losses import unicl_anchor_losses  # noqa: E402
 from florence_keras.losses import unicl_loss  # noqa: E402
 from florence_keras.training import make_strategy  # noqa: E402
+from tests.test_case import with_two_logical_cpus  # noqa: E402
 
 
 def _normalised(rng, n, d):
@@ -193,8 +192,8 @@ def test_bad_inputs_raise_clear_errors():
 def _replica_equivalence_errors(block_size=None):
     """Returns (loss error, max gradient error, loss) of 2 replicas × b against 1 device × 2b.
 
-    The replicas compute the loss `block_size` anchors at a time when it is set; the single device
-    always uses the dense path.
+    The replicas compute the loss `block_size` anchors at a time when it is set (0 or None: dense); the
+    single device always uses the dense path.
     """
     rng = np.random.default_rng(7)
     b, f, d = 6, 10, 8
@@ -239,7 +238,7 @@ def _replica_equivalence_errors(block_size=None):
     def step(xi, xt, y):
         def replica_fn(xi, xt, y):
             with tf.GradientTape() as tape:
-                loss = loss_fn(mw_i, mw_t, mlog, xi, xt, y, block=block_size)
+                loss = loss_fn(mw_i, mw_t, mlog, xi, xt, y, block=block_size or None)
             return loss, tape.gradient(loss, [mw_i, mw_t, mlog])
 
         losses, grads = strategy.run(replica_fn, args=(xi, xt, y))
@@ -256,21 +255,10 @@ def _replica_equivalence_errors(block_size=None):
 
 @pytest.mark.parametrize("block_size", [None, 4])
 def test_two_replicas_equal_one_device_with_double_batch(block_size):
-    if len(tf.config.list_logical_devices("CPU")) < 2:
-        # TensorFlow was initialised by another test module before this one could split the CPU.
-        result = subprocess.run(
-            [sys.executable, __file__, str(block_size or 0)], capture_output=True, text=True,
-            timeout=300,
-            env={**os.environ, "PYTHONPATH": os.getcwd()},
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        loss_error, grad_error = (float(x) for x in result.stdout.split()[-2:])
-    else:
-        loss_error, grad_error, _ = _replica_equivalence_errors(block_size)
+    loss_error, grad_error, _ = with_two_logical_cpus(_replica_equivalence_errors, __file__, block_size or 0)
     assert loss_error < 1e-5, loss_error
     assert grad_error < 1e-5, grad_error
 
 
 if __name__ == "__main__":
-    errors = _replica_equivalence_errors(int(sys.argv[1]) or None if len(sys.argv) > 1 else None)
-    print(errors[0], errors[1])
+    print(*_replica_equivalence_errors(int(sys.argv[1]) if len(sys.argv) > 1 else 0))

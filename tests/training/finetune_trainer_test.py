@@ -4,7 +4,6 @@ import doctest
 import importlib
 import math
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -23,6 +22,7 @@ from florence_keras.training.classification_finetune import class_index_labels
 from florence_keras.training.finetune_trainer import FineTuneTrainer
 from florence_keras.training.layerwise_lr_decay import LayerwiseDecayAdamW
 from florence_keras.training.linear_head_classifier import LinearHeadClassifier
+from tests.test_case import with_two_logical_cpus
 
 IMAGE_SIZE, BATCH, NUM_CLASSES = 32, 4, 3
 
@@ -96,13 +96,7 @@ def _mirrored_error(directory):
 def test_two_replicas_equal_one_device(tmp_path):
     # Cross-entropy share per replica (sum / global batch) + the optimizer's all-reduce = the one-device step,
     # and LayerwiseDecayAdamW's per-variable multipliers hold under MirroredStrategy.
-    if len(tf.config.list_logical_devices("CPU")) < 2:
-        result = subprocess.run([sys.executable, __file__, str(tmp_path)], capture_output=True, text=True,
-                                timeout=300, env={**os.environ, "PYTHONPATH": os.getcwd()})
-        assert result.returncode == 0, result.stderr[-3000:]
-        error = float(result.stdout.split()[-1])
-    else:
-        error = _mirrored_error(str(tmp_path))
+    (error,) = with_two_logical_cpus(_mirrored_error, __file__, str(tmp_path))
     assert error < 1e-5, error
 
 

@@ -1,8 +1,6 @@
 """GradientCache: chunked gradients equal the full-batch step, with dropout and across replicas."""
 
-import os
 import pathlib
-import subprocess
 import sys
 
 import numpy as np
@@ -27,6 +25,7 @@ from florence_keras.training import GradientCache  # noqa: E402
 from florence_keras.training import full_batch_gradients  # noqa: E402
 from florence_keras.training import logit_scale_from  # noqa: E402
 from florence_keras.training import make_strategy  # noqa: E402
+from tests.test_case import with_two_logical_cpus  # noqa: E402
 
 
 def _build(dtype="float32", dropout=0.0):
@@ -186,15 +185,7 @@ def _replica_chunk_error():
 
 
 def test_two_replicas_in_chunks_equal_one_device():
-    if len(tf.config.list_logical_devices("CPU")) < 2:
-        result = subprocess.run(
-            [sys.executable, __file__], capture_output=True, text=True, timeout=300,
-            env={**os.environ, "PYTHONPATH": os.getcwd()},
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        error = float(result.stdout.split()[-1])
-    else:
-        error = _replica_chunk_error()
+    (error,) = with_two_logical_cpus(_replica_chunk_error, __file__)
     assert error < 1e-5, error
 
 

@@ -4,7 +4,6 @@ import glob
 import os
 import pathlib
 import signal
-import subprocess
 import sys
 
 import numpy as np
@@ -28,6 +27,7 @@ from florence_keras.training import NonFiniteLossError  # noqa: E402
 from florence_keras.training import TrainingStage  # noqa: E402
 from florence_keras.training import UniCLTrainer  # noqa: E402
 from florence_keras.training import florence_stages  # noqa: E402
+from tests.test_case import with_two_logical_cpus  # noqa: E402
 
 
 def _trainer(model_dir, **overrides):
@@ -67,15 +67,7 @@ def _mirrored_equivalence_error(tmp_path):
 
 
 def test_mirrored_chunked_run_matches_single_device(tmp_path):
-    if len(tf.config.list_logical_devices("CPU")) < 2:
-        result = subprocess.run(
-            [sys.executable, __file__, str(tmp_path)], capture_output=True, text=True, timeout=300,
-            env={**os.environ, "PYTHONPATH": os.getcwd()},
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        error = float(result.stdout.split()[-1])
-    else:
-        error = _mirrored_equivalence_error(tmp_path)
+    (error,) = with_two_logical_cpus(_mirrored_equivalence_error, __file__, tmp_path)
     # Adam's first steps move every weight by ~lr whatever the gradient's size, so differences of
     # float rounding in near-zero gradient entries are amplified; 1e-3 × lr bounds them.
     assert error < 1e-6, error
