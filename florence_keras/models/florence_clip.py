@@ -4,21 +4,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
-from keras_hub.models import Task
 
-from florence_keras.models import preset_registry
 from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
-
-
-# What keras-hub raises for a damaged preset directory: a config of the wrong types (TypeError, AttributeError,
-# IndexError), missing entries (KeyError), unreadable files (OSError), a damaged HDF5 weights file (h5py raises
-# RuntimeError), tokenizer tables that can't be built or sizes that can't be allocated (tf.errors.OpError).
-_DAMAGED_PRESET_ERRORS = (KeyError, OSError, TypeError, AttributeError, IndexError, RuntimeError, tf.errors.OpError)
+from florence_keras.models.florence_task import FlorenceTask
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")
-class FlorenceCLIP(Task):
+class FlorenceCLIP(FlorenceTask):
     """Florence's image-text model: encode images and texts into one space.
 
     Args:
@@ -116,29 +109,3 @@ class FlorenceCLIP(Task):
     def similarity(self, images, texts):
         """Cosine similarities `(num_images, num_texts)` of raw images and texts."""
         return ops.matmul(self.encode_images(images), ops.transpose(self.encode_texts(texts)))
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        """Loads a FlorenceCLIP from a preset name, directory or handle.
-
-        Args:
-            preset: an architecture preset (`florence_tiny` ... `florence_huge`,
-                random init), a registered trained preset (see
-                `florence_keras.models.preset_registry.list_presets()`), a
-                preset directory, or a keras-hub handle (`hf://`, `kaggle://`).
-            load_weights: bool; ignored for architecture presets.
-            **kwargs: for architecture presets, `image_size`, `dtype`.
-
-        Raises:
-            ValueError: an unknown name, or a preset directory that is incomplete, damaged (bad JSON, a config
-                of the wrong types or sizes, unreadable weights or tokenizer files) or refused by Keras safe mode
-                (a `Lambda` layer or a class that is not registered).
-        """
-        resolved = preset_registry.resolve(preset)
-        if resolved.kind == "architecture":
-            return preset_registry.build_architecture_preset(cls, preset, **kwargs)
-        preset_registry.validate_preset_dir(resolved.path, load_weights)
-        try:
-            return super().from_preset(resolved.path, load_weights=load_weights, **kwargs)
-        except _DAMAGED_PRESET_ERRORS as e:
-            raise ValueError(f"Could not load preset {preset!r} (damaged or incompatible): {e!r}"[:2000]) from e

@@ -32,8 +32,13 @@ def list_presets():
     return sorted(presets.ARCHITECTURE_PRESETS) + trained_presets()
 
 
-def resolve(preset):
-    """Classifies `preset` as an architecture name, a trained name, or a path/handle."""
+def resolve(preset, valid_names=None):
+    """Classifies `preset` as an architecture name, a trained name, or a path/handle.
+
+    Args:
+        preset: a name, a directory or a handle.
+        valid_names: the names to list when `preset` is unknown (default: all).
+    """
     if not isinstance(preset, (str, os.PathLike)):
         raise ValueError(f"`preset` must be a name, a directory or a handle. Received: {preset!r}")
     preset = os.fspath(preset)
@@ -47,7 +52,7 @@ def resolve(preset):
         raise ValueError(f"Preset {preset!r} is a file; a preset is a directory.")
     raise ValueError(
         f"Unknown preset {preset!r}: not a preset name, an existing directory or a handle. "
-        f"Valid names: {', '.join(list_presets())}"
+        f"Valid names: {', '.join(list_presets() if valid_names is None else valid_names)}"
     )
 
 
@@ -106,8 +111,72 @@ def build_architecture_preprocessor(name, image_size=224):
     )
 
 
+def build_architecture_backbone(name, image_size=224, dtype=None, **overrides):
+    """A randomly initialised `FlorenceBackbone` at an architecture preset's published size."""
+    config = presets.architecture_config(name, image_size=image_size, **overrides)
+    return presets.build_backbone(config, dtype=dtype)
+
+
 def build_architecture_preset(task_cls, name, image_size=224, dtype=None, **overrides):
     """A randomly initialised task at an architecture preset's published size."""
-    config = presets.architecture_config(name, image_size=image_size, **overrides)
-    backbone = presets.build_backbone(config, dtype=dtype)
+    backbone = build_architecture_backbone(name, image_size=image_size, dtype=dtype, **overrides)
     return task_cls(backbone=backbone, preprocessor=build_architecture_preprocessor(name, image_size))
+
+
+def _trained_preset_class(name):
+    """The registered Keras name of the Task saved in a trained preset (`task.json`), or None."""
+    try:
+        with open(os.path.join(PACKAGE_PRESET_DIR, name, "task.json"), encoding="utf-8") as f:
+            document = json.load(f)
+    except (OSError, ValueError):  # a damaged shipped preset: from_preset names the file when it is loaded
+        return None
+    return document.get("registered_name") if isinstance(document, dict) else None
+
+
+def _trained_preset_description(name):
+    try:
+        with open(os.path.join(PACKAGE_PRESET_DIR, name, "metadata.json"), encoding="utf-8") as f:
+            document = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def presets_for(task_cls):
+    """The presets `task_cls.from_preset` loads, in keras-hub's `presets` layout.
+
+    Every architecture preset (random init) and every shipped trained preset
+    whose saved Task is `task_cls` or one of its subclasses:
+    `{name: {"metadata": {"description", "params", "path", "kind"}, "kaggle_handle": None}}`.
+    """
+    import keras
+
+    result = {}
+    for name in sorted(presets.ARCHITECTURE_PRESETS):
+        result[name] = {
+            "metadata": {
+                "description": f"{name}: the published Florence architecture at this size, randomly initialised.",
+                "params": None,
+                "path": None,
+                "kind": "architecture",
+            },
+            "kaggle_handle": None,
+        }
+    for name in trained_presets():
+        registered = _trained_preset_class(name)
+        saved_cls = keras.saving.get_registered_object(registered) if registered else None
+        if saved_cls is None or not isinstance(saved_cls, type) or not issubclass(saved_cls, task_cls):
+            continue
+        metadata = _trained_preset_description(name)
+        training = metadata.get("florence_training", {})
+        base = training.get("preset", "a Florence architecture") if isinstance(training, dict) else "?"
+        result[name] = {
+            "metadata": {
+                "description": f"{name}: {base} trained by florence_keras (see its metadata.json).",
+                "params": metadata.get("parameter_count"),
+                "path": os.path.join(PACKAGE_PRESET_DIR, name),
+                "kind": "trained",
+            },
+            "kaggle_handle": None,
+        }
+    return result
