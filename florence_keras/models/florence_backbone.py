@@ -142,9 +142,9 @@ class FlorenceBackbone(Backbone):
 
         # === Functional model ===
         image_shape = tuple(image_encoder.input.shape[1:])
-        seq_len = text_encoder.input.shape[1]
         images = keras.Input(shape=image_shape, name="images")
-        token_ids = keras.Input(shape=(seq_len,), dtype="int32", name="token_ids")
+        # Any length up to the text encoder's context, as the text encoder takes.
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         image_embeddings = self._embed_images(images)
         text_embeddings = self._embed_texts(token_ids)
         logit_scale = self.logit_scale_layer(image_embeddings)
@@ -202,7 +202,9 @@ class FlorenceBackbone(Backbone):
 
     @property
     def sequence_length(self):
-        return self.text_encoder.input.shape[1]
+        """The text context length (the longest `token_ids` the model takes)."""
+        encoder = self.text_encoder
+        return getattr(encoder, "max_sequence_length", None) or encoder.input.shape[1]
 
     def get_config(self):
         config = super().get_config()

@@ -94,9 +94,10 @@ class FlorenceCLIP(FlorenceTask):
                     f"`texts` must be strings or int token ids. Received dtype: {token_ids.dtype}"
                 )
             expected = self.backbone.sequence_length
-            if len(token_ids.shape) != 2 or token_ids.shape[1] != expected:
+            if len(token_ids.shape) != 2 or not 1 <= token_ids.shape[1] <= expected:
                 raise ValueError(
-                    f"Token ids must have shape (batch, {expected}). Received: {tuple(token_ids.shape)}"
+                    f"Token ids must have shape (batch, L) with 1 <= L <= {expected}. "
+                    f"Received: {tuple(token_ids.shape)}"
                 )
         if token_ids.shape[0] == 0:
             raise ValueError("`texts` is an empty batch.")

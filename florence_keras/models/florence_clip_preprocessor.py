@@ -4,11 +4,11 @@ import keras
 import tensorflow as tf
 from keras_hub.layers import StartEndPacker
 from keras_hub.models import Preprocessor
-from keras_hub.src.utils.tensor_utils import preprocessing_function
 
 from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_image_converter import FlorenceImageConverter
 from florence_keras.models.florence_tokenizer import FlorenceTokenizer
+from florence_keras.models.keras_hub_internals import preprocessing_function
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")

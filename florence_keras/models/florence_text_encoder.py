@@ -5,11 +5,33 @@ from keras import ops
 from keras_hub.layers import TokenAndPositionEmbedding
 from keras_hub.models import Backbone
 
-# keras-hub's CLIP block is exactly the CLIP text block (pre-LayerNorm, causal
-# multi-head attention, 4x MLP with quick-GELU); reuse it rather than rewrite it.
-from keras_hub.src.models.clip.clip_layers import CLIPEncoderLayer
+# keras-hub's CLIP block is exactly the CLIP text block; it has no public name
+# (see keras_hub_internals for why we reuse it rather than rewrite it).
+from florence_keras.models.keras_hub_internals import CLIPEncoderLayer
 
 ACTIVATIONS = ("quick_gelu", "gelu")
+
+
+def check_sequence_length(token_ids, max_sequence_length):
+    """Raises a `ValueError` when token ids `(B, L)` are longer than the context.
+
+    Only static lengths can be checked here (eager calls, JAX, and graphs
+    traced with a known length); a graph traced with an unknown length fails
+    in the position embedding instead.
+    """
+    shape = getattr(token_ids, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise ValueError(
+            "Token ids must be a 2-D int tensor (batch, sequence_length). "
+            f"Received shape: {None if shape is None else tuple(shape)}"
+        )
+    length = shape[1]
+    if length is not None and int(length) > max_sequence_length:
+        raise ValueError(
+            f"Token ids are longer than the text encoder's context: {int(length)} > "
+            f"max_sequence_length={max_sequence_length}. Truncate them (the preprocessor "
+            "packs texts to this length)."
+        )
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")
@@ -52,6 +74,13 @@ class FlorenceTextEncoder(Backbone):
     Token + learned position embeddings, `num_layers` pre-LayerNorm blocks with
     a causal mask, a final LayerNorm, and pooling at the end-of-text token.
 
+    Takes int token ids `(B, L)` for any `L <= max_sequence_length` (like
+    keras-hub's and transformers' text encoders): padding to a fixed length is
+    the preprocessor's job, not the model's. Because attention is causal and the
+    output is pooled at the first end-of-text token, a sequence cut anywhere
+    after its end token gives the same `"pooled_output"` as the padded one.
+    Longer sequences raise a `ValueError` naming the context length.
+
     Outputs a dict: `"sequence_output"` `(B, L, hidden_dim)` and
     `"pooled_output"` `(B, hidden_dim)`.
 
@@ -74,6 +103,8 @@ class FlorenceTextEncoder(Backbone):
     >>> out = encoder(np.array([[1, 2, 9, 0, 0]]))
     >>> tuple(out["pooled_output"].shape)
     (1, 8)
+    >>> tuple(encoder(np.array([[1, 2, 9]]))["sequence_output"].shape)
+    (1, 3, 8)
     """
 
     def __init__(
@@ -127,7 +158,8 @@ class FlorenceTextEncoder(Backbone):
         self.pooler = EndOfTextPooler(eos_token_id, dtype=dtype, name="pooler")
 
         # === Functional model ===
-        token_ids = keras.Input(shape=(max_sequence_length,), dtype="int32", name="token_ids")
+        # Any length up to the context: the position embedding is sliced to `L`.
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         x = self.embedding(token_ids)
         for block in self.encoder_layers:
             x = block(x)
@@ -151,6 +183,10 @@ class FlorenceTextEncoder(Backbone):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.eos_token_id = eos_token_id
         self.output_dim = hidden_dim
+
+    def call(self, inputs, training=None, mask=None):
+        check_sequence_length(inputs, self.max_sequence_length)
+        return super().call(inputs, training=training, mask=mask)
 
     def get_config(self):
         config = super().get_config()

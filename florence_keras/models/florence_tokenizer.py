@@ -3,10 +3,10 @@
 import keras
 import tensorflow as tf
 import tensorflow_text as tf_text
-from keras_hub.models import CLIPTokenizer
-from keras_hub.src.utils.tensor_utils import preprocessing_function
+from keras_hub.tokenizers import CLIPTokenizer
 
 from florence_keras.models.clip_vocabulary import clip_vocabulary_and_merges
+from florence_keras.models.keras_hub_internals import preprocessing_function
 
 # CLIP's pre-tokenisation: contractions, letter runs, single digits, other
 # non-space runs. CLIP also matches its special-token strings here; we do not,
@@ -66,7 +66,7 @@ class FlorenceTokenizer(CLIPTokenizer):
         vocabulary: dict token -> id or a JSON path. Defaults to the CLIP
             vocabulary shipped with the package.
         merges: list of merge rules or a path. Defaults to CLIP's.
-        **kwargs: passed to `keras_hub.models.CLIPTokenizer`.
+        **kwargs: passed to `keras_hub.tokenizers.CLIPTokenizer`.
 
     Example:
     >>> tokenizer = FlorenceTokenizer()

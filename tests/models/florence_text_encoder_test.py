@@ -41,3 +41,44 @@ def test_bad_config(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         FlorenceTextEncoder(**args)
+
+
+def test_any_length_up_to_the_context():
+    encoder = _tiny()
+    padded = np.array([[1, 5, 7, 19, 19, 19], [2, 3, 4, 5, 19, 19]], "int32")
+    full = encoder(padded)
+    for length in (5, 6):  # every length that still holds each row's end token
+        cut = encoder(padded[:, :length])
+        assert tuple(cut["sequence_output"].shape) == (2, length, 8)
+        # Causal attention: position i sees tokens <= i only, so the kept positions do not change,
+        # and the pooled output (taken at the first end token) is the padded sequence's.
+        np.testing.assert_allclose(cut["pooled_output"], full["pooled_output"], atol=1e-6)
+        np.testing.assert_allclose(cut["sequence_output"], full["sequence_output"][:, :length], atol=1e-6)
+
+
+def test_short_sequence_uses_the_first_position_embeddings():
+    # An independent computation of the embedding output for a 2-token input: token + position rows 0 and 1.
+    encoder = _tiny()
+    ids = np.array([[3, 19]], "int32")
+    embedding = encoder.embedding
+    expected = (np.asarray(embedding.token_embedding.embeddings)[ids[0]]
+                + np.asarray(embedding.position_embedding.position_embeddings)[:2])
+    np.testing.assert_allclose(embedding(ids)[0], expected, atol=1e-6)
+    assert tuple(encoder(ids)["pooled_output"].shape) == (1, 8)
+
+
+def test_longer_than_context_is_a_clear_error():
+    encoder = _tiny()
+    with pytest.raises(ValueError, match=r"longer than the text encoder's context: 7 > max_sequence_length=6"):
+        encoder(np.ones((1, 7), "int32"))
+
+
+def test_serialized_model_keeps_variable_length(tmp_path):
+    import keras
+
+    encoder = _tiny()
+    path = str(tmp_path / "encoder.keras")
+    encoder.save(path)
+    loaded = keras.saving.load_model(path)
+    ids = np.array([[1, 5, 19]], "int32")
+    np.testing.assert_allclose(loaded(ids)["pooled_output"], encoder(ids)["pooled_output"], atol=1e-6)
