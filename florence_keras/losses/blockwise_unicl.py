@@ -17,8 +17,9 @@ and symmetrically for text anchors against the global images. The forward pass k
 log-sum-exps; the backward pass recomputes each block's logits. Peak memory is O(block_size · B + B · D)
 instead of O(b · B), at the price of one more pair of [b, D] × [D, B] products.
 
-The inputs are the *post-gather* tensors, so under `tf.distribute` the differentiable all-gather stays
-outside and routes the gradients of the global columns back to their replicas exactly as in the dense path.
+The inputs are the *post-gather* tensors: when the caller passes a `replica_context` to
+`unicl_anchor_losses`, its differentiable all-gather stays outside this function and routes the gradients of
+the global columns back to their replicas exactly as in the dense path. This function never gathers.
 TensorFlow only (it serves the TensorFlow training loop).
 """
 

@@ -9,10 +9,11 @@ images of one class, share a label), with logits s·u_i·v_j:
 
 With all labels distinct this is exactly CLIP's symmetric cross-entropy.
 
-Distributed training: the batch is the *global* batch. Inside a `tf.distribute` replica context with
-N > 1 replicas, embeddings and labels of all replicas are all-gathered, so every anchor sees the negatives
-of the whole global batch. Each replica then computes the loss terms of its *local* anchors only (a
-[b, N·b] logits block instead of [N·b, N·b]) and returns its share
+Distributed training is explicit: pass `replica_context` (a `tf.distribute.ReplicaContext` inside
+`strategy.run`, or any object with `num_replicas_in_sync` and a differentiable `all_gather(value, axis)`).
+With N > 1 replicas the embeddings and labels of all replicas are all-gathered, so every anchor sees the
+negatives of the whole global batch. Each replica then computes the loss terms of its *local* anchors only
+(a [b, N·b] logits block instead of [N·b, N·b]) and returns its share
 
     L_r = Σ_{local anchors i} ℓ_i / (N·b),      ℓ_i = ℓ^i2t_i + ℓ^t2i_i,
 
@@ -24,6 +25,11 @@ gradients (what tf.distribute's all-reduce and Keras optimizers do) gives the si
 the global batch. (This is open_clip's `local_loss=True, gather_with_grad=True` mode; gathering without
 gradient and replacing the local slice is only exact if every replica also computes all N·b anchors.)
 The replica-equivalence is verified numerically in tests/losses/unicl_loss_test.py.
+
+Without `replica_context` the batch given is the whole batch: the loss never looks for a distribution
+strategy by itself (a replica that forgets to pass its context sees only its local negatives, and
+`tests/losses/unicl_loss_test.py` shows that this differs). The math is `keras.ops` only; the gather is
+whatever the context object does.
 """
 
 import keras
@@ -32,19 +38,16 @@ from keras import ops
 __all__ = ["unicl_loss", "unicl_anchor_losses"]
 
 
-def _replica_context():
-    """Returns the active ReplicaContext when more than one replica is in sync, else None."""
-    # TensorFlow is imported lazily: the loss math is keras.ops; only the cross-replica gather needs TF.
-    if keras.backend.backend() != "tensorflow":
+def _check_replica_context(replica_context):
+    if replica_context is None:
         return None
-    import tensorflow as tf
-
-    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
-        return None
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync <= 1:
-        return None
-    return context
+    if not hasattr(replica_context, "all_gather") or not hasattr(replica_context, "num_replicas_in_sync"):
+        raise ValueError(
+            "`replica_context` must be None or a replica context with `num_replicas_in_sync` and "
+            "`all_gather(value, axis)` (e.g. `tf.distribute.get_replica_context()` inside `strategy.run`). "
+            f"Received: replica_context={replica_context!r}"
+        )
+    return replica_context if replica_context.num_replicas_in_sync > 1 else None
 
 
 def _check_inputs(image_embeddings, text_embeddings, labels, logit_scale):
@@ -90,12 +93,13 @@ def _check_inputs(image_embeddings, text_embeddings, labels, logit_scale):
         )
 
 
-def unicl_anchor_losses(image_embeddings, text_embeddings, labels, logit_scale, block_size=None):
+def unicl_anchor_losses(image_embeddings, text_embeddings, labels, logit_scale, block_size=None,
+                        replica_context=None):
     """Per-anchor UniCL loss terms ℓ_i = ℓ^i2t_i + ℓ^t2i_i of the local anchors.
 
-    Inside a replica context with several replicas the negatives (and positives) span the global batch
+    With a `replica_context` of several replicas the negatives (and positives) span the global batch
     (all-gathered, gradient kept for the local shard, see the module docstring); the anchors are the local
-    examples. Computed in float32 whatever the input dtype.
+    examples. Without one, the given batch is the whole batch. Computed in float32 whatever the input dtype.
 
     Args:
         image_embeddings: float tensor [b, D], L2-normalised image embeddings.
@@ -105,6 +109,9 @@ def unicl_anchor_losses(image_embeddings, text_embeddings, labels, logit_scale, 
         block_size: optional int. When set (TensorFlow backend), the anchors are processed this many at
             a time with a closed-form gradient (`blockwise_unicl.py`): memory O(block_size · B) instead
             of O(b · B), same values to float rounding. The gradient cache uses it for big batches.
+        replica_context: None (default: no gather) or the replica context of the caller (e.g.
+            `tf.distribute.get_replica_context()` inside `strategy.run`); with more than one replica,
+            embeddings and labels are all-gathered across its replicas.
 
     Returns:
         A tuple `(anchor_losses, global_batch_size)`: float32 [b] tensor of ℓ_i for the local anchors,
@@ -125,7 +132,7 @@ def unicl_anchor_losses(image_embeddings, text_embeddings, labels, logit_scale, 
     _check_inputs(image_embeddings, text_embeddings, labels, logit_scale)
     logit_scale = ops.reshape(logit_scale, ())
 
-    context = _replica_context()
+    context = _check_replica_context(replica_context)
     if context is None:
         all_images, all_texts, all_labels = image_embeddings, text_embeddings, labels
     else:
@@ -161,15 +168,15 @@ def unicl_anchor_losses(image_embeddings, text_embeddings, labels, logit_scale, 
     return i2t + t2i, global_batch_size
 
 
-def unicl_loss(image_embeddings, text_embeddings, labels, logit_scale, block_size=None):
+def unicl_loss(image_embeddings, text_embeddings, labels, logit_scale, block_size=None, replica_context=None):
     """UniCL loss L = L_i2t + L_t2i over the global batch (SPEC §1).
 
     Positives of an anchor are all examples with its label (identical texts / same class); each anchor
     averages the log-probabilities of its positives, then anchors are averaged. Equals the CLIP loss when
     all labels are distinct. Computed in float32.
 
-    Under `tf.distribute` (inside `strategy.run`, N > 1 replicas) embeddings and labels are all-gathered
-    so that negatives span the global batch, and the returned value is this replica's *share*
+    With a `replica_context` of N > 1 replicas (inside `strategy.run`) embeddings and labels are
+    all-gathered so that negatives span the global batch, and the returned value is this replica's *share*
     Σ_{local anchors} ℓ_i / (global batch size): summing the replicas' values gives L and summing their
     gradients (as tf.distribute's gradient all-reduce does) gives the single-device gradient of the global
     batch. This is the same convention as `tf.nn.compute_average_loss`.
@@ -180,6 +187,8 @@ def unicl_loss(image_embeddings, text_embeddings, labels, logit_scale, block_siz
         labels: integer tensor [b] of label keys (int64 text/class hashes).
         logit_scale: scalar float tensor, the (exponentiated, clipped) logit scale s.
         block_size: optional int: compute `block_size` anchors at a time (see `unicl_anchor_losses`).
+        replica_context: None or the caller's replica context: gather across its replicas (see
+            `unicl_anchor_losses`).
 
     Returns:
         A float32 scalar tensor.
@@ -192,7 +201,8 @@ def unicl_loss(image_embeddings, text_embeddings, labels, logit_scale, block_siz
     0.6265
     """
     anchor_losses, global_batch_size = unicl_anchor_losses(
-        image_embeddings, text_embeddings, labels, logit_scale, block_size=block_size
+        image_embeddings, text_embeddings, labels, logit_scale, block_size=block_size,
+        replica_context=replica_context,
     )
     return ops.sum(anchor_losses) / ops.cast(global_batch_size, "float32")
 

@@ -161,7 +161,7 @@ def test_wrapper_matches_function_and_reductions():
 
 
 def test_wrapper_serialization_round_trip():
-    loss = UniCLLoss(name="my_unicl", reduction="sum")
+    loss = UniCLLoss(cross_replica=True, name="my_unicl", reduction="sum")
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert isinstance(restored, UniCLLoss)
     assert restored.get_config() == loss.get_config()
@@ -189,11 +189,13 @@ def test_bad_inputs_raise_clear_errors():
 # Replica equivalence: 2 replicas × b against one device × 2b.
 
 
-def _replica_equivalence_errors(block_size=None):
+def _replica_equivalence_errors(block_size=None, mode="context"):
     """Returns (loss error, max gradient error, loss) of 2 replicas × b against 1 device × 2b.
 
     The replicas compute the loss `block_size` anchors at a time when it is set (0 or None: dense); the
-    single device always uses the dense path.
+    single device always uses the dense path. `mode` says how the replicas ask for the gather:
+    "context" passes `replica_context=` to `unicl_loss`, "loss_object" calls `UniCLLoss(cross_replica=True)`
+    (summing the replicas' values, Keras's convention), "none" asks for no gather at all.
     """
     rng = np.random.default_rng(7)
     b, f, d = 6, 10, 8
@@ -205,10 +207,14 @@ def _replica_equivalence_errors(block_size=None):
     w_t0 = rng.normal(size=(f, d)).astype("float32")
     log_scale0 = np.float32(np.log(1 / 0.07))
 
-    def loss_fn(w_i, w_t, log_scale, xi, xt, y, block=None):
+    def loss_fn(w_i, w_t, log_scale, xi, xt, y, block=None, replica_mode=None):
         u = tf.math.l2_normalize(tf.matmul(xi, w_i), axis=1)
         v = tf.math.l2_normalize(tf.matmul(xt, w_t), axis=1)
-        return unicl_loss(u, v, y, tf.exp(log_scale), block_size=block)
+        if replica_mode == "loss_object":
+            outputs = {"image_embeddings": u, "text_embeddings": v, "logit_scale": tf.exp(log_scale)}
+            return UniCLLoss(cross_replica=True)(y, outputs)
+        context = tf.distribute.get_replica_context() if replica_mode == "context" else None
+        return unicl_loss(u, v, y, tf.exp(log_scale), block_size=block, replica_context=context)
 
     # One device, global batch 2b.
     w_i, w_t, log_scale = tf.Variable(w_i0), tf.Variable(w_t0), tf.Variable(log_scale0)
@@ -238,7 +244,7 @@ def _replica_equivalence_errors(block_size=None):
     def step(xi, xt, y):
         def replica_fn(xi, xt, y):
             with tf.GradientTape() as tape:
-                loss = loss_fn(mw_i, mw_t, mlog, xi, xt, y, block=block_size or None)
+                loss = loss_fn(mw_i, mw_t, mlog, xi, xt, y, block=block_size or None, replica_mode=mode)
             return loss, tape.gradient(loss, [mw_i, mw_t, mlog])
 
         losses, grads = strategy.run(replica_fn, args=(xi, xt, y))
@@ -253,12 +259,35 @@ def _replica_equivalence_errors(block_size=None):
     return loss_error, grad_error, float(loss_single)
 
 
-@pytest.mark.parametrize("block_size", [None, 4])
-def test_two_replicas_equal_one_device_with_double_batch(block_size):
-    loss_error, grad_error, _ = with_two_logical_cpus(_replica_equivalence_errors, __file__, block_size or 0)
+@pytest.mark.parametrize("block_size,mode", [(None, "context"), (4, "context"), (None, "loss_object")])
+def test_two_replicas_equal_one_device_with_double_batch(block_size, mode):
+    loss_error, grad_error, _ = with_two_logical_cpus(
+        _replica_equivalence_errors, __file__, block_size or 0, mode)
     assert loss_error < 1e-5, loss_error
     assert grad_error < 1e-5, grad_error
 
 
+def test_no_gather_unless_asked():
+    # Without `replica_context` each replica sees only its own negatives: the loss is another number.
+    # (It used to gather whenever it found a replica context; the gather is now an explicit argument.)
+    loss_error, grad_error, loss = with_two_logical_cpus(_replica_equivalence_errors, __file__, 0, "none")
+    assert loss_error > 1e-2 * loss, (loss_error, loss)
+    assert grad_error > 1e-3, grad_error
+
+
+def test_bad_replica_context_and_cross_replica_arguments():
+    u = np.eye(3, dtype="float32")
+    with pytest.raises(ValueError, match="replica_context"):
+        unicl_loss(u, u, np.array([0, 1, 2]), np.float32(1.0), replica_context="mirrored")
+    with pytest.raises(ValueError, match="cross_replica"):
+        UniCLLoss(cross_replica="yes")
+    outputs = {"image_embeddings": u, "text_embeddings": u, "logit_scale": np.float32(1.0)}
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():  # the cross-replica context: no replica to gather from
+        with pytest.raises(ValueError, match="strategy.run"):
+            UniCLLoss(cross_replica=True)(np.array([0, 1, 2]), outputs)
+
+
 if __name__ == "__main__":
-    print(*_replica_equivalence_errors(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+    print(*_replica_equivalence_errors(int(sys.argv[1]) if len(sys.argv) > 1 else 0,
+                                       sys.argv[2] if len(sys.argv) > 2 else "context"))
