@@ -13,7 +13,7 @@ rely on).
   whole encoders, not the block. We reuse it rather than rewrite it: the weight
   layout of our presets and the transformers converter
   (`converters/transformers_converter.py`) follow its sub-layer names
-  (`layer_norm_1`, `mlp_dense_1`, ...), so a rewrite would have to copy them.
+  (`layer_norm_1`, `attention`, `dense_1`, ...), so a rewrite would have to copy them.
 * `preprocessing_function` — the decorator keras-hub puts on its own
   tokenizers and preprocessors: it runs the wrapped TensorFlow code on the CPU,
   converts backend tensors (JAX, NumPy) to TensorFlow on the way in and back on
