@@ -31,15 +31,30 @@ def _sync(device_value):
     return np.asarray(device_value)
 
 
+def _quick_config(image_size):
+    """The `--quick` model: a few-thousand-weight Florence (the real CLIP vocabulary) for smoke runs."""
+    from florence_keras.models import presets
+
+    return {
+        "image_encoder": {"embed_dim": 16, "depths": [1, 2], "num_heads": [1, 2], "window_size": 2,
+                          "drop_path_rate": 0.0, "patch_embedding": "conv",
+                          "image_shape": (image_size, image_size, 3)},
+        "text_encoder": {"hidden_dim": 32, "num_layers": 2, "num_heads": 2,
+                         "vocabulary_size": presets.CLIP_VOCABULARY_SIZE,
+                         "max_sequence_length": presets.CONTEXT_LENGTH},
+        "projection_dim": 16,
+    }
+
+
 def resolve_config(config):
     """A Florence config dict, or a reference `{"preset": name, "image_size": n}` to one
-    (`"tiny_test"` is `presets.tiny_test_config`)."""
+    (`"tiny_test"` is the `--quick` model, `_quick_config`)."""
     if "preset" not in config:
         return config
     from florence_keras.models import presets
 
     if config["preset"] == "tiny_test":
-        return presets.tiny_test_config(image_size=config.get("image_size", 32))
+        return _quick_config(image_size=config.get("image_size", 32))
     return presets.architecture_config(config["preset"], image_size=config.get("image_size", 224))
 
 
@@ -127,6 +142,8 @@ class FlorenceStep:
     def __init__(self, spec):
         from florence_keras.models import presets
         from florence_keras.training.gradient_cache import full_batch_gradients
+        from florence_keras.models.florence_clip import FlorenceCLIP
+        from florence_keras.training.optimizer_factory import AdamWConfig
         from florence_keras.training.optimizer_factory import make_optimizer
 
         self.dtype = spec.get("dtype", "float32")
@@ -134,7 +151,8 @@ class FlorenceStep:
         config = resolve_config(spec["config"])
         keras.utils.set_random_seed(0)
         model = presets.build_backbone(config, dtype=self.dtype)
-        optimizer = make_optimizer(model.trainable_variables, peak_learning_rate=1e-4,
+        task = FlorenceCLIP(model)  # the Task owns the UniCL loss the trainer drives
+        optimizer = make_optimizer(model.trainable_variables, AdamWConfig(learning_rate=1e-4),
                                    total_steps=10**6, precision=self.dtype)
         size = config["image_encoder"]["image_shape"][0]
         text = config["text_encoder"]
@@ -149,7 +167,7 @@ class FlorenceStep:
 
         @tf.function
         def step(batch):
-            loss, grads = full_batch_gradients(model, batch)
+            loss, grads = full_batch_gradients(task, batch)
             grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
                      for g, v in zip(grads, variables)]
             optimizer.apply_gradients(zip(grads, variables))

@@ -4,8 +4,9 @@ Run:
   python recipes/eval_retrieval.py --preset=PRESET --data=/data/captions_val.json --data_format=coco \
       --output_dir=/tmp/retrieval
 
-Tiny mode (smoke test; a tiny random model saved to <output_dir>/tiny_preset replaces --preset):
-  python recipes/eval_retrieval.py --tiny --data=/data/captions.csv --data_format=csv --output_dir=/tmp/retrieval
+A quick run on the built-in held-out scenes with the packaged trained preset:
+  python recipes/eval_retrieval.py --preset=florence_mini_builtin --data=builtin --builtin_heldout=60 \
+      --output_dir=/tmp/retrieval
 
 An image query is correct at k if any of its captions is among the k best texts; a caption query if its image is
 among the k best images. Writes `retrieval.json`, `retrieval.md`, `text_to_image.png` and `image_to_text.png`
@@ -20,28 +21,26 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from florence_keras.evaluation import builtin_data
 from florence_keras.evaluation import encoded_data
 from florence_keras.evaluation import plots
 from florence_keras.evaluation import reporting
 from florence_keras.evaluation import retrieval
 
-flags.DEFINE_string("preset", None, "Preset name, preset directory or handle.")
-flags.DEFINE_bool("tiny", False, "Smoke-test mode: a tiny random model instead of --preset.")
-flags.DEFINE_list("data", None, "Image-caption data path(s), or 'builtin' (the built-in held-out split).",
-                  required=True)
-builtin_data.define_builtin_flags()
-flags.DEFINE_enum("data_format", "coco", ["coco", "csv", "tsv", "wds", "tfrecord"], "Image-caption data format.")
-flags.DEFINE_string("output_dir", None, "Where results are written.", required=True)
-flags.DEFINE_integer("batch_size", 32, "Examples per encoding batch.")
-flags.DEFINE_integer("max_examples", None, "Read at most this many image-caption examples (tiny runs).")
-flags.DEFINE_string("cache_dir", None, "Feature cache directory (default: <output_dir>/feature_cache).")
+# A sibling module (running `python recipes/<name>.py` puts this folder on sys.path).
+import evaluation_flags
+
+evaluation_flags.define_flags(
+    ["coco", "csv", "tsv", "wds", "tfrecord"],
+    "Image-caption data path(s), or 'builtin' (the built-in held-out split).",
+    batch_size_help="Examples per encoding batch.",
+    max_examples_help="Read at most this many image-caption examples (short runs).",
+)
 flags.DEFINE_multi_integer("recall_k", [1, 5, 10], "Reported recalls R@k.")
 flags.DEFINE_integer("grid_queries", 4, "Queries shown in each result grid (0: no grids).")
 flags.DEFINE_integer("grid_k", 5, "Results shown per query in the grids.")
 
 FLAGS = flags.FLAGS
-_SETTINGS = ("preset", "tiny", "data", "data_format", "batch_size", "max_examples", "recall_k", "grid_queries")
+_SETTINGS = evaluation_flags.SHARED_SETTINGS + ("recall_k", "grid_queries")
 
 
 def _grids(data, text_features, output_dir):
@@ -66,24 +65,17 @@ def _grids(data, text_features, output_dir):
 def main(argv):
     del argv
     start = time.time()
-    cache_dir = FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "feature_cache")
-    preset = encoded_data.recipe_preset(FLAGS.preset, FLAGS.tiny, FLAGS.output_dir)
-    clip = encoded_data.load_clip(preset)
-    builtin_dir, settings = builtin_data.builtin_settings(FLAGS)
-    paths, data_format = builtin_data.resolve_data(FLAGS.data, FLAGS.data_format, "captions", "heldout",
-                                                   builtin_dir, **settings)
-    data = encoded_data.encode_captioned_images(
-        clip, preset, paths, data_format, split="eval", batch_size=FLAGS.batch_size,
-        cache_dir=cache_dir, max_examples=FLAGS.max_examples,
-    )
+    clip, encoded = evaluation_flags.load_and_encode("captions", {"eval": (FLAGS.data, "heldout")})
+    data = encoded["eval"]
     logging.info("Encoding %d captions of %d images", len(data["captions"]), len(data["image_sources"]))
-    text_features = encoded_data.encode_texts_cached(clip, preset, data["captions"], cache_dir=cache_dir)
+    text_features = encoded_data.encode_texts_cached(clip, FLAGS.preset, data["captions"],
+                                                     cache_dir=evaluation_flags.cache_dir())
     metrics = retrieval.retrieval_metrics(
         data["image_features"], text_features, data["text_to_image"], ks=FLAGS.recall_k
     )
     grids = _grids(data, text_features, FLAGS.output_dir) if FLAGS.grid_queries > 0 else []
     seconds = time.time() - start
-    row = {"preset": "tiny (random)" if FLAGS.tiny else FLAGS.preset, "data": ",".join(FLAGS.data),
+    row = {"preset": FLAGS.preset, "data": ",".join(FLAGS.data),
            "images": metrics["num_images"], "captions": metrics["num_texts"]}
     for direction in ("image_to_text", "text_to_image"):
         for k in sorted(set(FLAGS.recall_k)):

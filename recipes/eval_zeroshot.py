@@ -4,8 +4,9 @@ Run:
   python recipes/eval_zeroshot.py --preset=PRESET --data=/data/val --data_format=imagefolder \
       --output_dir=/tmp/zeroshot [--templates=imagenet80|imagenet7|FILE] [--class_names=imagenet|FILE]
 
-Tiny mode (smoke test; a tiny random model saved to <output_dir>/tiny_preset replaces --preset):
-  python recipes/eval_zeroshot.py --tiny --data=/data/val --output_dir=/tmp/zeroshot --templates=imagenet7
+A quick run on the built-in held-out scenes with the packaged trained preset:
+  python recipes/eval_zeroshot.py --preset=florence_mini_builtin --data=builtin --builtin_heldout=60 \
+      --output_dir=/tmp/zeroshot
 
 Writes `<output_dir>/zeroshot.json`, `zeroshot.md` and `confusion_matrix.png`. Features are cached under
 `<output_dir>/feature_cache` (or `--cache_dir`), except for randomly initialised architecture presets.
@@ -19,59 +20,46 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from florence_keras.evaluation import builtin_data
 from florence_keras.evaluation import encoded_data
 from florence_keras.evaluation import plots
 from florence_keras.evaluation import reporting
 from florence_keras.evaluation import zero_shot
 
-flags.DEFINE_string("preset", None, "Preset name, preset directory or handle.")
-flags.DEFINE_bool("tiny", False, "Smoke-test mode: a tiny random model instead of --preset.")
-flags.DEFINE_list("data", None, "Evaluation data path(s), or 'builtin' (the built-in held-out split).",
-                  required=True)
-builtin_data.define_builtin_flags()
-flags.DEFINE_enum("data_format", "imagefolder", ["imagefolder", "csvlabel", "tfrecord"], "Image-label data format.")
-flags.DEFINE_string("output_dir", None, "Where results are written.", required=True)
+# A sibling module (running `python recipes/<name>.py` puts this folder on sys.path).
+import evaluation_flags
+
+evaluation_flags.define_flags(
+    ["imagefolder", "csvlabel", "tfrecord"], "Evaluation data path(s), or 'builtin' (the built-in held-out split).",
+    max_examples_help="Evaluate at most this many images (short runs).",
+)
 flags.DEFINE_string("templates", "imagenet80", "imagenet80, imagenet7, or a file with one template per line.")
 flags.DEFINE_string("class_names", None, "Readable class names: 'imagenet' or a file (see readable_class_names).")
-flags.DEFINE_integer("batch_size", 32, "Images per encoding batch.")
-flags.DEFINE_integer("max_examples", None, "Evaluate at most this many images (tiny runs).")
-flags.DEFINE_string("cache_dir", None, "Feature cache directory (default: <output_dir>/feature_cache).")
 flags.DEFINE_multi_integer("top_k", [1, 5], "Reported top-k accuracies.")
 
 FLAGS = flags.FLAGS
-_SETTINGS = (
-    "preset", "tiny", "data", "data_format", "templates", "class_names", "batch_size", "max_examples", "top_k",
-)
+_SETTINGS = evaluation_flags.SHARED_SETTINGS + ("templates", "class_names", "top_k")
 
 
 def main(argv):
     del argv
     start = time.time()
-    cache_dir = FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "feature_cache")
+    cache_dir = evaluation_flags.cache_dir()
     templates = zero_shot.load_templates(FLAGS.templates)
-    preset = encoded_data.recipe_preset(FLAGS.preset, FLAGS.tiny, FLAGS.output_dir)
-    clip = encoded_data.load_clip(preset)
-    builtin_dir, settings = builtin_data.builtin_settings(FLAGS)
-    paths, data_format = builtin_data.resolve_data(FLAGS.data, FLAGS.data_format, "labels", "heldout",
-                                                   builtin_dir, **settings)
-    data = encoded_data.encode_labelled_images(
-        clip, preset, paths, data_format, split="eval", batch_size=FLAGS.batch_size,
-        cache_dir=cache_dir, max_examples=FLAGS.max_examples,
-    )
+    clip, encoded = evaluation_flags.load_and_encode("labels", {"eval": (FLAGS.data, "heldout")})
+    data = encoded["eval"]
     class_names, labels = np.unique(data["class_names"], return_inverse=True)
     prompt_names = zero_shot.readable_class_names(class_names, FLAGS.class_names)
     encode_seconds = time.time() - start
     logging.info("Building the zero-shot classifier: %d classes x %d templates", len(class_names), len(templates))
     classifier = zero_shot.build_zero_shot_classifier(
-        lambda texts: encoded_data.encode_texts_cached(clip, preset, texts, cache_dir=cache_dir),
+        lambda texts: encoded_data.encode_texts_cached(clip, FLAGS.preset, texts, cache_dir=cache_dir),
         prompt_names, templates, batch_size=len(prompt_names) * len(templates),  # one cached, batched call
     )
     result = zero_shot.zero_shot_accuracy(data["features"], labels, classifier, ks=FLAGS.top_k,
                                           class_names=prompt_names)
     seconds = time.time() - start
     summary = {
-        "preset": "tiny (random)" if FLAGS.tiny else FLAGS.preset, "data": ",".join(FLAGS.data),
+        "preset": FLAGS.preset, "data": ",".join(FLAGS.data),
         "images": result["num_examples"], "classes": result["num_classes"], "templates": len(templates),
     }
     summary.update({f"top-{k} (%)": reporting.percent(result[f"top{k}"]) for k in sorted(set(FLAGS.top_k))})

@@ -4,9 +4,9 @@ Run (the CDFSL setting: 5-way, K = 5/20/50, 15 queries per class, 600 episodes):
   python recipes/fewshot.py --preset=PRESET --data=/data/target_domain --data_format=imagefolder \
       --output_dir=/tmp/fewshot
 
-Tiny mode (smoke test; a tiny random model saved to <output_dir>/tiny_preset replaces --preset):
-  python recipes/fewshot.py --tiny --data=/data/small --output_dir=/tmp/fewshot --shots=2 --n_query=2 \
-      --episodes=5
+A quick run on the built-in held-out scenes with the packaged trained preset:
+  python recipes/fewshot.py --preset=florence_mini_builtin --data=builtin --builtin_heldout=120 \
+      --output_dir=/tmp/fewshot --shots=1,5 --n_query=5 --episodes=20
 
 A K whose episodes the data cannot supply (too few classes with K + n_query images) is skipped and reported.
 Writes `fewshot.json`, `fewshot.md` and `accuracy_vs_shots.png`.
@@ -19,32 +19,26 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from florence_keras.evaluation import builtin_data
-from florence_keras.evaluation import encoded_data
 from florence_keras.evaluation import few_shot
 from florence_keras.evaluation import plots
 from florence_keras.evaluation import reporting
 
-flags.DEFINE_string("preset", None, "Preset name, preset directory or handle.")
-flags.DEFINE_bool("tiny", False, "Smoke-test mode: a tiny random model instead of --preset.")
-flags.DEFINE_list("data", None, "Data path(s) the episodes are drawn from, or 'builtin' (the built-in held-out "
-                  "split).", required=True)
-builtin_data.define_builtin_flags()
-flags.DEFINE_enum("data_format", "imagefolder", ["imagefolder", "csvlabel", "tfrecord"], "Image-label data format.")
-flags.DEFINE_string("output_dir", None, "Where results are written.", required=True)
+# A sibling module (running `python recipes/<name>.py` puts this folder on sys.path).
+import evaluation_flags
+
+evaluation_flags.define_flags(
+    ["imagefolder", "csvlabel", "tfrecord"],
+    "Data path(s) the episodes are drawn from, or 'builtin' (the built-in held-out split).",
+)
 flags.DEFINE_list("shots", ["5", "20", "50"], "Shots per class (K) to evaluate.")
 flags.DEFINE_integer("n_way", 5, "Classes per episode.")
 flags.DEFINE_integer("n_query", 15, "Query images per class and episode.")
 flags.DEFINE_integer("episodes", 600, "Episodes per K.")
 flags.DEFINE_float("C", 1.0, "Inverse L2 strength of the linear adapter.")
 flags.DEFINE_integer("seed", 0, "Episode seed.")
-flags.DEFINE_integer("batch_size", 32, "Images per encoding batch.")
-flags.DEFINE_integer("max_examples", None, "Read at most this many images (tiny runs).")
-flags.DEFINE_string("cache_dir", None, "Feature cache directory (default: <output_dir>/feature_cache).")
 
 FLAGS = flags.FLAGS
-_SETTINGS = ("preset", "tiny", "data", "data_format", "shots", "n_way", "n_query", "episodes", "C", "seed",
-             "max_examples")
+_SETTINGS = evaluation_flags.SHARED_SETTINGS + ("shots", "n_way", "n_query", "episodes", "C", "seed")
 
 
 def main(argv):
@@ -54,16 +48,8 @@ def main(argv):
         shots = [int(k) for k in FLAGS.shots]
     except ValueError as error:
         raise app.UsageError(f"--shots must be integers. Received: {FLAGS.shots}") from error
-    cache_dir = FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "feature_cache")
-    preset = encoded_data.recipe_preset(FLAGS.preset, FLAGS.tiny, FLAGS.output_dir)
-    clip = encoded_data.load_clip(preset)
-    builtin_dir, settings = builtin_data.builtin_settings(FLAGS)
-    paths, data_format = builtin_data.resolve_data(FLAGS.data, FLAGS.data_format, "labels", "heldout",
-                                                   builtin_dir, **settings)
-    data = encoded_data.encode_labelled_images(
-        clip, preset, paths, data_format, split="all", batch_size=FLAGS.batch_size,
-        cache_dir=cache_dir, max_examples=FLAGS.max_examples,
-    )
+    _, encoded = evaluation_flags.load_and_encode("labels", {"all": (FLAGS.data, "heldout")})
+    data = encoded["all"]
     encode_seconds = time.time() - start
     results, skipped = few_shot.few_shot_sweep(
         data["features"], data["class_names"], shots=shots, n_way=FLAGS.n_way, n_query=FLAGS.n_query,
@@ -72,7 +58,7 @@ def main(argv):
     if not results:
         raise ValueError(f"No requested K could be evaluated on {FLAGS.data}: {[s['reason'] for s in skipped]}")
     seconds = time.time() - start
-    preset_name = "tiny (random)" if FLAGS.tiny else FLAGS.preset
+    preset_name = FLAGS.preset
     rows = [{"preset": preset_name, "way": r["n_way"], "shots": r["k_shot"], "episodes": r["num_episodes"],
              "accuracy (%)": reporting.percent(r["mean_accuracy"]), "± 95% (%)": reporting.percent(r["ci95"])}
             for r in results]

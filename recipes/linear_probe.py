@@ -4,8 +4,10 @@ Run:
   python recipes/linear_probe.py --preset=PRESET --data=/data/train --test_data=/data/test \
       --data_format=imagefolder --output_dir=/tmp/probe
 
-Tiny mode (smoke test; a tiny random model saved to <output_dir>/tiny_preset replaces --preset):
-  python recipes/linear_probe.py --tiny --data=/data/train --test_data=/data/test --output_dir=/tmp/probe
+A quick run on the built-in scenes with the packaged trained preset (fits on the built-in training split, tests
+on its held-out split):
+  python recipes/linear_probe.py --preset=florence_mini_builtin --data=builtin --builtin_train=400 \
+      --builtin_heldout=100 --output_dir=/tmp/probe
 
 Without `--val_data`, a stratified `--validation_fraction` of the training data selects C; the final model is refit
 on train + validation. Without `--test_data`, a stratified `--test_fraction` of `--data` is held out for testing.
@@ -22,20 +24,22 @@ from absl import logging
 import numpy as np
 
 from florence_keras.evaluation import builtin_data
-from florence_keras.evaluation import encoded_data
 from florence_keras.evaluation import linear_probe
 from florence_keras.evaluation import plots
 from florence_keras.evaluation import reporting
 
-flags.DEFINE_string("preset", None, "Preset name, preset directory or handle.")
-flags.DEFINE_bool("tiny", False, "Smoke-test mode: a tiny random model instead of --preset.")
-flags.DEFINE_list("data", None, "Training data path(s), or 'builtin' (the built-in training split; tested on its "
-                  "held-out split unless --test_data is given).", required=True)
-builtin_data.define_builtin_flags()
-flags.DEFINE_list("test_data", None, "Test data path(s); default: hold out --test_fraction of --data.")
+# A sibling module (running `python recipes/<name>.py` puts this folder on sys.path).
+import evaluation_flags
+
+evaluation_flags.define_flags(
+    ["imagefolder", "csvlabel", "tfrecord"],
+    "Training data path(s), or 'builtin' (the built-in training split; tested on its held-out split unless "
+    "--test_data is given).",
+    max_examples_help="Read at most this many images per split (short runs).",
+)
+flags.DEFINE_list("test_data", None, "Test data path(s), or 'builtin' (the built-in held-out split); default: "
+                  "hold out --test_fraction of --data.")
 flags.DEFINE_list("val_data", None, "Validation data path(s); default: split --validation_fraction of train.")
-flags.DEFINE_enum("data_format", "imagefolder", ["imagefolder", "csvlabel", "tfrecord"], "Image-label data format.")
-flags.DEFINE_string("output_dir", None, "Where results are written.", required=True)
 flags.DEFINE_float("test_fraction", 0.2, "Held-out fraction of --data when there is no --test_data.")
 flags.DEFINE_float("validation_fraction", 0.2, "Validation fraction of the training data when no --val_data.")
 flags.DEFINE_integer("seed", 0, "Seed of the stratified splits.")
@@ -44,14 +48,11 @@ flags.DEFINE_float("c_max", 1e6, "Largest C of the coarse sweep.")
 flags.DEFINE_float("c_step_decades", 2.0, "Spacing of the coarse sweep, in decades.")
 flags.DEFINE_integer("refine_steps", 4, "Refinement rounds around the best coarse C.")
 flags.DEFINE_integer("max_iter", 1000, "L-BFGS iterations per fit.")
-flags.DEFINE_integer("batch_size", 32, "Images per encoding batch.")
-flags.DEFINE_integer("max_examples", None, "Read at most this many images per split (tiny runs).")
-flags.DEFINE_string("cache_dir", None, "Feature cache directory (default: <output_dir>/feature_cache).")
 
 FLAGS = flags.FLAGS
-_SETTINGS = (
-    "preset", "tiny", "data", "test_data", "val_data", "data_format", "test_fraction", "validation_fraction",
-    "seed", "c_min", "c_max", "c_step_decades", "refine_steps", "max_iter", "max_examples",
+_SETTINGS = evaluation_flags.SHARED_SETTINGS + (
+    "test_data", "val_data", "test_fraction", "validation_fraction", "seed", "c_min", "c_max", "c_step_decades",
+    "refine_steps", "max_iter",
 )
 
 
@@ -69,38 +70,26 @@ def _coarse_grid():
 def main(argv):
     del argv
     start = time.time()
-    cache_dir = FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "feature_cache")
     coarse_grid = _coarse_grid()
-    preset = encoded_data.recipe_preset(FLAGS.preset, FLAGS.tiny, FLAGS.output_dir)
-    clip = encoded_data.load_clip(preset)
-
-    builtin_dir, settings = builtin_data.builtin_settings(FLAGS)
-    train_paths, data_format = builtin_data.resolve_data(FLAGS.data, FLAGS.data_format, "labels", "train",
-                                                         builtin_dir, **settings)
-    test_paths = FLAGS.test_data
-    if not test_paths and builtin_data.is_builtin(FLAGS.data):
-        test_paths, _ = builtin_data.resolve_data(FLAGS.data, FLAGS.data_format, "labels", "heldout", builtin_dir,
-                                                  **settings)
-
-    def encode(paths, split):
-        return encoded_data.encode_labelled_images(
-            clip, preset, paths, data_format, split=split, batch_size=FLAGS.batch_size,
-            cache_dir=cache_dir, max_examples=FLAGS.max_examples,
-        )
-
-    train = encode(train_paths, "train")
+    sources = {"train": (FLAGS.data, "train")}
+    if FLAGS.test_data:
+        sources["test"] = (FLAGS.test_data, "heldout")
+    elif builtin_data.is_builtin(FLAGS.data):
+        sources["test"] = (FLAGS.data, "heldout")
+    if FLAGS.val_data:
+        sources["val"] = (FLAGS.val_data, "heldout")
+    _, encoded = evaluation_flags.load_and_encode("labels", sources)
+    train = encoded["train"]
     train_x, train_y = train["features"], train["class_names"]
-    if test_paths:
-        test = encode(test_paths, "test")
-        test_x, test_y = test["features"], test["class_names"]
+    if "test" in encoded:
+        test_x, test_y = encoded["test"]["features"], encoded["test"]["class_names"]
     else:
         keep, held_out = linear_probe.stratified_split(train_y, FLAGS.test_fraction, seed=FLAGS.seed)
         test_x, test_y = train_x[held_out], train_y[held_out]
         train_x, train_y = train_x[keep], train_y[keep]
     val_x = val_y = None
-    if FLAGS.val_data:
-        val = encode(FLAGS.val_data, "val")
-        val_x, val_y = val["features"], val["class_names"]
+    if "val" in encoded:
+        val_x, val_y = encoded["val"]["features"], encoded["val"]["class_names"]
     encode_seconds = time.time() - start
     result = linear_probe.linear_probe_evaluate(
         train_x, train_y, test_x, test_y, val_features=val_x, val_labels=val_y,
@@ -110,7 +99,7 @@ def main(argv):
     seconds = time.time() - start
     class_names = [str(name) for name in result["classes"]]
     summary = {
-        "preset": "tiny (random)" if FLAGS.tiny else FLAGS.preset, "train": result["num_train"],
+        "preset": FLAGS.preset, "train": result["num_train"],
         "val": result["num_val"], "test": result["num_test"], "classes": result["num_classes"],
         "best C": f"{result['best_C']:.3g}", "top-1 (%)": reporting.percent(result["top1"]),
         "top-5 (%)": reporting.percent(result["top5"]),

@@ -1,4 +1,7 @@
-"""`--data=builtin` for the evaluation recipes: the built-in scenes' splits as ImageFolder or COCO captions."""
+"""`--data=builtin` for the evaluation recipes: the built-in scenes' splits as ImageFolder or COCO captions.
+
+Plain arguments only: the recipes' `--builtin_*` flags are defined and read in `recipes/evaluation_flags.py`.
+"""
 
 import os
 
@@ -11,25 +14,9 @@ DEFAULT_SETTINGS = {"num_train": 4000, "num_heldout": 600, "image_size": 64, "se
 _KINDS = {"labels": ("imagefolder", "imagefolder"), "captions": ("coco", "coco")}
 
 
-def define_builtin_flags():
-    """Defines a recipe's `--builtin_dir`, `--builtin_train` and `--builtin_heldout` absl flags (call at import)."""
-    from absl import flags
-
-    flags.DEFINE_string("builtin_dir", None, "With --data=builtin: where the built-in scenes are written or reused "
-                        "(default <output_dir>/builtin_data).")
-    flags.DEFINE_integer("builtin_train", DEFAULT_SETTINGS["num_train"], "With --data=builtin: training scenes.")
-    flags.DEFINE_integer("builtin_heldout", DEFAULT_SETTINGS["num_heldout"], "With --data=builtin: held-out scenes.")
-
-
-def builtin_settings(flag_values):
-    """`(builtin_dir, settings)` from a recipe's parsed flags (see `define_builtin_flags`)."""
-    directory = flag_values.builtin_dir or os.path.join(flag_values.output_dir, "builtin_data")
-    return directory, {"num_train": flag_values.builtin_train, "num_heldout": flag_values.builtin_heldout}
-
-
 def is_builtin(data):
     """True for `["builtin"]` / `"builtin"` (the flag value)."""
-    values = [data] if isinstance(data, str) else list(data or [])
+    values = [data] if isinstance(data, (str, os.PathLike)) else list(data or [])
     return values == [BUILTIN]
 
 
@@ -37,7 +24,7 @@ def resolve_data(data, data_format, kind, split, builtin_dir, **settings):
     """The data paths and format a recipe reads: `data` itself, or the built-in split for `builtin`.
 
     Args:
-        data: the recipe's `--data` (a list of paths, or `["builtin"]`).
+        data: the recipe's `--data`: a path or a list of paths, or `["builtin"]`.
         data_format: the recipe's `--data_format` (ignored for `builtin`).
         kind: "labels" (image-label data: the ImageFolder form, one class per shape) or "captions" (image-text
             data: the COCO-captions form).
@@ -49,7 +36,7 @@ def resolve_data(data, data_format, kind, split, builtin_dir, **settings):
         `(paths, data_format)`: a list of paths and the format to read them with.
     """
     if not is_builtin(data):
-        return list(data), data_format
+        return ([os.fspath(data)] if isinstance(data, (str, os.PathLike)) else list(data)), data_format
     if kind not in _KINDS:
         raise ValueError(f"`kind` must be one of {sorted(_KINDS)}. Received: kind={kind!r}")
     if split not in ("train", "heldout"):

@@ -20,48 +20,6 @@ from florence_keras.evaluation import features as features_lib
 THUMBNAIL_SIZE = 64
 
 
-def load_clip(preset, **kwargs):
-    """`FlorenceCLIP.from_preset(preset)` (imported lazily: the metric modules do not need the model)."""
-    from florence_keras.models.florence_clip import FlorenceCLIP
-
-    return FlorenceCLIP.from_preset(preset, **kwargs)
-
-
-def tiny_test_preset(directory, image_size=32, seed=0):
-    """Saves a tiny randomly initialised `FlorenceCLIP` as a preset in `directory` (once) and returns the path.
-
-    The recipes' `--tiny` mode uses it: the smoke tests then run the real preset-loading, encoding and caching
-    path in seconds. The weights are random; the numbers it produces mean nothing.
-    """
-    directory = os.fspath(directory)
-    if os.path.exists(os.path.join(directory, "config.json")):
-        return directory
-    import keras
-
-    from florence_keras.models import presets
-    from florence_keras.models.florence_clip import FlorenceCLIP
-    from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
-    from florence_keras.models.florence_image_converter import FlorenceImageConverter
-    from florence_keras.models.florence_tokenizer import FlorenceTokenizer
-
-    keras.utils.set_random_seed(seed)
-    clip = FlorenceCLIP(
-        presets.tiny_test_backbone(image_size=image_size),
-        FlorenceCLIPPreprocessor(FlorenceTokenizer(), FlorenceImageConverter((image_size, image_size))),
-    )
-    clip.save_to_preset(directory)
-    return directory
-
-
-def recipe_preset(preset, tiny, output_dir):
-    """The preset a recipe evaluates: `preset`, or with `tiny` a tiny random one under `<output_dir>/tiny_preset`."""
-    if tiny:
-        return tiny_test_preset(os.path.join(os.fspath(output_dir), "tiny_preset"))
-    if not preset:
-        raise ValueError("Give a preset (--preset), or use --tiny for a smoke test.")
-    return preset
-
-
 def model_image_size(clip):
     """The square input side of a `FlorenceCLIP`'s image converter."""
     height, width = clip.preprocessor.image_converter.image_size

@@ -105,10 +105,21 @@ class FlorenceBackbone(Backbone):
         dtype: optional dtype policy.
 
     Example:
-    >>> from florence_keras.models.presets import tiny_test_backbone
-    >>> backbone = tiny_test_backbone()
+    >>> import numpy as np
+    >>> from florence_keras.models.coswin_backbone import CoSwinBackbone
+    >>> from florence_keras.models.florence_text_encoder import FlorenceTextEncoder
+    >>> backbone = FlorenceBackbone(
+    ...     CoSwinBackbone(embed_dim=8, depths=[1, 2], num_heads=[1, 2], window_size=2,
+    ...                    image_shape=(32, 32, 3)),
+    ...     FlorenceTextEncoder(vocabulary_size=10, hidden_dim=8, num_layers=1, num_heads=2,
+    ...                         max_sequence_length=5, eos_token_id=9),
+    ...     projection_dim=4)
     >>> sorted(backbone.output.keys())
     ['image_embeddings', 'logit_scale', 'text_embeddings']
+    >>> out = backbone({"images": np.zeros((1, 32, 32, 3), "float32"),
+    ...                 "token_ids": np.array([[1, 2, 9, 0, 0]])})
+    >>> tuple(out["image_embeddings"].shape), tuple(out["text_embeddings"].shape)
+    ((1, 4), (1, 4))
     """
 
     def __init__(

@@ -1,4 +1,6 @@
-"""Florence architecture presets (random init at the published sizes) and test configs.
+"""Florence architecture presets (random init at the published sizes).
+
+The tests' tiny configs live with the tests (`tests/model_fixtures.py`).
 
 Architecture presets build the model from its config with `load_weights=False`
 semantics; trained presets are directories (see `florence_keras.models.preset_registry`).
@@ -107,21 +109,3 @@ def build_backbone(config, dtype=None):
     text_encoder = FlorenceTextEncoder(**config.pop("text_encoder"), dtype=dtype)
     return FlorenceBackbone(image_encoder, text_encoder, dtype=dtype, **config)
 
-
-def tiny_test_config(image_size=32, patch_embedding="conv"):
-    """A few-thousand-weight Florence for unit tests (the real CLIP vocabulary)."""
-    return {
-        "image_encoder": {"embed_dim": 16, "depths": [1, 2], "num_heads": [1, 2],
-                          "window_size": 2, "drop_path_rate": 0.0,
-                          "patch_embedding": patch_embedding,
-                          "image_shape": (image_size, image_size, 3)},
-        "text_encoder": {"hidden_dim": 32, "num_layers": 2, "num_heads": 2,
-                         "vocabulary_size": CLIP_VOCABULARY_SIZE,
-                         "max_sequence_length": CONTEXT_LENGTH},
-        "projection_dim": 16,
-    }
-
-
-def tiny_test_backbone(image_size=32, dtype=None):
-    """`build_backbone(tiny_test_config())`."""
-    return build_backbone(tiny_test_config(image_size), dtype=dtype)

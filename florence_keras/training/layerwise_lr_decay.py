@@ -90,7 +90,7 @@ def layerwise_lr_multipliers(model, layer_decay, variables=None):
     Example:
 
     >>> from florence_keras.models import presets
-    >>> backbone = presets.tiny_test_backbone(image_size=32)
+    >>> backbone = presets.build_backbone(presets.architecture_config("florence_mini", image_size=32))
     >>> multipliers = layerwise_lr_multipliers(backbone, 0.5)
     >>> paths = [v.path for v in backbone.trainable_variables]
     >>> multipliers[paths.index("image_projection/kernel")]

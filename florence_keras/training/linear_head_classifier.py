@@ -25,7 +25,8 @@ class LinearHeadClassifier(keras.Model):
 
     >>> import numpy as np
     >>> from florence_keras.models import presets
-    >>> classifier = LinearHeadClassifier(presets.tiny_test_backbone(image_size=32), num_classes=3)
+    >>> backbone = presets.build_backbone(presets.architecture_config("florence_mini", image_size=32))
+    >>> classifier = LinearHeadClassifier(backbone, num_classes=3)
     >>> tuple(classifier.classify(np.zeros((2, 32, 32, 3), "float32")).shape)
     (2, 3)
     """

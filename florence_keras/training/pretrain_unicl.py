@@ -87,12 +87,6 @@ def write_skip_report(path, counter, extra=None):
     return report
 
 
-def _load_task(preset, image_size, dtype=None):
-    if preset_registry.resolve(preset).kind == "architecture":
-        return FlorenceCLIP.from_preset(preset, image_size=image_size, dtype=dtype)
-    return FlorenceCLIP.from_preset(preset)
-
-
 def _load_preprocessor(preset, image_size):
     if preset_registry.resolve(preset).kind == "architecture":
         return preset_registry.build_architecture_preprocessor(preset, image_size)
@@ -180,8 +174,12 @@ def pretrain_unicl(
     dtype = None
     holder = {}
 
+    # An architecture preset is built at the training resolution; a trained one keeps its own.
+    architecture_args = ({"image_size": image_size, "dtype": dtype}
+                         if preset_registry.resolve(preset).kind == "architecture" else {})
+
     def model_fn():
-        holder["task"] = _load_task(preset, image_size, dtype)
+        holder["task"] = FlorenceCLIP.from_preset(preset, **architecture_args)
         return holder["task"].backbone
 
     preprocessor = _load_preprocessor(preset, image_size)

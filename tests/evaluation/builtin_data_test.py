@@ -12,6 +12,8 @@ SMALL = {"num_train": 8, "num_heldout": 6, "image_size": 32}
 
 def test_paths_pass_through_unchanged(tmp_path):
     assert builtin_data.resolve_data(["a", "b"], "csvlabel", "labels", "heldout", tmp_path) == (["a", "b"], "csvlabel")
+    assert builtin_data.resolve_data(tmp_path / "a.csv", "csv", "captions", None, None) == ([str(tmp_path / "a.csv")],
+                                                                                            "csv")  # one path
     assert not os.listdir(tmp_path)  # nothing written
     assert builtin_data.is_builtin(["builtin"]) and builtin_data.is_builtin("builtin")
     assert not builtin_data.is_builtin(["builtin", "more"]) and not builtin_data.is_builtin(None)

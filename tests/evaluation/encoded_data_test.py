@@ -7,6 +7,8 @@ from PIL import Image
 
 from florence_keras.evaluation import encoded_data
 from florence_keras.evaluation import features as features_lib
+from florence_keras.models.florence_clip import FlorenceCLIP
+from tests.model_fixtures import save_tiny_preset
 
 _spec = importlib.util.spec_from_file_location(
     "eval_recipe_data",
@@ -18,8 +20,8 @@ _spec.loader.exec_module(eval_recipe_data)
 
 @pytest.fixture(scope="module")
 def preset_and_clip(tmp_path_factory):
-    preset = encoded_data.tiny_test_preset(tmp_path_factory.mktemp("preset") / "tiny")
-    return preset, encoded_data.load_clip(preset)
+    preset = save_tiny_preset(tmp_path_factory.mktemp("preset") / "tiny")
+    return preset, FlorenceCLIP.from_preset(preset)
 
 
 def reference_features(clip, paths):
@@ -90,6 +92,3 @@ def test_texts_cache_and_preset_ids(preset_and_clip, tmp_path):
     assert len(os.listdir(tmp_path)) == 1
     assert encoded_data.preset_cache_id("florence_tiny") is None  # random init: never cached
     assert encoded_data.preset_cache_id(preset).startswith(os.path.abspath(preset))
-    assert encoded_data.recipe_preset("florence_tiny", False, tmp_path) == "florence_tiny"
-    with pytest.raises(ValueError, match="--tiny"):
-        encoded_data.recipe_preset(None, False, tmp_path)

@@ -74,9 +74,11 @@ def test_other_resolution_uses_same_layers():
     # Florence's 384-pixel stage: a model built at one size embeds another size with
     # the same weights, exactly as a model built at that size would.
     from florence_keras.models import presets
+    from tests.model_fixtures import tiny_test_backbone
+    from tests.model_fixtures import tiny_test_config
 
-    small = presets.tiny_test_backbone(32)
-    large = presets.build_backbone(presets.tiny_test_config(48))
+    small = tiny_test_backbone(32)
+    large = presets.build_backbone(tiny_test_config(48))
     large.set_weights(small.get_weights())
     x = random_images(2, 48, 48)
     np.testing.assert_allclose(small.embed_images(x), large.embed_images(x), atol=1e-6)

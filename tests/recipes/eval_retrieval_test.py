@@ -11,12 +11,12 @@ eval_recipe_data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(eval_recipe_data)
 
 
-def test_retrieval_recipe_tiny_mode(tmp_path):
+def test_retrieval_recipe_on_coco_captions(tmp_path, tiny_preset_dir):
     captions, num_images, num_captions = eval_recipe_data.write_coco_captions(tmp_path / "coco", per_class=3)
     output = tmp_path / "out"
     stdout = eval_recipe_data.run_recipe(
-        "eval_retrieval", "--tiny", f"--data={captions}", "--data_format=coco", f"--output_dir={output}",
-        "--batch_size=5", "--grid_queries=2", "--grid_k=3",
+        "eval_retrieval", f"--preset={tiny_preset_dir}", f"--data={captions}", "--data_format=coco",
+        f"--output_dir={output}", "--batch_size=5", "--grid_queries=2", "--grid_k=3",
     )
     assert "I→T R@1 (%)" in stdout
     with open(output / "retrieval.json", encoding="utf-8") as file:
@@ -33,11 +33,11 @@ def test_retrieval_recipe_tiny_mode(tmp_path):
     assert "## Recall" in (output / "retrieval.md").read_text(encoding="utf-8")
 
 
-def test_retrieval_on_builtin_heldout_captions(tmp_path):
+def test_retrieval_on_builtin_heldout_captions(tmp_path, tiny_preset_dir):
     output = tmp_path / "out"
     eval_recipe_data.run_recipe(
-        "eval_retrieval", "--tiny", "--data=builtin", "--builtin_train=8", "--builtin_heldout=12",
-        f"--output_dir={output}", "--batch_size=6",
+        "eval_retrieval", f"--preset={tiny_preset_dir}", "--data=builtin", "--builtin_train=8",
+        "--builtin_heldout=12", f"--output_dir={output}", "--batch_size=6",
     )
     with open(output / "retrieval.json", encoding="utf-8") as file:
         results = json.load(file)

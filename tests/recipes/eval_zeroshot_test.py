@@ -12,14 +12,14 @@ eval_recipe_data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(eval_recipe_data)
 
 
-def test_zero_shot_recipe_tiny_mode(tmp_path):
+def test_zero_shot_recipe_on_image_folder(tmp_path, tiny_preset_dir):
     data = eval_recipe_data.write_image_folder(tmp_path / "data", per_class=3, bad_file=True)
     output = tmp_path / "out"
     templates = tmp_path / "templates.txt"
     templates.write_text("a photo of a {}.\n# a comment\na {} in the picture.\n", encoding="utf-8")
     stdout = eval_recipe_data.run_recipe(
-        "eval_zeroshot", "--tiny", f"--data={data}", f"--output_dir={output}", f"--templates={templates}",
-        "--batch_size=4",
+        "eval_zeroshot", f"--preset={tiny_preset_dir}", f"--data={data}", f"--output_dir={output}",
+        f"--templates={templates}", "--batch_size=4",
     )
     assert "top-1 (%)" in stdout
     with open(output / "zeroshot.json", encoding="utf-8") as file:

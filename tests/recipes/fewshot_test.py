@@ -12,12 +12,12 @@ eval_recipe_data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(eval_recipe_data)
 
 
-def test_fewshot_recipe_tiny_mode(tmp_path):
+def test_fewshot_recipe_on_image_folder(tmp_path, tiny_preset_dir):
     data = eval_recipe_data.write_image_folder(tmp_path / "data", per_class=6)
     output = tmp_path / "out"
     stdout = eval_recipe_data.run_recipe(
-        "fewshot", "--tiny", f"--data={data}", f"--output_dir={output}", "--n_way=3", "--n_query=2",
-        "--shots=1,3,5", "--episodes=4", "--batch_size=6",
+        "fewshot", f"--preset={tiny_preset_dir}", f"--data={data}", f"--output_dir={output}", "--n_way=3",
+        "--n_query=2", "--shots=1,3,5", "--episodes=4", "--batch_size=6",
     )
     assert "accuracy (%)" in stdout
     with open(output / "fewshot.json", encoding="utf-8") as file:

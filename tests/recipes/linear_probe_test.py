@@ -12,13 +12,13 @@ eval_recipe_data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(eval_recipe_data)
 
 
-def test_linear_probe_recipe_tiny_mode(tmp_path):
+def test_linear_probe_recipe_on_image_folders(tmp_path, tiny_preset_dir):
     train = eval_recipe_data.write_image_folder(tmp_path / "train", per_class=6, seed=1)
     test = eval_recipe_data.write_image_folder(tmp_path / "test", per_class=3, seed=2)
     output = tmp_path / "out"
     stdout = eval_recipe_data.run_recipe(
-        "linear_probe", "--tiny", f"--data={train}", f"--test_data={test}", f"--output_dir={output}",
-        "--c_min=0.01", "--c_max=100", "--refine_steps=1", "--batch_size=6",
+        "linear_probe", f"--preset={tiny_preset_dir}", f"--data={train}", f"--test_data={test}",
+        f"--output_dir={output}", "--c_min=0.01", "--c_max=100", "--refine_steps=1", "--batch_size=6",
     )
     assert "best C" in stdout
     with open(output / "linear_probe.json", encoding="utf-8") as file:
@@ -34,12 +34,12 @@ def test_linear_probe_recipe_tiny_mode(tmp_path):
     assert len(os.listdir(output / "feature_cache")) == 2  # train and test features
 
 
-def test_linear_probe_on_builtin_data_trains_on_train_and_tests_on_heldout(tmp_path):
+def test_linear_probe_on_builtin_data_trains_on_train_and_tests_on_heldout(tmp_path, tiny_preset_dir):
     output = tmp_path / "out"
     eval_recipe_data.run_recipe(
-        "linear_probe", "--tiny", "--data=builtin", "--builtin_train=40", "--builtin_heldout=16",
-        f"--builtin_dir={tmp_path / 'builtin'}", f"--output_dir={output}", "--c_min=0.1", "--c_max=10",
-        "--refine_steps=0", "--batch_size=8",
+        "linear_probe", f"--preset={tiny_preset_dir}", "--data=builtin", "--builtin_train=40",
+        "--builtin_heldout=16", f"--builtin_dir={tmp_path / 'builtin'}", f"--output_dir={output}", "--c_min=0.1",
+        "--c_max=10", "--refine_steps=0", "--batch_size=8",
     )
     with open(output / "linear_probe.json", encoding="utf-8") as file:
         results = json.load(file)

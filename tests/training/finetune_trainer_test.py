@@ -29,9 +29,9 @@ IMAGE_SIZE, BATCH, NUM_CLASSES = 32, 4, 3
 
 def _model_fn(head):
     def model_fn():
-        from florence_keras.models import presets
+        from tests.model_fixtures import tiny_test_backbone
 
-        backbone = presets.tiny_test_backbone(image_size=IMAGE_SIZE)
+        backbone = tiny_test_backbone(image_size=IMAGE_SIZE)
         return LinearHeadClassifier(backbone, NUM_CLASSES) if head == "linear" else backbone
 
     return model_fn

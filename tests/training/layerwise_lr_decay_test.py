@@ -66,9 +66,9 @@ def test_multiplier_one_is_the_project_adamw():
 
 
 def test_coswin_layer_ids():
-    from florence_keras.models import presets
+    from tests.model_fixtures import tiny_test_backbone
 
-    backbone = presets.tiny_test_backbone(image_size=32)  # CoSwin depths (1, 2); text: 2 blocks
+    backbone = tiny_test_backbone(image_size=32)  # CoSwin depths (1, 2); text: 2 blocks
     decay = 0.5
     multipliers = dict(zip((id(v) for v in backbone.trainable_variables),
                            layerwise_lr_multipliers(backbone, decay)))
