@@ -9,8 +9,9 @@ A plain Dense head with cross-entropy instead: --head=linear. On the built-in sc
 split is the held-out one, whose shape-colour pairs never occur in training):
   python recipes/finetune_classification.py --preset=florence_mini_builtin --data=builtin --output_dir=/tmp/ft
 
-Tiny mode (smoke test; a tiny random model saved to <output_dir>/tiny_preset replaces --preset, few steps):
-  python recipes/finetune_classification.py --tiny --data=builtin --output_dir=/tmp/ft_tiny
+Tiny mode (smoke test: a few steps on little data; the tests pass a tiny random preset directory):
+  python recipes/finetune_classification.py --tiny --preset=florence_mini_builtin --data=builtin \
+      --output_dir=/tmp/ft_tiny
 
 Training runs on pretraining's loop (`FineTuneTrainer`, a `UniCLTrainer`): rerunning the same command resumes from
 `<output_dir>/checkpoints`. Writes `finetune_classification.json`, `finetune_classification.md`,
@@ -26,7 +27,7 @@ from absl import app
 from absl import flags
 
 flags.DEFINE_string("preset", "florence_mini_builtin", "Preset name, preset directory or handle to start from.")
-flags.DEFINE_bool("tiny", False, "Smoke-test mode: a tiny random model and a few steps on little data.")
+flags.DEFINE_bool("tiny", False, "Smoke-test mode: a few steps on little data (any --preset).")
 flags.DEFINE_enum("head", "unicl", ["unicl", "linear"], "unicl: class-name text embeddings (Florence); linear.")
 flags.DEFINE_list("data", ["builtin"], "'builtin' or training data path(s).")
 flags.DEFINE_list("test_data", None, "Held-out test data path(s) (default for builtin: its held-out split).")
@@ -78,12 +79,11 @@ def _setting(name):
 
 def main(argv):
     del argv
-    from florence_keras.evaluation import encoded_data
     from florence_keras.evaluation import plots
     from florence_keras.evaluation import reporting
     from florence_keras.training.classification_finetune import finetune_classification
 
-    preset = encoded_data.recipe_preset(FLAGS.preset, FLAGS.tiny, FLAGS.output_dir)
+    preset = FLAGS.preset
     templates = _templates(FLAGS.templates)
     result = finetune_classification(
         FLAGS.output_dir,
@@ -113,7 +113,7 @@ def main(argv):
         row["mean per-class (%)"] = reporting.percent(scores["mean_per_class_accuracy"])
         rows.append(row)
     summary = {
-        "preset": "tiny (random)" if FLAGS.tiny else FLAGS.preset, "head": FLAGS.head,
+        "preset": FLAGS.preset, "head": FLAGS.head,
         "steps": result["train"]["step"], "batch": _setting("batch_size"), "layer decay": FLAGS.layer_decay,
         "classes": len(class_names), "test images": after["num_examples"],
         "final loss": result["train"]["loss"], "train seconds": result["train_seconds"],

@@ -20,14 +20,14 @@ def _results(output):
         return json.load(file)
 
 
-def test_unicl_head_lifts_heldout_accuracy_above_zero_shot(tmp_path):
+def test_unicl_head_lifts_heldout_accuracy_above_zero_shot(tmp_path, tiny_preset_dir):
     # An easy task (three colour classes); the test images are other draws than the training images.
     train = eval_recipe_data.write_image_folder(tmp_path / "train", per_class=8, seed=1)
     test = eval_recipe_data.write_image_folder(tmp_path / "test", per_class=4, seed=2)
     output = tmp_path / "out"
     stdout = eval_recipe_data.run_recipe(
-        "finetune_classification", "--tiny", f"--data={train}", f"--test_data={test}", "--steps=16",
-        "--batch_size=12", "--layer_decay=0.8", f"--output_dir={output}",
+        "finetune_classification", "--tiny", f"--preset={tiny_preset_dir}", f"--data={train}", f"--test_data={test}",
+        "--steps=16", "--batch_size=12", "--layer_decay=0.8", f"--output_dir={output}",
     )
     assert "fine-tuned (unicl head)" in stdout
     results = _results(output)
@@ -46,10 +46,11 @@ def test_unicl_head_lifts_heldout_accuracy_above_zero_shot(tmp_path):
     assert preset["head"] == "unicl" and "finetune_classification.py --tiny" in preset["command"]
 
 
-def test_linear_head_on_builtin_data(tmp_path):
+def test_linear_head_on_builtin_data(tmp_path, tiny_preset_dir):
     output = tmp_path / "out"
     stdout = eval_recipe_data.run_recipe(
-        "finetune_classification", "--tiny", "--head=linear", "--data=builtin", f"--output_dir={output}",
+        "finetune_classification", "--tiny", f"--preset={tiny_preset_dir}", "--head=linear", "--data=builtin",
+        f"--output_dir={output}",
     )
     assert "fine-tuned (linear head)" in stdout
     results = _results(output)
