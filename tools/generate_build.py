@@ -52,7 +52,7 @@ GENERATED_HEADER = (
     "# Re-generate: .venv/bin/python tools/generate_build.py\n"
 )
 # Tests that read the live source tree (not only their runfiles): never cached by Bazel.
-EXTERNAL_TESTS = ("tests/tools/build_files_test.py",)
+EXTERNAL_TESTS = ("tests/tools/build_files_test.py", "tests/tools/import_layering_test.py")
 # `size` from seconds measured under `bazel test`: the smallest size whose timeout is at least
 # three times the measured time (Bazel's timeouts: small 60 s, medium 300 s, large 900 s). The
 # margin is wide because a machine shared with other work easily runs a test 2-3x slower. A test
