@@ -1,10 +1,12 @@
 """Resizing and normalisation of images for Florence (the preset's image converter)."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 from keras_hub.layers import ImageConverter
 
 from florence_keras.models.florence_backbone import FlorenceBackbone
+from florence_keras.models.keras_hub_internals import preprocessing_function
 
 # ImageNet statistics, as UniCL's released code uses [ours: the paper is silent].
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -15,7 +17,9 @@ def standardize_channels(images):
     """Makes images RGB: 1 channel is repeated, an alpha channel (2 or 4) dropped.
 
     Works on `(H, W, C)` or `(B, H, W, C)` tensors (and `(H, W)` grayscale);
-    other channel counts raise a `ValueError` naming the shape.
+    other channel counts raise a `ValueError` naming the shape. TensorFlow code
+    (preprocessing): it takes NumPy arrays or TensorFlow tensors, under every
+    Keras backend and inside `tf.data`.
     """
     rank = len(images.shape)
     if rank == 2:
@@ -30,7 +34,7 @@ def standardize_channels(images):
     if channels == 3:
         return images
     if channels in (1, 2):
-        return ops.concatenate([images[..., :1]] * 3, axis=-1)
+        return tf.concat([images[..., :1]] * 3, axis=-1)
     if channels == 4:
         return images[..., :3]
     raise ValueError(
@@ -86,9 +90,13 @@ class FlorenceImageConverter(ImageConverter):
     def call(self, inputs):
         if isinstance(inputs, (list, tuple)):
             return ops.stack([self.call(x) for x in inputs])
-        inputs = ops.convert_to_tensor(inputs) if not hasattr(inputs, "shape") else inputs
-        images = standardize_channels(inputs)
-        return super().call(ops.cast(images, "float32"))
+        return super().call(self._rgb_float32(inputs))
+
+    @preprocessing_function
+    def _rgb_float32(self, images):
+        # TensorFlow ops inside keras-hub's preprocessing wrapper, like the resizing that follows:
+        # the same code eagerly (any backend) and inside tf.data, where backend ops cannot run.
+        return tf.cast(standardize_channels(images), tf.float32)
 
     def normalizer(self):
         """A copy that only converts channels and normalises (no resizing).

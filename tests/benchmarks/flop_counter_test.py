@@ -4,6 +4,8 @@ import math
 
 import pytest
 
+from tests.test_extras import require
+
 from benchmarks import flop_counter
 
 SWIN_T = dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7)
@@ -34,8 +36,8 @@ def test_swin_t_patch_embedding_by_hand():
 
 
 def _torch_swin_flops(config, eager):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    torch = require("torch")
+    transformers = require("transformers")
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.manual_seed(0)
@@ -67,8 +69,8 @@ def test_swin_matches_torch_flop_counter(config):
 
 
 def test_text_encoder_matches_torch_flop_counter_and_perf_md():
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    torch = require("torch")
+    transformers = require("transformers")
     from torch.utils.flop_counter import FlopCounterMode
 
     config = transformers.CLIPTextConfig(vocab_size=50, hidden_size=16, intermediate_size=40,

@@ -6,8 +6,10 @@ import os
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from tests.test_extras import require
+
+torch = require("torch")
+transformers = require("transformers")
 
 from florence_keras.converters.transformers_converter import convert_checkpoint  # noqa: E402
 

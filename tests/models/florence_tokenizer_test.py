@@ -4,12 +4,14 @@ import json
 
 import numpy as np
 import pytest
+
+from tests.test_extras import require
 import tensorflow as tf
 
 from florence_keras.models.clip_vocabulary import clip_vocabulary_and_merges
 from florence_keras.models.florence_tokenizer import FlorenceTokenizer
 
-transformers = pytest.importorskip("transformers")
+transformers = require("transformers")
 
 TEXTS = [
     "A Red CIRCLE", "a photo of 2024 cats!!", "Ünïcödé ÉCOLE naïve café",
