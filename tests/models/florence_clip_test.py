@@ -77,7 +77,7 @@ def test_non_utf8_bytes_are_replaced_not_crashing(tiny_clip):
 @pytest.mark.parametrize(
     "bad,match",
     [
-        (np.zeros((2, 5), "int32"), "shape"),
+        (np.zeros((2, 78), "int32"), "shape"),  # longer than the context (any length <= 77 is fine)
         (np.zeros((2, 77), "float32"), "int token ids"),
     ],
 )
