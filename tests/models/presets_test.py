@@ -10,14 +10,16 @@ import os
 
 import keras
 import pytest
-import torch
-import transformers
 
 from florence_keras.models import FlorenceCLIP
 from florence_keras.models import presets
 from florence_keras.models import preset_registry
 from florence_keras.models.coswin_backbone import CoSwinBackbone
 from florence_keras.models.florence_text_encoder import FlorenceTextEncoder
+from tests.test_extras import require
+
+torch = require("torch")
+transformers = require("transformers")
 
 # Swin paper (Liu et al. 2021), Table 1: ImageNet-1K classifiers at 224 px, rounded to millions.
 SWIN_PUBLISHED = {"florence_tiny": 28e6, "florence_small": 50e6, "florence_base": 88e6, "florence_large": 197e6}
