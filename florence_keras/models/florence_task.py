@@ -1,10 +1,16 @@
 """FlorenceTask: the base of every Florence keras-hub Task (CLIP, classifier, and the adapters to come)."""
 
 import inspect
+import logging
+import os
 
 from keras_hub.models import Task
 
+from florence_keras.models import preset_directory
+from florence_keras.models import preset_manifest
 from florence_keras.models import preset_registry
+
+logger = logging.getLogger(__name__)
 
 
 class _classproperty:
@@ -26,10 +32,13 @@ class FlorenceTask(Task):
     * an architecture preset name (`florence_mini` ... `florence_huge`): a
       randomly initialised model at the published size, built by
       `from_architecture`;
-    * a trained preset shipped in the package (see `presets`), a preset
-      directory, or a keras-hub handle (`hf://`, `kaggle://`, `gs://`): loaded
-      by keras-hub after the directory's files are checked
-      (`preset_registry.validate_preset_dir`).
+    * a trained preset shipped in the package (see `presets`) or a preset
+      directory: loaded by `preset_directory.load_task`, which verifies the
+      manifest and names any bad file;
+    * a keras-hub handle (`hf://`, `kaggle://`, `gs://`): loaded by keras-hub.
+
+    `save_to_preset` writes keras-hub's layout plus `manifest.json` (the SHA-256
+    of every file) and optional training metadata.
 
     Subclasses set `backbone_cls` / `preprocessor_cls` as keras-hub expects and
     may override `architecture_preprocessor` when their preprocessor is not the
@@ -47,11 +56,11 @@ class FlorenceTask(Task):
         return preset_registry.build_architecture_preprocessor(name, image_size)
 
     @classmethod
-    def from_architecture(cls, name, image_size=224, dtype=None, **kwargs):
+    def from_architecture(cls, preset, image_size=224, dtype=None, **kwargs):
         """A randomly initialised Task at an architecture preset's published size.
 
         Args:
-            name: an architecture preset name (`florence_mini` ... `florence_huge`).
+            preset: an architecture preset name (`florence_mini` ... `florence_huge`).
             image_size: int, square input size.
             dtype: the backbone's dtype policy.
             **kwargs: arguments of the backbone's constructor (`image_encoder`,
@@ -59,31 +68,64 @@ class FlorenceTask(Task):
                 override the architecture; any other argument goes to the Task's
                 constructor.
         """
+        if cls.backbone_cls is None:
+            raise ValueError(f"{cls.__name__} is a base class; build a concrete Task such as FlorenceCLIP.")
         backbone_args = set(inspect.signature(cls.backbone_cls.__init__).parameters) - {"self", "dtype", "kwargs"}
         overrides = {k: v for k, v in kwargs.items() if k in backbone_args}
         task_kwargs = {k: v for k, v in kwargs.items() if k not in backbone_args}
-        backbone = preset_registry.build_architecture_backbone(name, image_size=image_size, dtype=dtype, **overrides)
-        return cls(backbone=backbone, preprocessor=cls.architecture_preprocessor(name, image_size), **task_kwargs)
+        backbone = preset_registry.build_architecture_backbone(preset, image_size=image_size, dtype=dtype, **overrides)
+        return cls(backbone=backbone, preprocessor=cls.architecture_preprocessor(preset, image_size), **task_kwargs)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """Loads the Task from a preset name, directory or handle.
 
+        A preset directory saved by `save_to_preset` carries a `manifest.json`
+        (SHA-256 of every file): it is verified first, and any file that changed
+        since the save (a single flipped bit) is an error naming the file. A
+        directory without a manifest (saved by keras-hub or an older
+        florence_keras) loads with a logged warning. keras-hub handles
+        (`hf://`, `kaggle://`, `gs://`) are loaded by keras-hub, unverified (a
+        warning says so). See `florence_keras.models.preset_directory`.
+
         Args:
             preset: an architecture preset (random init, see `from_architecture`),
                 a trained preset listed in `cls.presets`, a preset directory, or a
-                keras-hub handle (`hf://`, `kaggle://`, `gs://`).
+                keras-hub handle.
             load_weights: bool; ignored for architecture presets.
             **kwargs: for architecture presets, `from_architecture`'s arguments;
-                otherwise passed to keras-hub's `Task.from_preset`.
+                otherwise `dtype` (the backbone's) and the Task constructor's.
 
         Raises:
-            ValueError: an unknown name (the message lists the valid ones), or a
-                preset directory whose files are missing, damaged or changed since
-                they were saved; the message names the file.
+            ValueError: an unknown name (the message lists the valid ones).
+            PresetFileError: (a `ValueError`) a file of the preset that is
+                missing, damaged, holds an invalid config, or changed since it was
+                saved; the message names the file.
         """
         resolved = preset_registry.resolve(preset, valid_names=sorted(cls.presets))
         if resolved.kind == "architecture":
             return cls.from_architecture(preset, **kwargs)
-        preset_registry.validate_preset_dir(resolved.path, load_weights)
+        if os.path.isdir(resolved.path):
+            return preset_directory.load_task(cls, resolved.path, load_weights=load_weights, **kwargs)
+        logger.warning("Loading %s through keras-hub: its files are not verified by florence_keras.", preset)
         return super().from_preset(resolved.path, load_weights=load_weights, **kwargs)
+
+    def save_to_preset(self, preset_dir, max_shard_size=10, metadata=None):
+        """Saves the Task as a keras-hub preset directory with an integrity manifest.
+
+        Args:
+            preset_dir: the directory (created if needed).
+            max_shard_size: passed to keras-hub (florence_keras loads unsharded
+                weights only: every Florence model is below the 10 GB default).
+            metadata: optional dict of JSON values merged into `metadata.json`
+                (how the model was trained and scored). Written before the
+                manifest, so the manifest covers it; results known only later go
+                through `preset_directory.update_metadata`.
+        """
+        manifest = os.path.join(preset_dir, preset_manifest.MANIFEST_FILE)
+        if os.path.lexists(manifest):  # a stale manifest must never vouch for the new files
+            os.remove(manifest)
+        super().save_to_preset(preset_dir, max_shard_size=max_shard_size)
+        if metadata:
+            preset_directory.merge_metadata(preset_dir, metadata)
+        preset_manifest.write_manifest(preset_dir)

@@ -56,47 +56,6 @@ def resolve(preset, valid_names=None):
     )
 
 
-REQUIRED_FILES = ("config.json", "metadata.json")
-# Serialized Keras objects of the keras-hub layout: each must be a JSON object when present.
-CONFIG_FILES = ("task.json", "preprocessor.json", "tokenizer.json", "image_converter.json")
-
-
-def validate_preset_dir(path, load_weights=True):
-    """Checks a local preset directory before keras-hub reads it.
-
-    Raises `ValueError` naming the file when one is missing or unreadable, rather
-    than letting a bare `KeyError` / `JSONDecodeError` / h5py error surface.
-    """
-    if not os.path.isdir(path):
-        return
-    required = list(REQUIRED_FILES) + (["model.weights.h5"] if load_weights else [])
-    for name in required:
-        full = os.path.join(path, name)
-        if not os.path.isfile(full):
-            raise ValueError(f"Preset {path!r} is missing {name!r}.")
-    for name in sorted(os.listdir(path)):
-        if name.endswith(".json"):
-            full = os.path.join(path, name)
-            try:
-                with open(full, encoding="utf-8") as f:
-                    document = json.load(f)
-            except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, huge integers
-                raise ValueError(f"Preset file {full!r} is not valid JSON: {e}") from e
-            except OSError as e:  # e.g. a directory named like the file
-                raise ValueError(f"Preset file {full!r} is unreadable: {e}") from e
-            if name in REQUIRED_FILES + CONFIG_FILES and not isinstance(document, dict):
-                raise ValueError(f"Preset file {full!r} must hold a JSON object; it holds {type(document).__name__}.")
-    if load_weights:
-        import h5py
-
-        full = os.path.join(path, "model.weights.h5")
-        try:
-            with h5py.File(full, "r"):
-                pass
-        except OSError as e:
-            raise ValueError(f"Preset weights {full!r} are unreadable or corrupted: {e}") from e
-
-
 def build_architecture_preprocessor(name, image_size=224):
     """The preprocessor (CLIP tokenizer, image converter) of an architecture preset."""
     from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor

@@ -67,11 +67,6 @@ ARCHITECTURE_PRESETS = {
     },
 }
 
-# Pinned parameter counts (image encoder, text encoder, whole dual encoder),
-# checked by tests/models/presets_test.py.
-PARAMETER_COUNTS = {}
-
-
 def architecture_config(name, image_size=224, **overrides):
     """The constructor kwargs of an architecture preset, as plain dicts.
 

@@ -243,11 +243,7 @@ def evaluate_heldout(task, builtin_paths, preset_dir, verbose=1):
 
 
 def _write_metadata(preset_dir, extra):
-    path = os.path.join(preset_dir, "metadata.json")
-    with open(path, encoding="utf-8") as f:
-        metadata = json.load(f)
-    metadata.update(extra)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(metadata, f, indent=2)
-    os.replace(tmp, path)
+    """Merges `extra` into the preset's metadata.json and re-writes its manifest (after verifying it)."""
+    from florence_keras.models import preset_directory
+
+    preset_directory.update_metadata(preset_dir, extra)

@@ -1,7 +1,9 @@
 """Safe loading: nothing read from a file runs code, writes outside its folder, or allocates what a header claims.
 
 * Presets and `.keras` files load in Keras safe mode: a `Lambda` layer (Python bytecode) or a class that is not
-  registered is refused with `ValueError`, and no code from the file runs (a marker file never appears).
+  registered is refused with `ValueError` (for a preset: `PresetFileError` naming the file and the object), and no
+  code from the file runs (a marker file never appears). The preset cases re-write the manifest after the edit, as
+  an attacker would: the refusal must not depend on the manifest.
 * Checkpoints are read without pickle code execution: a `pytorch_model.bin` whose pickle would create a marker
   file is refused (`torch.load(weights_only=True)`), as is a safetensors index naming shards outside the folder.
 * webdataset tars are never extracted: members with absolute names, `..`, or links pointing outside are counted
@@ -22,6 +24,8 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+
+from tests.test_extras import require
 import tensorflow as tf
 
 from florence_keras.converters.checkpoint_reader import CheckpointReader
@@ -29,7 +33,9 @@ from florence_keras.data import DEFAULT_MAX_PIXELS
 from florence_keras.data import load_image_text_dataset
 from florence_keras.data.image_records import load_image_records
 from florence_keras.data.skip_counter import SkipCounter
+from florence_keras.models import preset_manifest
 from florence_keras.models.florence_clip import FlorenceCLIP
+from florence_keras.models.preset_files import PresetFileError
 from tests.fuzz.fuzz_support import image_samples
 from tests.fuzz.fuzz_support import png_with_size
 
@@ -85,6 +91,7 @@ def _rewrite(directory, name, edit):
     document = edit(document)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f)
+    preset_manifest.write_manifest(directory)  # re-signed: only the config checks stand in the way
 
 
 @pytest.mark.parametrize("file_name", ["config.json", "task.json"])  # the files from_preset deserializes
@@ -93,7 +100,7 @@ def test_preset_with_a_lambda_layer_is_refused(saved_preset, tmp_path, file_name
     directory = str(tmp_path / "preset")
     shutil.copytree(saved_preset, directory)
     _rewrite(directory, file_name, lambda _: _lambda_layer_config(marker))
-    with pytest.raises(ValueError):
+    with pytest.raises(PresetFileError, match=f"{file_name}.*the class 'Lambda' .*not a registered florence_keras class"):
         FlorenceCLIP.from_preset(directory)
     assert not marker.exists()
 
@@ -113,7 +120,7 @@ def test_preset_naming_an_unregistered_class_is_refused(saved_preset, tmp_path, 
         return document
 
     _rewrite(directory, file_name, evil)
-    with pytest.raises(ValueError):
+    with pytest.raises(PresetFileError, match=f"{file_name}.*the class 'Evil' .*'evil>Evil'.*not a registered florence_keras class"):
         FlorenceCLIP.from_preset(directory)
     assert not marker.exists()
 
@@ -122,7 +129,7 @@ def test_preset_naming_an_unregistered_class_is_refused(saved_preset, tmp_path, 
 
 
 def test_pickled_code_in_a_torch_checkpoint_is_refused(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     marker = tmp_path / "pwned"
     for index, writer in enumerate((
         lambda path: torch.save({"weight": torch.zeros(2), "payload": _MarkerPayload(str(marker))}, path),
@@ -137,7 +144,7 @@ def test_pickled_code_in_a_torch_checkpoint_is_refused(tmp_path):
 
 
 def test_a_plain_torch_state_dict_still_loads(tmp_path):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     torch.save({"weight": torch.ones(2, 3)}, str(tmp_path / "pytorch_model.bin"))
     np.testing.assert_array_equal(CheckpointReader(str(tmp_path)).get("weight"), np.ones((2, 3), np.float32))
 
@@ -162,7 +169,7 @@ def test_damaged_safetensors_raise_value_error(tmp_path):
     data = bytearray(path.read_bytes())
     data[:8] = struct.pack("<Q", 2**62)  # header length forged huge
     path.write_bytes(bytes(data))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Could not read safetensors file .*model.safetensors"):
         CheckpointReader(str(tmp_path))
 
 
