@@ -20,7 +20,8 @@ don't. The price of py_function on the failure path: the pipeline graph can't be
 
 Pointer fields (all scalars): `sources` (str shown in reports), `paths`, `offsets`, `lengths`, `footers`
 (int64 byte range; `lengths = -1` means the whole file), `records` (inline serialized Example or ""),
-`texts`, `class_names`, `reasons` (int32, `OK` unless the pointer is already known bad).
+`texts`, `class_names`, `reasons` (int32, `OK` unless the pointer is already known bad), and optionally
+`positions` (int64, the record's position in its stream; passed through to the decoded element).
 """
 
 import tensorflow as tf
@@ -181,6 +182,8 @@ def decode_pointers(pointers, kind, skip_counter, max_pixels=image_decoding.DEFA
         image, decode_reason = image_decoding.decode_image_checked(tf.where(usable, data, ""), max_pixels)
         output = {"position": item["position"], "images": image, "reasons": tf.where(usable, decode_reason, reason),
                   "texts": texts, "class_names": class_names, "sources": item["sources"]}
+        if "positions" in item:  # a positioned stream (image_records `start_position`) keeps each record's position
+            output["positions"] = item["positions"]
         if keep_encoded:
             output["encoded"] = data
         return output

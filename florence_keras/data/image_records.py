@@ -13,6 +13,15 @@ labels) and `write_tfrecord_shards` (which re-encodes resized images). Formats:
 Sharding (`input_context`): by file when there are at least as many files (index files, tar or TFRecord shards) as
 input pipelines, otherwise by element; every element goes to exactly one pipeline either way.
 
+Positioned streams (`start_position`, what training uses): an endless stream in which every record carries its
+position, `epoch * EPOCH_STRIDE + index` (the record's index in that epoch's order), and which starts at any position
+without reading what comes before it. Index formats are read in a permutation of the records drawn per epoch from
+`(seed, epoch)` — record k of epoch e is row `tf.random.experimental.index_shuffle(k, [seed, e], n - 1)` of the n
+rows of this pipeline's index (files in order, rows in order) — so the stream starts at record k of epoch e directly.
+Record streams (wds, tfrecord) are read in a file order and a shuffle buffer drawn per epoch from `(seed, epoch)`;
+starting inside an epoch passes over the epoch's first records at the pointer level (a tar shard's index, a TFRecord
+record's bytes) without decoding them, and never re-reads earlier epochs.
+
 Bad examples are skipped and counted (see `guarded_decode.py`); at the end of every epoch one log line reports
 the count and the first sources, if anything new was skipped. Index files are parsed in Python when the pipeline
 is built; tar shards are indexed in Python once per shard while reading (`tf.py_function`); image bytes, decoding
@@ -46,6 +55,26 @@ _DEFAULT_KEYS = {
 # Dataset functions are plain TF code (explicit tf.cond, no Python control flow on tensors): skipping
 # AutoGraph conversion makes building a pipeline several times faster.
 _plain = tf.autograph.experimental.do_not_convert
+
+# Positions in a positioned stream: epoch * EPOCH_STRIDE + index in the epoch. An int64 then holds 2**23 epochs of up to
+# 2**40 records per input pipeline [ours].
+EPOCH_STRIDE = 2**40
+_MAX_EPOCHS = 2**23
+# Per-epoch shuffle seeds of record streams: seed + _EPOCH_SEED_STEP * epoch [ours, any odd constant].
+_EPOCH_SEED_STEP = 1_000_003
+
+
+def split_position(position):
+    """`(epoch, index)` of a position of a positioned stream (see `load_image_records(start_position=...)`).
+
+    Example:
+    >>> split_position(3 * EPOCH_STRIDE + 17)
+    (3, 17)
+    """
+    position = int(position)
+    if position < 0:
+        raise ValueError(f"A stream position is >= 0. Received: position={position}")
+    return divmod(position, EPOCH_STRIDE)
 
 
 def _pipeline_shard(input_context):
@@ -83,12 +112,9 @@ def _class_from_label(label, class_names, path):
     raise ValueError(f"{path}: label {label!r} is neither a class name nor an index into `class_names`.")
 
 
-def _index_pointers(files, data_format, image_root, keys, class_names, num_shards, shard_id, shuffle_seed,
-                    shuffle, skip_counter=None):
-    """Pointers of the examples listed in index files: this pipeline's files (or every n-th example).
-
-    A training order is drawn by shuffling example *indices* (8 bytes each), not the pointers themselves.
-    """
+def _index_table(files, data_format, image_root, keys, class_names, num_shards, shard_id, skip_counter=None):
+    """Pointers of the examples listed in index files, this pipeline's files (or every n-th example), as one table
+    (a dict of equal-length tensors); None when this pipeline's share is empty."""
     shard_elements = len(files) < num_shards
     if not shard_elements:
         files = files[shard_id::num_shards]
@@ -103,13 +129,39 @@ def _index_pointers(files, data_format, image_root, keys, class_names, num_shard
     # Index readers keep invalid UTF-8 as lone surrogates (csv_index); the pipeline sees the original bytes, and
     # counts a caption or label that is not UTF-8 as `bad_text`.
     paths, texts, names = ([to_bytes(value) for value in values] for values in (paths, texts, names))
-    table = guarded_decode.make_pointers(
+    return guarded_decode.make_pointers(
         sources=paths, paths=paths, texts=np.array(texts, dtype=object), class_names=np.array(names, dtype=object)
     )
+
+
+def _table_size(table):
+    return int(table["sources"].shape[0])
+
+
+def _table_pointers(table, shuffle_seed, shuffle):
+    """One epoch of a table. A training order is drawn by shuffling example *indices* (8 bytes each), not the
+    pointers themselves."""
     if not shuffle:
         return tf.data.Dataset.from_tensor_slices(table)
-    order = tf.data.Dataset.range(len(paths)).shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+    count = _table_size(table)
+    order = tf.data.Dataset.range(count).shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
     return order.map(_plain(lambda index: {key: tf.gather(values, index) for key, values in table.items()}))
+
+
+def _permuted_table_pointers(table, seed, epoch, first):
+    """Epoch `epoch` of a table from index `first` of its order on, with `positions`: the order is the permutation
+    `index_shuffle(., (seed, epoch))`, so index k is found without drawing the ones before it."""
+    count = _table_size(table)
+    key = tf.stack([tf.constant(seed, tf.int64), epoch])
+    last = tf.constant(count - 1, tf.int64)
+
+    def pointer(index):
+        row = tf.random.experimental.index_shuffle(index, key, last)
+        values = {name: tf.gather(column, row) for name, column in table.items()}
+        values["positions"] = epoch * EPOCH_STRIDE + index
+        return values
+
+    return tf.data.Dataset.range(first, count).map(_plain(pointer))
 
 
 def _wds_pointers(shard, skip_counter, text_extensions):
@@ -223,7 +275,7 @@ def _record_files(paths, data_format):
 def load_image_records(paths, data_format, training=False, seed=None, input_context=None, shuffle_buffer_size=1000,
                        skip_counter=None, max_image_pixels=image_decoding.DEFAULT_MAX_PIXELS, image_root=None,
                        image_key=None, text_key=None, class_names=None, keep_encoded=False,
-                       num_parallel_calls=tf.data.AUTOTUNE, log_skips_each_epoch=True):
+                       num_parallel_calls=tf.data.AUTOTUNE, log_skips_each_epoch=True, start_position=None):
     """Decoded images with their caption or class name, from any supported format.
 
     Args:
@@ -244,10 +296,14 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
         keep_encoded: also yield `encoded`, the original encoded bytes.
         num_parallel_calls: parallelism of reading and decoding.
         log_skips_each_epoch: at the end of each epoch, log one line if new examples were skipped.
+        start_position: None (one epoch), or an int >= 0 for an endless positioned stream that starts there
+            (training with a `seed` only; see the module docstring): each element gets `positions`, and the stream
+            built with `start_position = p + 1` continues right after the element at position p.
 
     Returns:
         `tf.data.Dataset` of dicts: `images` uint8 `[H, W, 3]` (RGB), `texts` (caption or ""), `class_names`
-        (class or ""), `sources` (str naming the example).
+        (class or ""), `sources` (str naming the example), and `positions` (int64) with `start_position`.
+        A positioned stream ends only if a whole epoch yields nothing (every record skipped).
 
     Raises:
         DataFormatError: a malformed index file (names the file and line).
@@ -265,6 +321,12 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
         raise ValueError(f"`data_format` must be one of {DATA_FORMATS}. Received: data_format={data_format!r}")
     if not isinstance(shuffle_buffer_size, int) or shuffle_buffer_size < 1:
         raise ValueError(f"`shuffle_buffer_size` must be an int >= 1. Received: {shuffle_buffer_size!r}")
+    if start_position is not None:
+        if not isinstance(start_position, int) or isinstance(start_position, bool) or start_position < 0:
+            raise ValueError(f"`start_position` must be None or an int >= 0. Received: start_position={start_position!r}")
+        if not training or seed is None:
+            raise ValueError("A positioned stream (`start_position`) is for training with a seed. "
+                             f"Received: training={training!r}, seed={seed!r}")
     skip_counter = dataset_stats if skip_counter is None else skip_counter
     num_shards, shard_id = _pipeline_shard(input_context)
     default_image_key, default_text_key = _DEFAULT_KEYS.get(data_format, (None, None))
@@ -275,19 +337,22 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
 
     if data_format in _INDEX_FORMATS:
         files = expand_paths(paths) if data_format != "imagefolder" else _expand_roots(paths)
-        pointers = _index_pointers(files, data_format, image_root, (image_key, text_key), class_names,
-                                   num_shards, shard_id, element_seed, training, skip_counter)
-        if pointers is None:
+        table = _index_table(files, data_format, image_root, (image_key, text_key), class_names, num_shards, shard_id,
+                             skip_counter)
+        if table is None:
             raise ValueError(f"No examples listed in {files} for input pipeline {shard_id} of {num_shards}.")
         kind = guarded_decode.READ_FILE
+
+        def epoch_pointers(epoch, first):
+            if epoch is None:
+                return _table_pointers(table, element_seed, training)
+            return _permuted_table_pointers(table, seed, epoch, first)
     else:
         files = _record_files(paths, data_format)
         shard_elements = len(files) < num_shards
         if not shard_elements and num_shards > 1:
             files = files[shard_id::num_shards]
         file_dataset = _file_dataset(files, data_format)
-        if training:
-            file_dataset = file_dataset.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=True)
         if data_format == "wds":
             extensions = (text_key,) if text_key else webdataset_index.TEXT_EXTENSIONS
             read = lambda item: _wds_pointers(item["paths"], skip_counter, extensions)  # noqa: E731
@@ -295,32 +360,85 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
         else:
             read = lambda item: _tfrecord_pointers(item["paths"], item["sizes"], item["compressed"])  # noqa: E731
             kind = guarded_decode.PARSE_EXAMPLE
-        # Training mixes up to 8 files; evaluation reads them one after the other (file order, then record order).
-        pointers = file_dataset.interleave(
-            _plain(read), cycle_length=max(1, min(len(files), 8)) if training else 1,
-            num_parallel_calls=num_parallel_calls, deterministic=True,
-        )
-        if shard_elements and num_shards > 1:
-            pointers = pointers.shard(num_shards, shard_id)
-        if training:
-            pointers = pointers.shuffle(shuffle_buffer_size, seed=element_seed, reshuffle_each_iteration=True)
+
+        def epoch_pointers(epoch, first):
+            # epoch None: one epoch, reshuffled each iteration; else epoch `epoch`'s own order, from index `first`.
+            files_in_order = file_dataset
+            if training:
+                seed_of_files = file_seed if epoch is None else file_seed + _EPOCH_SEED_STEP * epoch
+                files_in_order = files_in_order.shuffle(len(files), seed=seed_of_files,
+                                                        reshuffle_each_iteration=epoch is None)
+            # Training mixes up to 8 files; evaluation reads them one after the other (file order, then record order).
+            pointers = files_in_order.interleave(
+                _plain(read), cycle_length=max(1, min(len(files), 8)) if training else 1,
+                num_parallel_calls=num_parallel_calls, deterministic=True,
+            )
+            if shard_elements and num_shards > 1:
+                pointers = pointers.shard(num_shards, shard_id)
+            if training:
+                seed_of_elements = element_seed if epoch is None else element_seed + _EPOCH_SEED_STEP * epoch
+                pointers = pointers.shuffle(shuffle_buffer_size, seed=seed_of_elements,
+                                            reshuffle_each_iteration=epoch is None)
+            if epoch is None:
+                return pointers
+            positioned = pointers.enumerate().map(
+                _plain(lambda index, pointer: {**pointer, "positions": epoch * EPOCH_STRIDE + index}))
+            return positioned.skip(first)  # pointers only: nothing before `first` is decoded
 
     example_keys = (
         image_key or tfrecord_example.IMAGE_KEY,
         text_key or tfrecord_example.TEXT_KEY,
         tfrecord_example.CLASS_KEY,
     )
-    dataset = guarded_decode.decode_pointers(
-        pointers, kind, skip_counter, max_pixels=max_image_pixels, keep_encoded=keep_encoded,
-        num_parallel_calls=num_parallel_calls, example_keys=example_keys,
-    )
-    if log_skips_each_epoch:
-        dataset = dataset.concatenate(guarded_decode.epoch_end_logger(skip_counter, dataset.element_spec))
+
+    def decoded_epoch(epoch=None, first=None):
+        dataset = guarded_decode.decode_pointers(
+            epoch_pointers(epoch, first), kind, skip_counter, max_pixels=max_image_pixels, keep_encoded=keep_encoded,
+            num_parallel_calls=num_parallel_calls, example_keys=example_keys,
+        )
+        if log_skips_each_epoch:
+            dataset = dataset.concatenate(guarded_decode.epoch_end_logger(skip_counter, dataset.element_spec))
+        return dataset
+
+    if start_position is None:
+        dataset = decoded_epoch()
+    else:
+        dataset = _positioned_stream(decoded_epoch, start_position)
     options = tf.data.Options()
     options.deterministic = True
     if input_context is not None:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options)
+
+
+def _positioned_stream(decoded_epoch, start_position):
+    """Epochs `decoded_epoch(e, first)` one after the other from `start_position` on, until one yields nothing.
+
+    Each epoch is followed by an end marker (a negative position); a scan counts the elements since the last marker,
+    and the stream ends at the marker of a whole epoch that yielded nothing (every record skipped: a `.repeat()` stops
+    there too).
+    """
+    start_epoch, start_index = split_position(start_position)
+
+    def epoch_with_marker(epoch):
+        first = tf.where(tf.equal(epoch, start_epoch), tf.constant(start_index, tf.int64), tf.constant(0, tf.int64))
+        elements = decoded_epoch(epoch, first)
+        marker = {key: tf.zeros([0 if dim is None else dim for dim in spec.shape], spec.dtype)
+                  for key, spec in elements.element_spec.items()}
+        # -2: the end of an epoch entered part-way (it may rightly yield nothing); -1: of a whole epoch.
+        marker["positions"] = tf.where(first > 0, tf.constant(-2, tf.int64), tf.constant(-1, tf.int64))
+        return elements.concatenate(tf.data.Dataset.from_tensors(marker))
+
+    def count(since_marker, element):
+        is_marker = element["positions"] < 0
+        empty_epoch = tf.logical_and(tf.equal(element["positions"], -1), tf.equal(since_marker, 0))
+        return tf.where(is_marker, tf.constant(0, tf.int64), since_marker + 1), (is_marker, empty_epoch, element)
+
+    stream = tf.data.Dataset.range(start_epoch, _MAX_EPOCHS).flat_map(_plain(epoch_with_marker))
+    stream = stream.scan(tf.constant(0, tf.int64), _plain(count))
+    stream = stream.take_while(_plain(lambda is_marker, empty_epoch, element: tf.logical_not(empty_epoch)))
+    stream = stream.filter(_plain(lambda is_marker, empty_epoch, element: tf.logical_not(is_marker)))
+    return stream.map(_plain(lambda is_marker, empty_epoch, element: element))
 
 
 def _expand_roots(paths):

@@ -7,7 +7,9 @@ template drawn at random per read and `labels = class_label(class_name)` (SPEC �
 Training transform: random-resized-crop + horizontal flip; a flipped image's text has left/right exchanged
 [ours: the built-in captions name sides]. Evaluation transform: resize the shorter side, center crop.
 With a `seed`, everything random (order, crops, flips, templates) is drawn from stateless per-element seeds, so the
-pipeline is the same each time it is built — what deterministic, resumable training needs.
+pipeline is the same each time it is built — what deterministic, resumable training needs. A positioned stream
+(`start_position`, see `image_records`) draws each element's randomness from its position, so a stream started at
+position p is exactly the tail of one started at 0.
 """
 
 import random
@@ -27,7 +29,8 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
                             antialias=True,
                             shuffle_buffer_size=1000, skip_counter=None, max_image_pixels=DEFAULT_MAX_PIXELS,
                             image_root=None, image_key=None, text_key=None, class_names=None,
-                            num_parallel_calls=tf.data.AUTOTUNE, log_skips_each_epoch=True, keep_sources=False):
+                            num_parallel_calls=tf.data.AUTOTUNE, log_skips_each_epoch=True, keep_sources=False,
+                            start_position=None):
     """Image-text examples with UniCL labels from files on disk.
 
     Args:
@@ -56,9 +59,12 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
         num_parallel_calls: parallelism of decoding and transforms.
         log_skips_each_epoch: log one line at the end of each epoch if new examples were skipped.
         keep_sources: also yield `sources`, a str naming each example (path, `shard.tar:key`, `file#index`).
+        start_position: None (one epoch), or an int >= 0: an endless positioned stream starting there (training with
+            a `seed`; see `load_image_records`), whose elements carry `positions` (int64).
 
     Returns:
-        `tf.data.Dataset` of `{"images": uint8 [S, S, 3], "texts": tf.string, "labels": int64}` (+ `sources`).
+        `tf.data.Dataset` of `{"images": uint8 [S, S, 3], "texts": tf.string, "labels": int64}` (+ `sources`,
+        + `positions` with `start_position`).
 
     Example:
     >>> import tempfile
@@ -79,11 +85,11 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
         shuffle_buffer_size=shuffle_buffer_size, skip_counter=skip_counter, max_image_pixels=max_image_pixels,
         image_root=image_root, image_key=image_key, text_key=text_key, class_names=class_names,
         num_parallel_calls=num_parallel_calls, log_skips_each_epoch=log_skips_each_epoch,
+        start_position=start_position,
     )
     random_seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     if input_context is not None:
         random_seed += 1_000_003 * input_context.input_pipeline_id
-    element_seeds = tf.data.Dataset.random(seed=random_seed + 2, rerandomize_each_iteration=True).batch(2)
     random_transform = training and augment and image_size is not None
 
     def transform(record, element_seed):
@@ -106,8 +112,15 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
         output = {"images": image, "texts": text, "labels": label}
         if keep_sources:
             output["sources"] = record["sources"]
+        if start_position is not None:
+            output["positions"] = record["positions"]
         return output
 
-    dataset = tf.data.Dataset.zip(records, element_seeds)
+    if start_position is None:
+        element_seeds = tf.data.Dataset.random(seed=random_seed + 2, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(records, element_seeds)
+    else:  # each element's draws follow from its position
+        dataset = records.map(tf.autograph.experimental.do_not_convert(
+            lambda record: (record, tf.stack([tf.constant(random_seed + 2, tf.int64), record["positions"]]))))
     transform = tf.autograph.experimental.do_not_convert(transform)  # plain TF code: skip AutoGraph, build faster
     return dataset.map(transform, num_parallel_calls=num_parallel_calls, deterministic=True)

@@ -12,12 +12,23 @@ class DatasetRequest:
     Contract (HELPER_CONTEXT.md data contract): the returned dataset yields **per-replica** batches
     `{"images": float32 [batch_size, H, W, 3] normalised, "token_ids": int32 [batch_size, 77],
     "labels": int64 [batch_size]}` with `H = W = stage.image_size`, built for this input pipeline only
-    (shard files or examples by `input_pipeline_id` of `num_input_pipelines`), repeated indefinitely
+    (shard files or examples by `input_pipeline_id` of `num_input_pipelines`), endless
     (the trainer decides when to stop), batched with `drop_remainder=True`.
 
-    Resuming: the trainer rebuilds the dataset and skips the batches this pipeline already delivered in
-    the current stage (`Dataset.skip`). For an exact resume (`deterministic=True`) the stream must be a
-    deterministic function of the request: seeded shuffles and stateless random augmentations derived from
+    Resuming, two ways:
+
+    * Positioned (what `make_image_text_input_fn` does; no consumed record is read again): the batches also
+      carry `"positions": int64 [batch_size]`, each example's position in this pipeline's stream of the
+      stage (increasing along the stream, opaque to the trainer). The trainer checkpoints, per pipeline, one
+      past the largest position consumed, and on resume asks for the stream from there: the dataset must
+      start at `start_position` (the element at position `start_position` or, if there is none, the next
+      one). The trainer checks this on the first step (a first batch entirely before `start_position` is an
+      error).
+    * Otherwise (no `positions`, e.g. an in-memory dataset): the trainer rebuilds the dataset from the start
+      and skips the batches this pipeline already delivered in the stage (`Dataset.skip`, which reads them).
+
+    For an exact resume (`deterministic=True`) the stream must be a deterministic function of the request
+    (and, positioned, of the position): seeded orders and stateless random augmentations derived from
     `seed`, and `tf.data.Options().deterministic = True`.
 
     Args:
@@ -28,12 +39,15 @@ class DatasetRequest:
         input_pipeline_id: int, this pipeline's index in [0, num_input_pipelines).
         seed: int, the run's data seed.
         deterministic: bool, whether the run asks for a reproducible stream.
+        start_position: int >= 0, where a positioned stream starts (0: the stage's beginning). Defaults to 0.
 
     Example:
 
     >>> stage = TrainingStage("stage1", 0, 224, True)
     >>> DatasetRequest(stage, 8, 16, 2, 1, seed=0, deterministic=True).input_pipeline_id
     1
+    >>> DatasetRequest(stage, 8, 16, 2, 1, start_position=4096).start_position
+    4096
     """
 
     stage: TrainingStage
@@ -43,6 +57,7 @@ class DatasetRequest:
     input_pipeline_id: int
     seed: int = 0
     deterministic: bool = False
+    start_position: int = 0
 
     def __post_init__(self):
         if not isinstance(self.stage, TrainingStage):
@@ -53,6 +68,9 @@ class DatasetRequest:
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+        if (not isinstance(self.start_position, int) or isinstance(self.start_position, bool)
+                or self.start_position < 0):
+            raise ValueError(f"`start_position` must be an int >= 0. Received: start_position={self.start_position!r}")
         if not 0 <= self.input_pipeline_id < self.num_input_pipelines:
             raise ValueError(
                 "`input_pipeline_id` must be in [0, num_input_pipelines). "

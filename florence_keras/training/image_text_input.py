@@ -37,7 +37,12 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
     pipeline's share of the files, decoded and augmented at the stage's
     resolution by `load_image_text_dataset`, with prompt-augmented short texts
     when the stage asks for them, normalised by the preset's image converter,
-    tokenised to 77 ids, batched per replica and repeated.
+    tokenised to 77 ids and batched per replica: an endless positioned stream
+    (epoch after epoch, each in its own order drawn from the request's seed) that
+    starts at `request.start_position` without reading the records before it, and
+    whose batches carry each example's `positions` for the trainer's checkpoint.
+    Every random draw (order, crop, flip, template) follows from the seed and the
+    example's position, so the stream is the same whatever position it starts at.
 
     Args:
         train_data: path(s) (comma-separated str or list).
@@ -58,27 +63,30 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
             input_pipeline_id=request.input_pipeline_id,
             num_replicas_in_sync=max(request.global_batch_size // request.batch_size, 1),
         )
-        seed = request.seed if request.deterministic else None
         dataset = load_image_text_dataset(
-            train_data, data_format, image_size=stage.image_size, training=True, seed=seed,
+            train_data, data_format, image_size=stage.image_size, training=True, seed=request.seed,
             input_context=context, augment=augment, templates=templates, skip_counter=skip_counter,
             shuffle_buffer_size=shuffle_buffer_size, num_parallel_calls=num_parallel_calls,
+            start_position=request.start_position,
         )
-        dataset = dataset.repeat().batch(request.batch_size, drop_remainder=True)
-        text_seeds = tf.data.Dataset.random(seed=request.seed + 7).batch(2)
+        dataset = dataset.batch(request.batch_size, drop_remainder=True)
 
-        def to_model_inputs(batch, text_seed):
+        def to_model_inputs(batch):
             texts = batch["texts"]
             if stage.prompt_augmented_texts:
+                # The batch's draws follow from its first example's position.
+                text_seed = tf.stack([tf.constant(request.seed + 7 + 1_000_003 * request.input_pipeline_id, tf.int64),
+                                      batch["positions"][0]])
                 texts = augment_short_texts(texts, tf.cast(text_seed % (2**31 - 1), tf.int32), templates)
             return {
                 "images": tf.cast(normalize(batch["images"]), tf.float32),
                 "token_ids": preprocessor.tokenize(texts),
                 "labels": batch["labels"],
+                "positions": batch["positions"],
             }
 
-        dataset = tf.data.Dataset.zip((dataset, text_seeds)).map(
-            to_model_inputs, num_parallel_calls=num_parallel_calls,
+        dataset = dataset.map(
+            tf.autograph.experimental.do_not_convert(to_model_inputs), num_parallel_calls=num_parallel_calls,
             deterministic=True if request.deterministic else None,
         )
         options = tf.data.Options()

@@ -62,7 +62,10 @@ class TrainingCheckpoint:
     optimizer variable (iterations, moments, the loss scale of `mixed_float16`) and the global step.
     Variables are tracked by their order in `model.variables` / `optimizer.variables` (Keras 3 functional
     models are not themselves trackable by `tf.train.Checkpoint`), so restore with the same architecture.
-    The data position is not stored: it follows from the step (see `DatasetRequest`).
+    With the step goes an optional data position, an int64 vector that the trainer gives `save` (the input
+    pipelines' positions, see `DatasetRequest`); `restore_latest` reads it back into `restored_data_position`
+    (None when the checkpoint has none: one written without it, or by an older version), whatever its length,
+    so a run resumed with another number of workers still restores.
 
     Multi-worker: every worker must call `save` (saving may run collectives); only the chief writes to
     `directory`, the others write to a temporary sub-directory that is deleted right after. `directory`
@@ -88,12 +91,16 @@ class TrainingCheckpoint:
         self._chief = is_chief(strategy)
         with strategy.scope():
             self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        self._checkpoint = tf.train.Checkpoint(
-            model_variables=list(model.variables),
-            optimizer_variables=list(optimizer.variables),
-            step=self._step,
-        )
+        # The same value on every worker, so a plain (host) variable of any length.
+        self._data_position = tf.Variable(tf.zeros([0], tf.int64), shape=tf.TensorShape([None]), trainable=False,
+                                          name="data_position")
+        state = {"model_variables": list(model.variables), "optimizer_variables": list(optimizer.variables),
+                 "step": self._step}
+        self._checkpoint = tf.train.Checkpoint(**state, data_position=self._data_position)
+        # Restores everything but the data position, strictly (the position is read on its own, leniently).
+        self._restore_checkpoint = tf.train.Checkpoint(**state)
         self.restored_path = None
+        self.restored_data_position = None
         if self._chief:
             self._manager = tf.train.CheckpointManager(self._checkpoint, self.directory, max_to_keep)
             self._remove_partial_writes()
@@ -149,7 +156,8 @@ class TrainingCheckpoint:
         failures = []
         for path in candidates:
             try:
-                self._checkpoint.restore(path).assert_existing_objects_matched()
+                self._restore_checkpoint.restore(path).assert_existing_objects_matched().expect_partial()
+                data_position = _read_data_position(path)
             except (tf.errors.OpError, IndexError, ValueError, AssertionError, OSError) as error:
                 message = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
                 failures.append((path, f"{type(error).__name__}: {message}"))
@@ -160,6 +168,7 @@ class TrainingCheckpoint:
                 continue
             step = int(self._step.numpy())
             self.restored_path = path
+            self.restored_data_position = data_position
             if failures:
                 logger.warning("Restored %s (step %d) after skipping %d unusable newer checkpoint(s): %s.",
                                path, step, len(failures), ", ".join(p for p, _ in failures))
@@ -174,14 +183,22 @@ class TrainingCheckpoint:
             )
         return None
 
-    def save(self, step):
+    def save(self, step, data_position=None):
         """Saves the state after `step` steps; returns the checkpoint path (the chief's).
+
+        Args:
+            step: int, the steps done.
+            data_position: optional 1-D int64 array stored with the step (the trainer's input positions);
+                None stores an empty one.
 
         Raises:
             CheckpointSaveError: the write failed (e.g. ENOSPC); its partial files are removed and the previous
                 checkpoints and the state file are unchanged.
         """
         self._step.assign(step)
+        self._data_position.assign(
+            tf.zeros([0], tf.int64) if data_position is None else tf.reshape(tf.constant(data_position, tf.int64), [-1])
+        )
         if self._chief:
             prefix = os.path.join(self.directory, f"ckpt-{step}")
             delay = float(os.environ.get(TEST_SAVE_DELAY_ENV, "0") or 0)
@@ -242,3 +259,15 @@ class TrainingCheckpoint:
                     os.remove(path)
                 except OSError:
                     pass
+
+
+_DATA_POSITION_KEY = "data_position/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def _read_data_position(path):
+    """The data position stored in checkpoint `path` as a NumPy int64 vector, or None if it holds none."""
+    reader = tf.train.load_checkpoint(path)
+    if not reader.has_tensor(_DATA_POSITION_KEY):
+        return None
+    value = reader.get_tensor(_DATA_POSITION_KEY)
+    return value if value.size else None
