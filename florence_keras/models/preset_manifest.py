@@ -6,8 +6,8 @@
       "format": "florence_keras.preset_manifest",
       "format_version": 1,
       "algorithm": "sha256",
-      "files": {"assets/tokenizer/merges.txt": {"sha256": "<64 hex digits>", "size": 524605},
-                "config.json": {...}, ..., "model.weights.h5": {...}}
+      "files": {"<path relative to the preset>": {"sha256": "<64 hex digits>", "size": <bytes>},
+                ...}
     }
 
 Paths are relative to the preset directory, with `/` separators, sorted;
