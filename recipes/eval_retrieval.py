@@ -2,11 +2,11 @@ r"""Zero-shot image-text retrieval: R@1/5/10 in both directions (COCO / Flickr30
 
 Run:
   python recipes/eval_retrieval.py --preset=PRESET --data=/data/captions_val.json --data_format=coco \
-      --output_dir=/tmp/retrieval
+      --builtin_heldout=60 --output_dir=/tmp/retrieval
 
 A quick run on the built-in held-out scenes with the packaged trained preset:
-  python recipes/eval_retrieval.py --preset=florence_mini_builtin --data=builtin --builtin_heldout=60 \
-      --output_dir=/tmp/retrieval
+  python recipes/eval_retrieval.py --preset=florence_mini_builtin --data=builtin --builtin_train=8 \
+      --builtin_heldout=60 --output_dir=/tmp/retrieval
 
 An image query is correct at k if any of its captions is among the k best texts; a caption query if its image is
 among the k best images. Writes `retrieval.json`, `retrieval.md`, `text_to_image.png` and `image_to_text.png`

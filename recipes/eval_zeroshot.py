@@ -5,8 +5,8 @@ Run:
       --output_dir=/tmp/zeroshot [--templates=imagenet80|imagenet7|FILE] [--class_names=imagenet|FILE]
 
 A quick run on the built-in held-out scenes with the packaged trained preset:
-  python recipes/eval_zeroshot.py --preset=florence_mini_builtin --data=builtin --builtin_heldout=60 \
-      --output_dir=/tmp/zeroshot
+  python recipes/eval_zeroshot.py --preset=florence_mini_builtin --data=builtin --builtin_train=8 \
+      --builtin_heldout=60 --output_dir=/tmp/zeroshot
 
 Writes `<output_dir>/zeroshot.json`, `zeroshot.md` and `confusion_matrix.png`. Features are cached under
 `<output_dir>/feature_cache` (or `--cache_dir`), except for randomly initialised architecture presets.

@@ -5,7 +5,7 @@ Run (the CDFSL setting: 5-way, K = 5/20/50, 15 queries per class, 600 episodes):
       --output_dir=/tmp/fewshot
 
 A quick run on the built-in held-out scenes with the packaged trained preset:
-  python recipes/fewshot.py --preset=florence_mini_builtin --data=builtin --builtin_heldout=120 \
+  python recipes/fewshot.py --preset=florence_mini_builtin --data=builtin --builtin_train=8 --builtin_heldout=120 \
       --output_dir=/tmp/fewshot --shots=1,5 --n_query=5 --episodes=20
 
 A K whose episodes the data cannot supply (too few classes with K + n_query images) is skipped and reported.
