@@ -33,8 +33,6 @@ MAX_MODEL_ELEMENTS = 2**31
 MAX_DIM = 2**20
 MAX_IMAGE_SIDE = 2**14
 MAX_SEQUENCE_LENGTH = 2**16
-# Keys every Keras layer / model config may hold.
-LAYER_KEYS = ("name", "trainable", "dtype")
 OBJECT_KEYS = {"module", "class_name", "config", "registered_name"}
 DTYPE_POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "lanczos3", "lanczos5", "area")
@@ -301,8 +299,22 @@ CONFIG_SCHEMAS = {
         None,
         None,
     ),
+    "florence_keras>FlorenceImageClassifier": (
+        {
+            "backbone": keras_object("florence_keras>FlorenceBackbone"),
+            "preprocessor": optional(keras_object("florence_keras>FlorenceCLIPPreprocessor")),
+            "class_names": list_of(string, 2, 2**20),
+            "head": one_of("unicl", "linear"),
+            "templates": list_of(string, 1, 2**16),
+        },
+        ("backbone", "class_names"),
+        None,
+        None,
+    ),
 }
+# Keys every Keras layer / model config may hold.
 _COMMON = {"name": string, "trainable": boolean, "dtype": dtype}
+LAYER_KEYS = tuple(_COMMON)
 
 
 def _resolve(value, where, allowed):
