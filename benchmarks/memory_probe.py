@@ -36,6 +36,8 @@ def probe(spec):
     from florence_keras.models import presets
     from florence_keras.training.gradient_cache import GradientCache
     from florence_keras.training.gradient_cache import full_batch_gradients
+    from florence_keras.models.florence_clip import FlorenceCLIP
+    from florence_keras.training.optimizer_factory import AdamWConfig
     from florence_keras.training.optimizer_factory import make_optimizer
 
     from benchmarks.tf_cases import resolve_config
@@ -45,7 +47,8 @@ def probe(spec):
         raise ValueError(f"`batch` must be a multiple of `chunk`. Received: batch={batch}, chunk={chunk}")
     keras.utils.set_random_seed(0)
     model = presets.build_backbone(config)
-    optimizer = make_optimizer(model.trainable_variables, peak_learning_rate=1e-4, total_steps=10)
+    optimizer = make_optimizer(model.trainable_variables, AdamWConfig(learning_rate=1e-4), total_steps=10)
+    task = FlorenceCLIP(model)  # the Task owns the UniCL loss the trainer drives
     variables = model.trainable_variables
     size = config["image_encoder"]["image_shape"][0]
     text = config["text_encoder"]
@@ -59,7 +62,7 @@ def probe(spec):
         "labels": tf.range(batch, dtype=tf.int64),
     }
     rss_built = _rss_mib()
-    compute = GradientCache(model, chunk) if chunk else (lambda b: full_batch_gradients(model, b))
+    compute = GradientCache(task, chunk) if chunk else (lambda b: full_batch_gradients(task, b))
 
     @tf.function
     def step(batch_data):

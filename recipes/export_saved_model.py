@@ -1,4 +1,4 @@
-r"""Exports a FlorenceCLIP preset as a TF Serving SavedModel (`BASE_DIR/VERSION/`, named signatures, warm-up).
+r"""Exports a Florence preset as a TF Serving SavedModel (`BASE_DIR/VERSION/`, named signatures, warm-up).
 
     .venv/bin/python recipes/export_saved_model.py --preset=florence_tiny --output=/tmp/florence_serving \
         [--version=1] [--class_names=classes.txt] [--templates="a photo of a {}."] [--top_k=5] \
@@ -7,12 +7,18 @@ r"""Exports a FlorenceCLIP preset as a TF Serving SavedModel (`BASE_DIR/VERSION/
     tensorflow_model_server --port=8500 --rest_api_port=8501 \
         --model_name=florence --model_base_path=/tmp/florence_serving --enable_model_warmup=true
 
-Signatures: encode_image_bytes (= serving_default), encode_images, encode_texts (needs TF-Text ops),
-encode_token_ids, classify; see docs/serving.md. `--stock_ops_only` leaves out encode_texts so the whole
-SavedModel loads on a TensorFlow / TF Serving build without TF-Text. `classify` ranks `--class_names` (one
-per line; default: the 1,000 ImageNet classes) with text embeddings computed now, from `--templates`: a
-template with `{}`, `imagenet7` / `imagenet80` (CLIP's sets; 7x / 80x the text passes), or a file of
-templates. Tiny mode (the tests): `--preset=<directory of a tiny test preset> --class_names=<small file>`.
+A `FlorenceCLIP` preset: encode_image_bytes (= serving_default), encode_images, encode_texts (needs TF-Text
+ops), encode_token_ids, classify; see docs/serving.md. `classify` is the zero-shot classifier of
+`--class_names` (one per line; default: the 1,000 ImageNet classes) with text embeddings computed now, from
+`--templates`: a template with `{}`, `imagenet7` / `imagenet80` (CLIP's sets; 7x / 80x the text passes), or a
+file of templates.
+
+A `FlorenceImageClassifier` preset (what `finetune_classification.py` writes to `<output_dir>/preset`): its own
+`classify` (= serving_default) over the class names it was trained on (`--class_names` / `--templates` are not
+used), plus, for the UniCL head, the four encode signatures of its backbone.
+
+`--stock_ops_only` leaves out encode_texts so the whole SavedModel loads on a TensorFlow / TF Serving build
+without TF-Text. Tiny mode (the tests): `--preset=<directory of a tiny test preset> --class_names=<small file>`.
 """
 
 import os
@@ -27,7 +33,8 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("preset", None, "Preset name (florence_tiny ...), preset directory or handle.")
+flags.DEFINE_string("preset", None, "Preset name (florence_tiny ...), preset directory or handle: a "
+                    "FlorenceCLIP or a FlorenceImageClassifier (e.g. finetune_classification.py's output).")
 flags.DEFINE_string("output", None, "Model base directory; the export goes to OUTPUT/VERSION.")
 flags.DEFINE_integer("version", None, "Version directory number; default: one more than the largest there.")
 flags.DEFINE_string("class_names", None, "Text file, one class name per line; default: ImageNet's 1,000.")
@@ -64,23 +71,56 @@ def directory_size(path):
     )
 
 
+def preset_task_name(preset):
+    """The Task class name a preset directory was saved from (`task.json`), or "FlorenceCLIP" for any other preset
+    (architecture presets, directories without a Task config)."""
+    import json
+
+    from florence_keras.models import preset_registry
+
+    path = preset_registry.resolve(preset).path
+    task_file = os.path.join(path, "task.json") if path and os.path.isdir(path) else None
+    if task_file is None or not os.path.isfile(task_file):
+        return "FlorenceCLIP"
+    try:
+        with open(task_file, encoding="utf-8") as file:
+            return str(json.load(file).get("class_name", "FlorenceCLIP"))
+    except (OSError, ValueError, AttributeError):
+        return "FlorenceCLIP"  # a damaged task.json: from_preset names the file
+
+
 def export_clip_saved_model(preset, output, version=None, class_names=None, templates="a photo of a {}.",
                             top_k=5, model_name="florence", stock_ops_only=False, overwrite=False,
                             rest_examples=None):
-    """Loads `preset`, exports it, prints a summary; returns a dict (export_dir, seconds, bytes, signatures)."""
+    """Loads `preset` (a FlorenceCLIP or a FlorenceImageClassifier), exports it, prints a summary.
+
+    Returns:
+        dict: `export_dir`, `seconds`, `bytes`, `signatures`, `task` (the Task class name).
+    """
     from florence_keras import export
-    from florence_keras.evaluation import imagenet_class_names
     from florence_keras.models import FlorenceCLIP
+    from florence_keras.models import FlorenceImageClassifier
 
     start = time.perf_counter()
-    clip = FlorenceCLIP.from_preset(preset)
-    loaded = time.perf_counter()
-    names = read_class_names(class_names) if class_names else imagenet_class_names()
-    template_list = resolve_templates(templates)
-    print(f"Embedding {len(names)} classes x {len(template_list)} templates for `classify`.")
-    signatures = export.clip_signatures(clip, names, template_list, top_k=top_k, verbose=True)
+    task_name = preset_task_name(preset)
+    if task_name == "FlorenceImageClassifier":
+        classifier = FlorenceImageClassifier.from_preset(preset)
+        loaded = time.perf_counter()
+        print(f"Serving the fine-tuned {classifier.head_type}-head classifier of {classifier.num_classes} classes.")
+        signatures = export.image_classifier_signatures(classifier, top_k=top_k)
+        serving_default = export.CLASSIFIER_SERVING_DEFAULT
+    else:
+        from florence_keras.evaluation import imagenet_class_names
+
+        clip = FlorenceCLIP.from_preset(preset)
+        loaded = time.perf_counter()
+        names = read_class_names(class_names) if class_names else imagenet_class_names()
+        template_list = resolve_templates(templates)
+        print(f"Embedding {len(names)} classes x {len(template_list)} templates for `classify`.")
+        signatures = export.clip_signatures(clip, names, template_list, top_k=top_k)
+        serving_default = export.CLIP_SERVING_DEFAULT
     exporter = export.SavedModelExporter(
-        signatures, serving_default=export.CLIP_SERVING_DEFAULT, model_name=model_name,
+        signatures, serving_default=serving_default, model_name=model_name,
         exclude_tensorflow_text=stock_ops_only,
     )
     export_dir = exporter.export(output, version=version, overwrite=overwrite)
@@ -97,7 +137,7 @@ def export_clip_saved_model(preset, output, version=None, class_names=None, temp
             file.write(export.rest_examples_markdown(export_dir, model_name=model_name))
         print(f"REST examples: {rest_examples}")
     return {"export_dir": export_dir, "seconds": seconds, "bytes": size,
-            "signatures": exporter.signature_names}
+            "signatures": exporter.signature_names, "task": task_name}
 
 
 def main(argv):

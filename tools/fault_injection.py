@@ -88,6 +88,7 @@ def worker(model_dir, out, step_sleep):
 
     import tensorflow as tf
 
+    from florence_keras.training import AdamWConfig
     from florence_keras.training import UniCLTrainer
     from florence_keras.training import florence_stages
 
@@ -97,8 +98,7 @@ def worker(model_dir, out, step_sleep):
         model_dir=model_dir,
         total_steps=TOTAL_STEPS,
         global_batch_size=8,
-        peak_learning_rate=3e-3,
-        warmup_steps=2,
+        optimizer=AdamWConfig(learning_rate=3e-3, warmup_steps=2),
         chunk_size=4,
         stages=florence_stages(TOTAL_STEPS, image_size=16, augmented_texts_off_step=5),
         checkpoint_every=CHECKPOINT_EVERY,

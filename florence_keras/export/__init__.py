@@ -1,9 +1,13 @@
 """SavedModel export for TF Serving (see docs/serving.md).
 
-A task model contributes a list of `ExportSignature`s (`clip_signatures` for FlorenceCLIP); a
-`SavedModelExporter` writes any such list as `BASE_DIR/VERSION/` with one warm-up request per signature.
+A Task contributes a list of `ExportSignature`s (`clip_signatures` for FlorenceCLIP,
+`image_classifier_signatures` for FlorenceImageClassifier); a `SavedModelExporter` writes any such list as
+`BASE_DIR/VERSION/` with one warm-up request per signature.
 """
 
+from florence_keras.export.classifier_signatures import CLASSIFIER_SERVING_DEFAULT
+from florence_keras.export.classifier_signatures import image_classifier_signatures
+from florence_keras.export.classify_signature import classify_signature
 from florence_keras.export.clip_signatures import CLIP_SERVING_DEFAULT
 from florence_keras.export.clip_signatures import clip_signatures
 from florence_keras.export.export_signature import ExportSignature

@@ -4,32 +4,18 @@ import numpy as np
 import tensorflow as tf
 
 from florence_keras.data.image_decoding import DEFAULT_MAX_PIXELS
-from florence_keras.evaluation.zero_shot import build_zero_shot_classifier
 from florence_keras.export import serving_ops
+from florence_keras.export.classify_signature import classify_signature
 from florence_keras.export.export_signature import ExportSignature
+from florence_keras.export.serving_examples import EXAMPLE_TEXTS
+from florence_keras.export.serving_examples import example_image_bytes
+from florence_keras.export.serving_examples import example_images
+from florence_keras.models.florence_image_classifier import FlorenceImageClassifier
 
 # `serving_default` is an alias of this signature. It takes what most clients have (an encoded photo,
 # base64 in REST), returns the model's primary product (an embedding, independent of any export-time
 # class list), and uses stock TensorFlow ops only, so the default works on every TF Serving build.
 CLIP_SERVING_DEFAULT = "encode_image_bytes"
-
-EXAMPLE_TEXTS = ("a photo of a cat.", "A diagram of a ROCKET")
-
-
-def _example_images():
-    """Small deterministic images for warm-up requests and docs: a colour gradient and a gray ramp."""
-    y, x = np.mgrid[0:18, 0:24]
-    color = np.stack([x * 10, y * 14, (x + y) * 6], axis=-1).astype(np.uint8)
-    gray = (np.mgrid[0:20, 0:14][0] * 12).astype(np.uint8)[..., None]
-    return color, gray
-
-
-def _example_image_bytes():
-    color, gray = _example_images()
-    return np.array(
-        [tf.io.encode_png(color).numpy(), tf.io.encode_jpeg(gray, quality=90).numpy()], dtype=object
-    )
-
 
 def clip_signatures(
     clip,
@@ -37,7 +23,6 @@ def clip_signatures(
     templates=("a photo of a {}.",),
     top_k=5,
     max_image_pixels=DEFAULT_MAX_PIXELS,
-    verbose=False,
 ):
     """The `ExportSignature`s of a `FlorenceCLIP`.
 
@@ -53,8 +38,9 @@ def clip_signatures(
       pads to the model's 77 (as `encode_texts` does). Stock TensorFlow ops only.
     * `classify(image_bytes: string [B])` -> `class_names: string [B, k]`, `class_ids: int32 [B, k]`,
       `scores: float32 [B, k]` (softmax over all classes of `logit_scale * cosine`), best first, ties to
-      the lower class id. Only when `class_names` is given; the class embeddings (prompt ensemble over
-      `templates`) are computed here, at export time, and saved as a frozen variable.
+      the lower class id. Only when `class_names` is given: the zero-shot `FlorenceImageClassifier` of the
+      CLIP model (`FlorenceImageClassifier.from_clip`, UniCL head: the class embeddings are the prompt
+      ensemble over `templates`, computed here, at export time) served by `classify_signature`.
 
     Every signature rejects an empty batch with an `InvalidArgument` error (as `FlorenceCLIP.encode_*`
     raise on empty input) rather than returning an empty result: an empty request is a client bug.
@@ -62,11 +48,10 @@ def clip_signatures(
     Args:
         clip: a `FlorenceCLIP` with a preprocessor.
         class_names: optional list of class names for `classify`.
-        templates: prompt templates with one `{}` (see `florence_keras.evaluation.load_templates`).
+        templates: prompt templates with one `{}` (e.g. `florence_keras.data.labels.imagenet_templates()`).
         top_k: classes returned by `classify` (at most the number of classes).
         max_image_pixels: largest `height * width` an encoded image may declare (default 100M, the
             training pipeline's limit).
-        verbose: progress bar while embedding the class prompts.
 
     Returns:
         list of `ExportSignature`; `CLIP_SERVING_DEFAULT` names the default one.
@@ -125,8 +110,8 @@ def clip_signatures(
         )
         return embed_token_ids(packed)
 
-    image_bytes_example = _example_image_bytes()
-    color, _ = _example_images()
+    image_bytes_example = example_image_bytes()
+    color, _ = example_images()
     example_ids = [[int(i) for i in np.asarray(tokenizer(text))] for text in EXAMPLE_TEXTS]
     width = max(len(ids) for ids in example_ids)
     padded_ids = np.array([ids + [0] * (width - len(ids)) for ids in example_ids], np.int32)
@@ -157,42 +142,7 @@ def clip_signatures(
         ),
     ]
     if class_names is not None:
-        signatures.append(
-            _classify_signature(clip, class_names, templates, top_k, image_shape, max_image_pixels,
-                                image_bytes_example, verbose)
-        )
+        classifier = FlorenceImageClassifier.from_clip(clip, list(class_names), templates=list(templates),
+                                                       compile=False)
+        signatures.append(classify_signature(classifier, top_k=top_k, max_image_pixels=max_image_pixels))
     return signatures
-
-
-def _classify_signature(clip, class_names, templates, top_k, image_shape, max_image_pixels,
-                        image_bytes_example, verbose):
-    # Repeated names are allowed (CLIP's ImageNet list has two "missile" classes); `class_ids` tells them apart.
-    class_names = [str(name) for name in class_names]
-    weights = build_zero_shot_classifier(
-        lambda texts: np.asarray(clip.encode_texts(texts)), class_names, list(templates), verbose=verbose
-    )
-    # A variable (never assigned after export) keeps the C x D floats out of the GraphDef, whose protobuf
-    # is limited to 2 GB and parsed whole at load time; names are small, so a constant is fine.
-    class_embeddings = tf.Variable(weights, trainable=False, name="class_embeddings")
-    k = min(top_k, len(class_names))
-    backbone = clip.backbone
-    converter = clip.preprocessor.image_converter
-
-    def classify(image_bytes):
-        pixels = serving_ops.decode_image_batch(image_bytes, converter, image_shape, "classify", max_image_pixels)
-        embeddings = tf.cast(backbone.embed_images(pixels), tf.float32)
-        logits = backbone.logit_scale() * tf.matmul(embeddings, class_embeddings, transpose_b=True)
-        top = tf.math.top_k(logits, k=k)  # Equal logits: the lower class id comes first.
-        probabilities = tf.gather(tf.nn.softmax(logits, axis=-1), top.indices, batch_dims=1)
-        return {
-            "class_names": tf.gather(tf.constant(class_names), top.indices),
-            "class_ids": top.indices,
-            "scores": probabilities,
-        }
-
-    return ExportSignature(
-        "classify", classify, {"image_bytes": tf.TensorSpec([None], tf.string)},
-        {"image_bytes": image_bytes_example},
-        resources={"backbone": backbone, "class_embeddings": class_embeddings},
-        description=f"JPEG/PNG bytes -> top-{k} of {len(class_names)} classes with softmax scores",
-    )

@@ -5,9 +5,13 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from florence_keras.losses.unicl_loss import unicl_loss
+from florence_keras.losses.unicl_loss_wrapper import UniCLLoss
+from florence_keras.models.adamw_config import AdamWConfig
 from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
 from florence_keras.models.florence_task import FlorenceTask
+from florence_keras.models.prompt_ensemble import prompt_ensemble_embeddings
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")
@@ -21,6 +25,19 @@ class FlorenceCLIP(FlorenceTask):
     Calling the task on `{"images": normalised float, "token_ids": int}` returns
     the backbone's dict (unit-norm `image_embeddings`, `text_embeddings`, and
     `logit_scale`). `encode_images` / `encode_texts` take raw inputs.
+
+    Training: the task owns its loss, UniCL (SPEC §1). `compile()` defaults to
+    `AdamWConfig()`'s AdamW at a constant rate and `UniCLLoss(cross_replica=True)`,
+    so `fit` under a `tf.distribute` strategy contrasts every anchor with the
+    whole global batch. `fit` / `evaluate` take batches `(x, labels)` where `x` is
+    either raw `{"images": (B, H, W, C) in [0, 255], "texts": strings (B,)}` (the
+    preprocessor converts and tokenises them) or model inputs `{"images":
+    normalised float, "token_ids": int32}` (passed through), and `labels` are
+    int64 keys `(B,)`: equal keys are positives of each other (identical texts,
+    or images of one class; see `florence_keras.data.labels`). The custom
+    training system (`florence_keras.training.UniCLTrainer`) drives the same
+    loss through `replica_loss` (and, for the gradient cache, `embed` +
+    `loss_from_embeddings`), passing its replica context explicitly.
 
     Example:
     >>> clip = FlorenceCLIP.from_preset("florence_tiny", load_weights=False)  # doctest: +SKIP
@@ -39,6 +56,125 @@ class FlorenceCLIP(FlorenceTask):
         inputs = backbone.input
         outputs = backbone(inputs)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------
+    # Training: the task's loss, for Keras `fit` and for the training system.
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics=None, **kwargs):
+        """Configures `fit` / `evaluate` (keras-hub's Task `compile`, with Florence's defaults).
+
+        Args:
+            optimizer: `"auto"` (Keras `AdamW` with `AdamWConfig()`'s hyper-parameters at a constant
+                learning rate, no weight decay on norms, biases and the logit scale), an optimizer name
+                or a `keras.optimizers.Optimizer`.
+            loss: `"auto"` (`UniCLLoss(cross_replica=True)`: under a `tf.distribute` strategy the
+                embeddings of all replicas are gathered, so negatives span the global batch) or a loss
+                called as `loss(labels, outputs, sample_weight)` with the backbone's output dict.
+            metrics: Keras metrics on `(labels, outputs)`; defaults to none (the loss is reported).
+            **kwargs: `keras.Model.compile` arguments.
+        """
+        if isinstance(optimizer, str) and optimizer == "auto":
+            optimizer = AdamWConfig().constant_rate_optimizer(self.trainable_variables)
+        if isinstance(loss, str) and loss == "auto":
+            loss = UniCLLoss(cross_replica=True)
+        # The loss is the Task's own (`compute_loss` calls it); Keras's compiled-loss machinery would build
+        # it symbolically in the strategy's cross-replica context, where no gather is possible.
+        self.task_loss = loss
+        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and getattr(self, "task_loss", None) is not None:
+            config["loss"] = keras.saving.serialize_keras_object(self.task_loss)
+        return config
+
+    def compile_from_config(self, config):
+        # `.keras` loading: re-compile with the saved optimizer and the Task's loss, then build the
+        # optimizer so its saved variables can be restored (what Keras does for a non-custom `compile`).
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss (UniCL by default) of the backbone outputs `y_pred` against labels `y`.
+
+        Keras's `fit` / `evaluate` call this once per replica; the value follows Keras's convention (the
+        replica's share of the global mean). Layer losses (`self.losses`), if any, are added.
+        """
+        del x, training
+        if y is None:
+            raise ValueError(
+                "FlorenceCLIP's loss needs labels: give `fit` / `evaluate` `(x, labels)` batches with int64 "
+                "label keys (equal keys are positives).")
+        if getattr(self, "task_loss", None) is None:
+            raise ValueError("FlorenceCLIP was compiled with `loss=None`; use `compile()` (UniCL) or give a loss.")
+        loss = self.task_loss(y, y_pred, sample_weight)
+        for extra in self.losses:
+            loss = loss + ops.cast(ops.sum(extra), loss.dtype)
+        return loss
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        """Raw `{"images", "texts"}` go through the preprocessor; `{"images", "token_ids"}` pass unchanged."""
+        if isinstance(x, dict) and "token_ids" in x:
+            return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+        return super().preprocess_samples(x, y, sample_weight)
+
+    def embed(self, x, training=False):
+        """The per-example outputs the loss reads: unit-norm float32 `image_embeddings`, `text_embeddings`.
+
+        Args:
+            x: `{"images": normalised float (B, H, W, 3), "token_ids": int (B, L)}`.
+            training: bool (DropPath and dropout are active when True).
+
+        Returns:
+            dict of `(B, projection_dim)` tensors.
+        """
+        return {
+            "image_embeddings": self.backbone.embed_images(x["images"], training=training),
+            "text_embeddings": self.backbone.embed_texts(x["token_ids"], training=training),
+        }
+
+    def loss_from_embeddings(self, embeddings, y, replica_context=None, block_size=None):
+        """This replica's share of the UniCL loss of (possibly gathered) embeddings `embed` returned.
+
+        Args:
+            embeddings: the dict `embed` returns, for this replica's batch.
+            y: int64 label keys `(B,)`.
+            replica_context: None (the batch is the whole batch) or the caller's replica context
+                (`tf.distribute.get_replica_context()` inside `strategy.run`): embeddings and labels are
+                gathered across its replicas (`florence_keras.losses.unicl_loss`).
+            block_size: optional int, anchors per block of the loss (the gradient cache sets it).
+
+        Returns:
+            float32 scalar: Σ over local anchors of ℓ_i / global batch size.
+        """
+        return unicl_loss(
+            embeddings["image_embeddings"], embeddings["text_embeddings"], y, self.backbone.logit_scale(),
+            block_size=block_size, replica_context=replica_context)
+
+    def replica_loss(self, x, y, replica_context=None, training=True):
+        """`loss_from_embeddings(embed(x, training), y, replica_context)`: one replica's step loss."""
+        return self.loss_from_embeddings(self.embed(x, training=training), y, replica_context=replica_context)
+
+    def training_scalars(self):
+        """Scalars worth logging while training: `{"logit_scale": s}`."""
+        return {"logit_scale": self.backbone.logit_scale()}
+
+    def predict_step(self, *args, **kwargs):
+        """Keras's predict step without the scalar `logit_scale`: `predict` returns per-example outputs.
+
+        `predict` concatenates each output over batches; a scalar has no batch axis (TensorFlow
+        stacked it into one value per batch, JAX refuses). Read the scale with `backbone.logit_scale()`.
+        The arguments are the backend's own (`(data)`, or `(state, data)` under JAX).
+        """
+        result = super().predict_step(*args, **kwargs)
+        if isinstance(result, tuple):  # JAX: (outputs, non_trainable_variables)
+            outputs, state = result
+            return {k: v for k, v in outputs.items() if k != "logit_scale"}, state
+        return {k: v for k, v in result.items() if k != "logit_scale"}
+
+    # ------------------------------------------------------------------------------------------------
+    # Inference on raw inputs.
 
     def _require_preprocessor(self):
         if self.preprocessor is None:
@@ -110,3 +246,13 @@ class FlorenceCLIP(FlorenceTask):
     def similarity(self, images, texts):
         """Cosine similarities `(num_images, num_texts)` of raw images and texts."""
         return ops.matmul(self.encode_images(images), ops.transpose(self.encode_texts(texts)))
+
+    def class_embeddings(self, class_names, templates=("a photo of a {}.",), batch_size=256):
+        """Zero-shot classifier weights `[C, D]`: prompt-ensembled, unit-norm text embeddings per class.
+
+        Row c = normalise(mean_t normalise(encode_texts(t.format(class_names[c])))) (CLIP's prompt
+        ensemble, SPEC §4). See `prompt_ensemble_embeddings`.
+        """
+        return prompt_ensemble_embeddings(
+            lambda texts: self.encode_texts(texts, batch_size=batch_size), class_names, templates,
+            batch_size=batch_size)

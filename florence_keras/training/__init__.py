@@ -8,7 +8,8 @@ from florence_keras.training.distribution import make_strategy
 from florence_keras.training.fused_adamw import FusedAdamW
 from florence_keras.training.gradient_cache import GradientCache
 from florence_keras.training.gradient_cache import full_batch_gradients
-from florence_keras.training.gradient_cache import logit_scale_from
+from florence_keras.training.optimizer_factory import FINETUNE_ADAMW
+from florence_keras.training.optimizer_factory import AdamWConfig
 from florence_keras.training.optimizer_factory import make_optimizer
 from florence_keras.training.optimizer_factory import no_weight_decay_variables
 from florence_keras.training.training_stage import TrainingStage
@@ -20,5 +21,4 @@ from florence_keras.training.unicl_trainer import UniCLTrainer
 from florence_keras.training.layerwise_lr_decay import LayerwiseDecayAdamW
 from florence_keras.training.layerwise_lr_decay import layerwise_lr_multipliers
 from florence_keras.training.layerwise_lr_decay import make_layerwise_decay_optimizer
-from florence_keras.training.linear_head_classifier import LinearHeadClassifier
 from florence_keras.training.finetune_trainer import FineTuneTrainer

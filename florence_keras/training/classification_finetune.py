@@ -1,38 +1,44 @@
-"""Classification fine-tuning end to end (SPEC §4): data, `FineTuneTrainer`, held-out evaluation, a preset.
+"""Classification fine-tuning (SPEC §4): data, a `FlorenceImageClassifier` Task, `FineTuneTrainer`, a preset.
 
-The library side of `recipes/finetune_classification.py` (which only parses flags and writes the report): every
-setting is a plain keyword argument. Two heads:
+The library side of `recipes/finetune_classification.py`: every setting is a plain keyword argument. The Task
+owns the head and its loss:
 
 * `"unicl"` — Florence's: keep the UniCL loss; the texts are the class names in prompt templates (one drawn per
-  read) and the labels are class hash keys, so the images of a class are positives of each other. At evaluation
-  the classifier is the prompt-ensembled class-name text embeddings, exactly as in zero-shot classification.
+  read) and the labels are class ids, so the images of a class are positives of each other. After training the
+  classifier's class embeddings (prompt-ensembled class-name text embeddings) are re-computed with the tuned text
+  tower, exactly as a zero-shot classifier is built.
 * `"linear"` — a Dense head on the pooled CoSwin features, softmax cross-entropy.
 
 Both train on `UniCLTrainer`'s code path (`FineTuneTrainer`): one custom loop for every strategy, checkpoints,
-exact resume with `deterministic=True`, AdamW + warm-up cosine, plus layer-wise learning-rate decay.
+exact resume with `deterministic=True`, AdamW + warm-up cosine (`FINETUNE_ADAMW` unless given), plus layer-wise
+learning-rate decay. The result is saved as a `FlorenceImageClassifier` preset (`MODEL_DIR/preset`), which
+`FlorenceImageClassifier.from_preset` loads and the export's `classify` signature serves. Scoring it on held-out
+data is the evaluation library's job (the recipe does it); this module imports no evaluation code.
 """
 
-import json
+import dataclasses
 import logging
 import os
 import time
 
-import numpy as np
 import tensorflow as tf
 
 from florence_keras.data import labels as labels_lib
 from florence_keras.data.csv_index import read_csv_index
 from florence_keras.data.image_folder_index import list_image_folder
 from florence_keras.data.skip_counter import SkipCounter
+from florence_keras.models import preset_registry
+from florence_keras.models.florence_image_classifier import FlorenceImageClassifier
 from florence_keras.training.finetune_trainer import FineTuneTrainer
 from florence_keras.training.image_text_input import make_image_text_input_fn
-from florence_keras.training.linear_head_classifier import LinearHeadClassifier
+from florence_keras.training.optimizer_factory import FINETUNE_ADAMW
 from florence_keras.training.training_stage import TrainingStage
 
 logger = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
 DATA_FORMATS = ("imagefolder", "csvlabel")
+HEADS = ("unicl", "linear")
 
 
 def _as_list(paths):
@@ -82,138 +88,27 @@ def class_index_labels(labels, class_names):
     return tf.argmax(tf.cast(matches, tf.int32), axis=-1, output_type=tf.int64)
 
 
-def _load_clip(preset, image_size):
-    from florence_keras.models import preset_registry
-    from florence_keras.models.florence_clip import FlorenceCLIP
-
-    if preset_registry.resolve(preset).kind == "architecture":  # random init at the published size
-        clip = FlorenceCLIP.from_preset(preset, image_size=image_size)
-        clip.preprocessor = preset_registry.build_architecture_preprocessor(preset, image_size)
-        return clip
-    return FlorenceCLIP.from_preset(preset)
+def prompt_class_names(class_names):
+    """The classifier's class names: the data's, with underscores as spaces (what the training prompts say,
+    `florence_keras.data.labels.prompt_class_name`)."""
+    return [name.replace("_", " ") for name in class_names]
 
 
-def _encode_test_split(encode, clip, paths, data_format, class_names, batch_size, max_examples, verbose):
-    """Runs `encode(normalised float images) -> [B, K]` over the test split; returns (outputs, label indices)."""
-    from florence_keras.evaluation import encoded_data
-    from florence_keras.evaluation import features as features_lib
-
-    counter = SkipCounter(name="test data")
-    size = encoded_data.model_image_size(clip)
-    dataset = encoded_data.eval_image_dataset(paths, data_format, size, batch_size, max_examples,
-                                              skip_counter=counter)
-    normalize = clip.preprocessor.image_converter.normalizer()
-    encoded = features_lib.encode_image_dataset(
-        lambda images: encode(tf.cast(normalize(images), tf.float32)), dataset, keep_keys=("class_names",),
-        verbose=verbose,
-    )
-    if counter.count:
-        logger.warning("%s", counter.summary())
-    lookup = {name: i for i, name in enumerate(class_names)}
-    unknown = sorted({str(name) for name in encoded["class_names"]} - set(lookup))
-    if unknown:
-        raise ValueError(f"The test data has classes the training data lacks: {unknown[:5]}")
-    return encoded["features"], np.array([lookup[str(name)] for name in encoded["class_names"]], np.int64)
-
-
-def evaluate_classifier(clip, paths, data_format, class_names, head_model=None, templates=labels_lib.DEFAULT_TEMPLATES,
-                        ks=(1, 5), batch_size=64, max_examples=None, verbose=True):
-    """Top-k, per-class accuracy and confusion matrix of a fine-tuned (or the initial) model on a test split.
+def resolve_classification_data(output_dir, train_data=BUILTIN, test_data=None, data_format="imagefolder",
+                                builtin_dir=None, builtin_train=4000, builtin_heldout=600, seed=0):
+    """The training and held-out data of a fine-tune, and the training classes.
 
     Args:
-        clip: the `FlorenceCLIP` (its backbone holds the current weights).
-        paths, data_format: the test data (image-label).
-        class_names: the training classes (index order of the labels and scores).
-        head_model: a `LinearHeadClassifier` (scores = its logits), or None for the UniCL head (scores = cosine
-            with the prompt-ensembled class-name embeddings, the zero-shot classifier).
-        templates: prompt templates of the UniCL head.
-        ks: reported top-k accuracies (k larger than the class count is dropped).
-        batch_size, max_examples, verbose: encoding settings.
-
-    Returns:
-        the dict of `florence_keras.evaluation.metrics.classification_metrics`.
-    """
-    from florence_keras.evaluation import metrics
-    from florence_keras.evaluation import zero_shot
-
-    ks = tuple(k for k in ks if k <= len(class_names)) or (1,)
-    if head_model is not None:
-        scores, labels = _encode_test_split(lambda x: head_model.classify(x), clip, paths, data_format, class_names,
-                                            batch_size, max_examples, verbose)
-    else:
-        features, labels = _encode_test_split(lambda x: clip.backbone.embed_images(x), clip, paths, data_format,
-                                              class_names, batch_size, max_examples, verbose)
-        classifier = zero_shot.build_zero_shot_classifier(
-            clip.encode_texts, zero_shot.readable_class_names(class_names), templates,
-            batch_size=len(class_names) * len(templates),
-        )
-        scores = zero_shot.zero_shot_scores(features, classifier)
-    return metrics.classification_metrics(np.asarray(scores), labels, ks=ks, class_names=list(class_names))
-
-
-def finetune_classification(
-    output_dir,
-    train_data=BUILTIN,
-    test_data=None,
-    data_format="imagefolder",
-    preset="florence_mini_builtin",
-    head="unicl",
-    image_size=None,
-    steps=400,
-    global_batch_size=32,
-    learning_rate=3e-4,
-    warmup_steps=20,
-    weight_decay=0.05,
-    layer_decay=0.8,
-    templates=labels_lib.DEFAULT_TEMPLATES,
-    augment=True,
-    strategy="default",
-    precision="float32",
-    checkpoint_every=100,
-    deterministic=False,
-    seed=0,
-    builtin_dir=None,
-    builtin_train=4000,
-    builtin_heldout=600,
-    eval_batch_size=64,
-    max_eval_examples=None,
-    evaluate_before=True,
-    command=None,
-    verbose=1,
-):
-    """Fine-tunes a FlorenceCLIP for classification and scores it on a held-out split.
-
-    Args:
-        output_dir: run directory (checkpoints, TensorBoard logs, built-in data, the fine-tuned preset).
+        output_dir: the run directory (the built-in data goes to `output_dir/data` unless `builtin_dir`).
         train_data: "builtin" (the built-in scenes: shape classes; tested on the held-out split, whose
             shape-colour pairs never occur in training) or image-label path(s) in `data_format`.
         test_data: image-label path(s); required unless `train_data="builtin"`.
         data_format: "imagefolder" or "csvlabel" (`filepath,label`).
-        preset: preset name, directory or handle to start from.
-        head: "unicl" (Florence) or "linear".
-        image_size: training resolution; None uses the preset's (required for architecture presets).
-        steps, global_batch_size: optimizer steps and batch.
-        learning_rate, warmup_steps, weight_decay: AdamW with warm-up + cosine decay.
-        layer_decay: layer-wise learning-rate decay in (0, 1] (1.0: off).
-        templates: prompt templates of the class names (training texts and the UniCL classifier).
-        augment: random-resized-crop + flip on training images.
-        strategy, precision, checkpoint_every, deterministic, seed: as in pretraining.
-        builtin_dir: where the built-in data is written / reused (default `output_dir/data`).
-        builtin_train, builtin_heldout: built-in dataset sizes (64 px, seed `seed`).
-        eval_batch_size, max_eval_examples: evaluation encoding.
-        evaluate_before: also score the starting model (zero-shot with the class-name prompts).
-        command: the command line, stored in the preset metadata.
-        verbose: progress bars.
+        builtin_dir, builtin_train, builtin_heldout, seed: the built-in data (64 px scenes, seed `seed`).
 
     Returns:
-        dict: `before` (zero-shot metrics of the starting model, or None), `after` (metrics of the fine-tuned
-        model), `class_names`, `train` (trainer result), `preset_dir`, `lr_multipliers` (min/max and per layer
-        group), `seconds`, `train_seconds`, `skipped_examples`.
+        dict: `train_data`, `test_data`, `data_format`, `class_names` (sorted training classes).
     """
-    start = time.time()
-    if head not in ("unicl", "linear"):
-        raise ValueError(f"`head` must be 'unicl' or 'linear'. Received: head={head!r}")
-    os.makedirs(output_dir, exist_ok=True)
     if train_data == BUILTIN:
         from florence_keras.data.builtin_dataset import ensure_builtin_dataset
 
@@ -223,74 +118,125 @@ def finetune_classification(
         test_data = test_data or builtin["imagefolder"]["heldout"]
     if not test_data:
         raise ValueError("Give held-out test data (`test_data`), or use the built-in data.")
-    class_names = training_class_names(train_data, data_format)
+    return {"train_data": train_data, "test_data": test_data, "data_format": data_format,
+            "class_names": training_class_names(train_data, data_format)}
+
+
+def load_classifier(preset, class_names, head="unicl", templates=labels_lib.DEFAULT_TEMPLATES, image_size=None,
+                    load_weights=True):
+    """A `FlorenceImageClassifier` from any Florence preset (`FlorenceImageClassifier.from_preset`).
+
+    Args:
+        preset: preset name, directory or handle (an architecture preset is randomly initialised at
+            `image_size`, default 224).
+        class_names: the data's class names (underscores are shown as spaces in the prompts and names).
+        head: "unicl" (the class embeddings are computed from the preset's text tower: the zero-shot
+            classifier) or "linear" (a zero-initialised Dense head).
+        templates: the UniCL head's prompt templates.
+        image_size: resolution of an architecture preset; trained presets keep theirs.
+        load_weights: bool (see `FlorenceImageClassifier.from_preset`).
+    """
+    kwargs = {"class_names": prompt_class_names(class_names), "head": head, "templates": list(templates)}
+    if image_size is not None and preset_registry.resolve(preset).kind == "architecture":
+        kwargs["image_size"] = image_size
+    return FlorenceImageClassifier.from_preset(preset, load_weights=load_weights, **kwargs)
+
+
+def finetune_classification(
+    output_dir,
+    data,
+    preset="florence_mini_builtin",
+    head="unicl",
+    image_size=None,
+    steps=400,
+    global_batch_size=32,
+    optimizer=None,
+    layer_decay=0.8,
+    templates=labels_lib.DEFAULT_TEMPLATES,
+    augment=True,
+    strategy="default",
+    precision="float32",
+    checkpoint_every=100,
+    deterministic=False,
+    seed=0,
+    command=None,
+    verbose=1,
+):
+    """Fine-tunes a `FlorenceImageClassifier` from `preset` and saves it as `output_dir/preset`.
+
+    Rerunning with the same `output_dir` resumes from `output_dir/checkpoints`.
+
+    Args:
+        output_dir: run directory (checkpoints, TensorBoard logs, the fine-tuned preset).
+        data: `resolve_classification_data`'s dict (training data, format and classes).
+        preset: preset name, directory or handle to start from.
+        head: "unicl" (Florence) or "linear".
+        image_size: training resolution of an architecture preset (trained presets keep theirs).
+        steps, global_batch_size: optimizer steps and batch.
+        optimizer: an `AdamWConfig`; defaults to `FINETUNE_ADAMW` (BEiT / Swin fine-tuning's AdamW).
+        layer_decay: layer-wise learning-rate decay in (0, 1] (1.0: off).
+        templates: prompt templates of the class names (training texts and the UniCL classifier).
+        augment: random-resized-crop + flip on training images.
+        strategy, precision, checkpoint_every, deterministic, seed: as in pretraining.
+        command: the command line, stored in the preset's metadata.
+        verbose: progress bar.
+
+    Returns:
+        dict: `classifier` (the fine-tuned `FlorenceImageClassifier`, None on a non-chief worker or when
+        preempted), `train` (trainer result), `preset_dir` (None when not saved), `lr_multipliers` (min/max and
+        per layer group), `image_size`, `train_seconds`, `skipped_examples`.
+    """
+    if head not in HEADS:
+        raise ValueError(f"`head` must be one of {HEADS}. Received: head={head!r}")
+    optimizer = FINETUNE_ADAMW if optimizer is None else optimizer
+    os.makedirs(output_dir, exist_ok=True)
+    class_names = data["class_names"]
     templates = tuple(templates)
     labels_lib.validate_templates(templates)
 
-    holder = {}
-
     def model_fn():
-        clip = _load_clip(preset, image_size)
-        holder["clip"] = clip
-        if head == "linear":
-            return LinearHeadClassifier(clip.backbone, len(class_names), name="linear_head_classifier")
-        return clip.backbone
+        return load_classifier(preset, class_names, head=head, templates=templates, image_size=image_size)
 
-    probe = _load_clip(preset, image_size)
-    train_size = image_size or int(max(probe.preprocessor.image_converter.image_size))
-    preprocessor = probe.preprocessor
+    # The preprocessor and resolution of the data pipeline: the preset's (loaded without weights).
+    preprocessor = load_classifier(preset, class_names, head="linear", image_size=image_size,
+                                   load_weights=False).preprocessor
+    train_size = int(max(preprocessor.image_converter.image_size))
     skips = SkipCounter(name="training data")
-    base_dataset = make_image_text_input_fn(train_data, data_format, preprocessor, augment=augment,
-                                            templates=templates, skip_counter=skips)
+    base_dataset = make_image_text_input_fn(data["train_data"], data["data_format"], preprocessor,
+                                            augment=augment, templates=templates, skip_counter=skips)
 
     def make_dataset(request):
-        dataset = base_dataset(request)
-        if head == "linear":
-            dataset = dataset.map(lambda b: dict(b, labels=class_index_labels(b["labels"], class_names)))
-        return dataset
+        # The pipeline's labels are class hash keys; the Task's are class ids (either head).
+        return base_dataset(request).map(lambda b: dict(b, labels=class_index_labels(b["labels"], class_names)))
 
     trainer = FineTuneTrainer(
-        model_fn, make_dataset, head=head, layer_decay=layer_decay, model_dir=output_dir, total_steps=steps,
-        global_batch_size=global_batch_size, strategy=strategy, precision=precision,
-        peak_learning_rate=learning_rate, warmup_steps=warmup_steps, weight_decay=weight_decay,
-        beta_2=0.999, epsilon=1e-8,  # BEiT / Swin fine-tuning's AdamW constants [ours]
+        model_fn, make_dataset, layer_decay=layer_decay, optimizer=optimizer, model_dir=output_dir,
+        total_steps=steps, global_batch_size=global_batch_size, strategy=strategy, precision=precision,
         stages=[TrainingStage("finetune", 0, train_size, prompt_augmented_texts=False)], image_size=train_size,
         checkpoint_every=checkpoint_every, deterministic=deterministic, seed=seed, verbose=verbose,
     )
-    clip = holder["clip"]
-    head_model = trainer.model if head == "linear" else None
-    eval_kwargs = dict(templates=templates, batch_size=eval_batch_size, max_examples=max_eval_examples,
-                       verbose=bool(verbose))
-    before = None
-    if evaluate_before:  # weights are the preset's until fit() restores a checkpoint
-        before = evaluate_classifier(clip, test_data, data_format, class_names, **eval_kwargs)
     train_start = time.time()
     train_result = trainer.fit()
     train_seconds = time.time() - train_start
     if skips.count:
         logger.warning("%s", skips.summary())
-    result = {"before": before, "after": None, "class_names": class_names, "train": train_result,
-              "preset_dir": None, "train_seconds": train_seconds, "skipped_examples": skips.count,
-              "lr_multipliers": _multiplier_summary(trainer), "train_data": train_data, "test_data": test_data,
-              "data_format": data_format, "image_size": train_size}
+    result = {"classifier": None, "train": train_result, "preset_dir": None, "train_seconds": train_seconds,
+              "skipped_examples": skips.count, "lr_multipliers": _multiplier_summary(trainer),
+              "image_size": train_size}
     if not trainer.is_chief or train_result.get("preempted"):
-        result["seconds"] = time.time() - start
         return result
-    result["after"] = evaluate_classifier(clip, test_data, data_format, class_names, head_model=head_model,
-                                          **eval_kwargs)
+    classifier = trainer.model
+    if head == "unicl":
+        classifier.update_class_embeddings()  # the class names through the tuned text tower
     preset_dir = os.path.join(output_dir, "preset")
-    clip.save_to_preset(preset_dir)
-    if head_model is not None:
-        kernel, bias = (np.asarray(w) for w in head_model.head.get_weights())
-        np.savez(os.path.join(preset_dir, "linear_head.npz"), kernel=kernel, bias=bias,
-                 class_names=np.array(class_names))
-    with open(os.path.join(preset_dir, "finetune_classification.json"), "w", encoding="utf-8") as f:
-        json.dump({"command": command, "head": head, "class_names": class_names, "templates": list(templates),
-                   "steps": steps, "global_batch_size": global_batch_size, "learning_rate": learning_rate,
-                   "layer_decay": layer_decay, "weight_decay": weight_decay, "image_size": train_size,
-                   "top1": float(result["after"]["top1"])}, f, indent=2)
-    result["preset_dir"] = preset_dir
-    result["seconds"] = time.time() - start
+    classifier.save_to_preset(preset_dir, metadata={
+        "finetune_classification": {
+            "command": command, "start_preset": str(preset), "head": head, "data_class_names": list(class_names),
+            "templates": list(templates), "steps": train_result["step"], "global_batch_size": global_batch_size,
+            "optimizer": dataclasses.asdict(optimizer),
+            "layer_decay": layer_decay, "image_size": train_size, "final_loss": train_result["loss"],
+        }})
+    result.update(classifier=classifier, preset_dir=preset_dir)
     return result
 
 

@@ -1,59 +1,71 @@
 """`GradientCache`: contrastive gradients of a big batch computed chunk by chunk (SPEC §1).
 
-Also holds the plain one-pass step (`full_batch_gradients`) and `logit_scale_from`, shared by both.
+Also holds the plain one-pass step (`full_batch_gradients`). Both drive the Task's own loss:
 
-The model follows the FlorenceBackbone contract (HELPER_CONTEXT.md): `embed_images(images, training)`,
-`embed_texts(token_ids, training)` return L2-normalised embeddings and `log_logit_scale` is the learnable
-scalar variable; s = exp(min(log_logit_scale, log 100)).
+* `full_batch_gradients` differentiates `task.replica_loss(x, labels, replica_context, training=True)`;
+* `GradientCache` uses the Task's split of that loss into `task.embed(x, training)` (per-example outputs,
+  e.g. image and text embeddings) and `task.loss_from_embeddings(embeddings, labels, replica_context,
+  block_size)` (e.g. UniCL over the gathered global batch).
+
+`FlorenceCLIP` and `FlorenceImageClassifier` (UniCL head) provide all three; the linear-head classifier
+says `supports_gradient_cache = False` (its cross-entropy is per example: there is no batch-wide term to
+cache).
+
+The replica context is always passed explicitly by the caller (`UniCLTrainer` passes its own inside
+`strategy.run`); nothing here looks for a distribution strategy.
 """
-
-import math
 
 import tensorflow as tf
 
-from florence_keras.losses.unicl_loss import unicl_loss
-
-# CLIP's cap on the logit scale (SPEC §1 [ours, as CLIP]) for models without `logit_scale_max`.
-MAX_LOGIT_SCALE = 100.0
-
-
-def logit_scale_from(model):
-    """Returns s = exp(min(log_logit_scale, log max)) as a float32 scalar tensor.
-
-    The cap is the model's `logit_scale_max` attribute (FlorenceBackbone's), else 100.
-    """
-    log_scale = tf.cast(tf.convert_to_tensor(model.log_logit_scale), tf.float32)
-    maximum = float(getattr(model, "logit_scale_max", MAX_LOGIT_SCALE))
-    return tf.exp(tf.minimum(log_scale, math.log(maximum)))
+# Keys of a trainer batch that are not model inputs: the labels, and each example's stream position (the
+# trainer's data-position bookkeeping, see `DatasetRequest`).
+_DATA_KEYS = ("labels", "positions")
 
 
-def _check_model(model):
-    for name in ("embed_images", "embed_texts", "log_logit_scale", "trainable_variables"):
-        if not hasattr(model, name):
-            raise ValueError(
-                "The model must follow the FlorenceBackbone contract (embed_images, embed_texts, "
-                f"log_logit_scale). Received: a {type(model).__name__} without `{name}`"
-            )
+def split_batch(batch):
+    """`(x, labels)` of a trainer batch `{"images", "token_ids", "labels", ...}` (x: the model inputs)."""
+    if not isinstance(batch, dict) or "labels" not in batch:
+        raise ValueError(
+            f"A training batch must be a dict with 'labels'. Received: "
+            f"{sorted(batch) if isinstance(batch, dict) else type(batch).__name__}")
+    return {k: v for k, v in batch.items() if k not in _DATA_KEYS}, batch["labels"]
 
 
-def full_batch_gradients(model, batch, scale_loss=None):
-    """One forward and backward pass over the whole (per-replica) batch.
+def check_task(task, gradient_cache=False):
+    """Raises a clear error unless `task` provides the training interface (see the module docstring)."""
+    needed = ("replica_loss", "trainable_variables") + (("embed", "loss_from_embeddings") if gradient_cache else ())
+    missing = [name for name in needed if not hasattr(task, name)]
+    if not missing and gradient_cache and not getattr(task, "supports_gradient_cache", True):
+        raise ValueError(
+            f"This {type(task).__name__}'s loss has no batch-wide term to split, so the gradient cache does not "
+            "apply (e.g. the linear head's cross-entropy): leave `chunk_size` unset.")
+    if missing:
+        what = "the gradient cache needs" if gradient_cache else "training needs"
+        raise ValueError(
+            f"{what} a Task that owns its loss ({', '.join(needed[:1] + needed[2:])}), e.g. FlorenceCLIP or "
+            f"FlorenceImageClassifier(head='unicl'). Received: a {type(task).__name__} without "
+            f"{', '.join(missing)}")
+
+
+def full_batch_gradients(task, batch, scale_loss=None, replica_context=None):
+    """One forward and backward pass of the Task's loss over the whole (per-replica) batch.
 
     Args:
-        model: a FlorenceBackbone-like model.
-        batch: dict with "images", "token_ids", "labels" (the data contract).
+        task: a Task with `replica_loss` (FlorenceCLIP, FlorenceImageClassifier).
+        batch: dict with "labels" and the Task's inputs ("images", "token_ids").
         scale_loss: optional callable applied to the loss before differentiation (loss scaling).
+        replica_context: None, or the caller's replica context (inside `strategy.run`) for the Task's
+            cross-replica terms (UniCL's gather).
 
     Returns:
-        `(loss, gradients)`: the float32 loss (a replica's share under tf.distribute, see `unicl_loss`) and
-        the gradients of the (scaled) loss, aligned with `model.trainable_variables`.
+        `(loss, gradients)`: the float32 loss (this replica's share of the global mean) and the gradients
+        of the (scaled) loss, aligned with `task.trainable_variables`.
     """
-    _check_model(model)
-    variables = model.trainable_variables
+    check_task(task)
+    x, labels = split_batch(batch)
+    variables = task.trainable_variables
     with tf.GradientTape() as tape:
-        u = model.embed_images(batch["images"], training=True)
-        v = model.embed_texts(batch["token_ids"], training=True)
-        loss = unicl_loss(u, v, batch["labels"], logit_scale_from(model))
+        loss = task.replica_loss(x, labels, replica_context=replica_context, training=True)
         scaled = scale_loss(loss) if scale_loss is not None else loss
     return loss, tape.gradient(scaled, variables)
 
@@ -69,9 +81,11 @@ class GradientCache:
 
     Gao et al.'s gradient cache, used by Florence to fit a 24,576 batch [paper]:
 
-    1. Embed every chunk with no tape (no activations kept) and collect the [B, D] embeddings.
-    2. Compute the UniCL loss on the whole batch — under tf.distribute, the embeddings are all-gathered
-       here, once per step — and its gradient with respect to the embeddings and the logit scale.
+    1. Embed every chunk with no tape (no activations kept): `task.embed(chunk)` for each chunk, the
+       per-example outputs concatenated to the whole batch's.
+    2. Compute the Task's loss on the whole batch, `task.loss_from_embeddings` — with a replica context,
+       the embeddings are all-gathered here, once per step — and its gradient with respect to the
+       embeddings and to the variables the loss reads directly (the logit scale).
     3. Re-run each chunk's forward pass under a tape and back-propagate the cached embedding gradients
        (`output_gradients`), accumulating the parameter gradients.
 
@@ -91,18 +105,19 @@ class GradientCache:
     does). Batch-statistics layers (BatchNorm) see per-chunk statistics; Florence has none.
 
     Args:
-        model: a FlorenceBackbone-like model (embed_images, embed_texts, log_logit_scale).
+        task: a Task with `replica_loss`, `embed` and `loss_from_embeddings` (FlorenceCLIP,
+            FlorenceImageClassifier with the UniCL head).
         chunk_size: int > 0; the per-replica batch must be a multiple of it.
         loss_block_size: int > 0, anchors per block of the loss (default: `chunk_size`).
 
     Example:
 
-    >>> cache = GradientCache(model, chunk_size=64)  # doctest: +SKIP
-    >>> loss, grads = cache(batch)                   # doctest: +SKIP
+    >>> cache = GradientCache(clip, chunk_size=64)  # doctest: +SKIP
+    >>> loss, grads = cache(batch)                  # doctest: +SKIP
     """
 
-    def __init__(self, model, chunk_size, loss_block_size=None):
-        _check_model(model)
+    def __init__(self, task, chunk_size, loss_block_size=None):
+        check_task(task, gradient_cache=True)
         if not isinstance(chunk_size, int) or chunk_size <= 0:
             raise ValueError(f"`chunk_size` must be a positive int. Received: chunk_size={chunk_size!r}")
         if loss_block_size is None:
@@ -110,27 +125,29 @@ class GradientCache:
         if not isinstance(loss_block_size, int) or loss_block_size <= 0:
             raise ValueError(
                 f"`loss_block_size` must be a positive int. Received: loss_block_size={loss_block_size!r}")
-        self.model = model
+        self.task = task
         self.chunk_size = chunk_size
         self.loss_block_size = loss_block_size
 
-    def __call__(self, batch, scale_loss=None):
+    def __call__(self, batch, scale_loss=None, replica_context=None):
         """Computes `(loss, gradients)` like `full_batch_gradients`, chunk by chunk.
 
         Args:
-            batch: dict with "images", "token_ids", "labels"; a static batch dimension is required.
+            batch: dict with "labels" and the Task's inputs; a static batch dimension is required.
             scale_loss: optional callable applied to the loss before differentiation (loss scaling).
+            replica_context: None, or the caller's replica context (the loss gathers across it).
 
         Returns:
-            `(loss, gradients)` aligned with `model.trainable_variables` (dense tensors).
+            `(loss, gradients)` aligned with `task.trainable_variables` (dense tensors).
         """
-        model = self.model
-        images, token_ids, labels = batch["images"], batch["token_ids"], batch["labels"]
-        batch_size = images.shape[0]
+        task = self.task
+        x, labels = split_batch(batch)
+        keys = sorted(x)
+        batch_size = x[keys[0]].shape[0]
         if batch_size is None:
             raise ValueError(
                 "GradientCache needs a static batch size (batch the dataset with drop_remainder=True). "
-                f"Received: images.shape={tuple(images.shape)}"
+                f"Received: {keys[0]}.shape={tuple(x[keys[0]].shape)}"
             )
         if batch_size % self.chunk_size:
             raise ValueError(
@@ -139,50 +156,48 @@ class GradientCache:
             )
         num_chunks = batch_size // self.chunk_size
         if num_chunks == 1:
-            loss, grads = full_batch_gradients(model, batch, scale_loss)
+            loss, grads = full_batch_gradients(task, batch, scale_loss, replica_context=replica_context)
             return loss, [None if g is None else _dense(g) for g in grads]
 
-        variables = model.trainable_variables
-        state = model.non_trainable_variables
+        variables = task.trainable_variables
+        state = task.non_trainable_variables
         saved_state = [tf.identity(tf.convert_to_tensor(v)) for v in state]
-        def split(x):  # [B, ...] -> [num_chunks, chunk_size, ...]; inner dims may be dynamic
-            return tf.reshape(x, tf.concat([[num_chunks, self.chunk_size], tf.shape(x)[1:]], axis=0))
 
-        image_chunks = split(images)
-        text_chunks = split(token_ids)
+        def split(value):  # [B, ...] -> [num_chunks, chunk_size, ...]; inner dims may be dynamic
+            return tf.reshape(value, tf.concat([[num_chunks, self.chunk_size], tf.shape(value)[1:]], axis=0))
 
-        # Pass 1: embeddings of every chunk, no tape.
-        def embed_chunk(i, image_array, text_array):
-            u = model.embed_images(image_chunks[i], training=True)
-            v = model.embed_texts(text_chunks[i], training=True)
-            return (
-                i + 1,
-                image_array.write(i, tf.cast(u, tf.float32)),
-                text_array.write(i, tf.cast(v, tf.float32)),
-            )
+        chunks = {key: split(value) for key, value in x.items()}
 
+        def chunk_inputs(i):
+            return {key: value[i] for key, value in chunks.items()}
+
+        # Pass 1: the per-example outputs of every chunk, no tape. Chunk 0 runs first, outside the loop, to
+        # learn the structure of the Task's outputs (the loop's state).
         with tf.control_dependencies(saved_state):
-            _, image_array, text_array = tf.while_loop(
-                lambda i, *_: i < num_chunks,
-                embed_chunk,
-                (
-                    tf.constant(0),
-                    tf.TensorArray(tf.float32, size=num_chunks),
-                    tf.TensorArray(tf.float32, size=num_chunks),
-                ),
-                parallel_iterations=1,
-            )
-        u = tf.stop_gradient(image_array.concat())
-        v = tf.stop_gradient(text_array.concat())
+            first = task.embed(chunk_inputs(0), training=True)
+        arrays = {key: tf.TensorArray(tf.float32, size=num_chunks).write(0, tf.cast(value, tf.float32))
+                  for key, value in first.items()}
 
-        # Loss over the whole batch (the cross-replica gather happens here, once), and its gradients.
+        def embed_chunk(i, arrays):
+            outputs = task.embed(chunk_inputs(i), training=True)
+            return i + 1, {key: arrays[key].write(i, tf.cast(outputs[key], tf.float32)) for key in arrays}
+
+        _, arrays = tf.while_loop(
+            lambda i, _: i < num_chunks, embed_chunk, (tf.constant(1), arrays), parallel_iterations=1)
+        embeddings = {key: tf.stop_gradient(array.concat()) for key, array in arrays.items()}
+
+        # The loss over the whole batch (the cross-replica gather happens here, once), and its gradients
+        # with respect to the embeddings and to the variables it reads directly (e.g. the logit scale).
         with tf.GradientTape() as tape:
-            tape.watch([u, v])
-            loss = unicl_loss(u, v, labels, logit_scale_from(model), block_size=self.loss_block_size)
+            tape.watch(list(embeddings.values()))
+            loss = task.loss_from_embeddings(embeddings, labels, replica_context=replica_context,
+                                             block_size=self.loss_block_size)
             scaled = scale_loss(loss) if scale_loss is not None else loss
-        du, dv, d_log_scale = tape.gradient(scaled, [u, v, model.log_logit_scale])
-        du = tf.reshape(du, [num_chunks, self.chunk_size, -1])
-        dv = tf.reshape(dv, [num_chunks, self.chunk_size, -1])
+        embedding_grads, direct_grads = tape.gradient(scaled, (embeddings, list(variables)))
+        embedding_grads = {
+            key: split(tf.zeros_like(embeddings[key]) if embedding_grads[key] is None else embedding_grads[key])
+            for key in embeddings
+        }
 
         # Replay: restore the random-seed (and any other non-trainable) state of pass 1.
         restores = [var.assign(value) for var, value in zip(state, saved_state)]
@@ -190,19 +205,18 @@ class GradientCache:
         # Pass 2: re-run each chunk under a tape and back-propagate the cached embedding gradients.
         def backprop_chunk(i, *accumulators):
             with tf.GradientTape() as chunk_tape:
-                u_chunk = model.embed_images(image_chunks[i], training=True)
-                v_chunk = model.embed_texts(text_chunks[i], training=True)
+                outputs = task.embed(chunk_inputs(i), training=True)
             grads = chunk_tape.gradient(
-                [u_chunk, v_chunk],
+                [outputs[key] for key in embedding_grads],
                 variables,
-                output_gradients=[tf.cast(du[i], u_chunk.dtype), tf.cast(dv[i], v_chunk.dtype)],
+                output_gradients=[tf.cast(embedding_grads[key][i], outputs[key].dtype) for key in embedding_grads],
             )
             return (i + 1,) + tuple(
                 acc if g is None else acc + tf.cast(_dense(g), acc.dtype)
                 for acc, g in zip(accumulators, grads)
             )
 
-        with tf.control_dependencies([op for op in restores if op is not None] + [du, dv]):
+        with tf.control_dependencies([op for op in restores if op is not None] + list(embedding_grads.values())):
             start = tf.constant(0)
         outputs = tf.while_loop(
             lambda i, *_: i < num_chunks,
@@ -210,8 +224,8 @@ class GradientCache:
             (start,) + tuple(tf.zeros(var.shape, var.dtype) for var in variables),
             parallel_iterations=1,
         )
-        grads = list(outputs[1:])
-        for index, var in enumerate(variables):
-            if var is model.log_logit_scale and d_log_scale is not None:
-                grads[index] = grads[index] + tf.cast(d_log_scale, grads[index].dtype)
+        grads = [
+            accumulated if direct is None else accumulated + tf.cast(_dense(direct), accumulated.dtype)
+            for accumulated, direct in zip(outputs[1:], direct_grads)
+        ]
         return loss, grads

@@ -180,42 +180,31 @@ class LayerwiseDecayAdamW(FusedAdamW):
 def make_layerwise_decay_optimizer(
     trainable_variables,
     multipliers,
+    config,
     *,
-    peak_learning_rate,
     total_steps,
-    warmup_steps=0,
-    end_learning_rate=0.0,
-    weight_decay=0.05,
-    beta_1=0.9,
-    beta_2=0.999,
-    epsilon=1e-8,
     precision="float32",
-    no_decay_names=(),
 ):
     """`make_optimizer`'s AdamW + `WarmupCosineDecay`, with a learning-rate multiplier per variable.
 
     Same rules as `florence_keras.training.make_optimizer` (no weight decay on
-    `no_weight_decay_variables(trainable_variables, no_decay_names)`, a `LossScaleOptimizer` for
-    "mixed_float16", built here: call inside the strategy scope). Defaults are BEiT / Swin fine-tuning's
-    (wd 0.05, β2 0.999, ε 1e-8).
+    `config.excluded_variables(trainable_variables)`, a `LossScaleOptimizer` for "mixed_float16", built
+    here: call inside the strategy scope).
 
     Args:
         trainable_variables: the model's trainable variables.
         multipliers: floats aligned with `trainable_variables` (see `layerwise_lr_multipliers`).
-        peak_learning_rate, total_steps, warmup_steps, end_learning_rate: the `WarmupCosineDecay` schedule.
-        weight_decay, beta_1, beta_2, epsilon: AdamW constants.
+        config: an `AdamWConfig` (fine-tuning uses `FINETUNE_ADAMW`; no default here, so a fine-tune
+            never silently gets pretraining's values).
+        total_steps: int, the length of the `WarmupCosineDecay` schedule.
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
-        no_decay_names: extra substrings of variable paths to exclude from weight decay.
 
     Returns:
         A built `LayerwiseDecayAdamW` (or a `LossScaleOptimizer` wrapping one).
     """
     trainable_variables = list(trainable_variables)
-    optimizer = make_optimizer(
-        trainable_variables, peak_learning_rate=peak_learning_rate, total_steps=total_steps,
-        warmup_steps=warmup_steps, end_learning_rate=end_learning_rate, weight_decay=weight_decay, beta_1=beta_1,
-        beta_2=beta_2, epsilon=epsilon, precision=precision, no_decay_names=no_decay_names,
-        optimizer_class=LayerwiseDecayAdamW)
+    optimizer = make_optimizer(trainable_variables, config, total_steps=total_steps, precision=precision,
+                               optimizer_class=LayerwiseDecayAdamW)
     inner = optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
     inner.set_learning_rate_multipliers(trainable_variables, multipliers)
     return optimizer

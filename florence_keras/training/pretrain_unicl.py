@@ -19,6 +19,7 @@ from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreproc
 from florence_keras.training.image_text_input import make_image_text_input_fn
 from florence_keras.training.distribution import make_strategy
 from florence_keras.training.training_stage import florence_stages
+from florence_keras.training.optimizer_factory import AdamWConfig
 from florence_keras.training.unicl_trainer import UniCLTrainer
 
 logger = logging.getLogger(__name__)
@@ -192,8 +193,10 @@ def pretrain_unicl(
     )
     trainer = UniCLTrainer(
         model_fn, make_dataset, model_dir=model_dir, total_steps=steps, global_batch_size=global_batch_size,
-        strategy=strategy, precision=precision, peak_learning_rate=learning_rate, warmup_steps=warmup_steps,
-        weight_decay=weight_decay, chunk_size=gradient_cache_chunk,
+        strategy=strategy, precision=precision,
+        optimizer=AdamWConfig().replace(learning_rate=learning_rate, warmup_steps=warmup_steps,
+                                        weight_decay=weight_decay),
+        chunk_size=gradient_cache_chunk,
         activation_checkpointing=activation_checkpointing, stages=stages, image_size=image_size,
         checkpoint_every=checkpoint_every, deterministic=deterministic, seed=seed, verbose=verbose,
     )

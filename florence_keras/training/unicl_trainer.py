@@ -16,9 +16,10 @@ from florence_keras.training.dataset_request import DatasetRequest
 from florence_keras.training.distribution import is_chief
 from florence_keras.training.distribution import make_strategy
 from florence_keras.training.gradient_cache import GradientCache
+from florence_keras.training.gradient_cache import check_task
 from florence_keras.training.gradient_cache import full_batch_gradients
-from florence_keras.training.gradient_cache import logit_scale_from
 from florence_keras.training.non_finite_loss_error import NonFiniteLossError
+from florence_keras.training.optimizer_factory import AdamWConfig
 from florence_keras.training.optimizer_factory import make_optimizer
 from florence_keras.training.training_checkpoint import CheckpointSaveError
 from florence_keras.training.training_checkpoint import TrainingCheckpoint
@@ -73,13 +74,17 @@ def _check_element_spec(spec, stage):
 
 
 class UniCLTrainer:
-    """UniCL pretraining of a dual encoder (SPEC §1) with one custom loop for all scales.
+    """Trains a Task on its own loss (UniCL pretraining, SPEC §1) with one custom loop for all scales.
 
     The same code path runs on one device (`strategy="default"`), the GPUs of one host (`"mirrored"`)
     and many hosts (`"multi_worker"`, configured by TF_CONFIG; Keras 3 `fit` is broken there, ENV.md).
-    Each step: per replica, embed the local batch (in chunks with `GradientCache` when `chunk_size` is
-    set), compute the UniCL loss against the all-gathered global batch, back-propagate; the gradients are
-    summed across replicas and AdamW (`make_optimizer`) applies them.
+    Each step, per replica: the Task computes its loss on the local batch, `task.replica_loss(x, labels,
+    replica_context=...)`, with this replica's context passed explicitly (FlorenceCLIP's UniCL loss gathers
+    the global batch across it); with `chunk_size` the `GradientCache` uses the Task's split of that loss
+    (`task.embed` chunk by chunk, `task.loss_from_embeddings` once). The gradients are summed across
+    replicas and AdamW (`make_optimizer`, configured by an `AdamWConfig`) applies them. For one device and
+    `MirroredStrategy` the Task's Keras `fit` trains the same loss; this loop adds multi-worker training,
+    the gradient cache, exact resume and the preemption / checkpoint handling below.
 
     * Mixed precision: "float32", "mixed_bfloat16", "mixed_float16" (dynamic loss scaling with Keras's
       `LossScaleOptimizer`). The loss is always float32. The policy is active while `model_fn` runs.
@@ -101,14 +106,16 @@ class UniCLTrainer:
       `CheckpointSaveError`. Either way the previous checkpoint stays usable (docs/reliability_training.md).
     * A NaN/Inf loss raises `NonFiniteLossError` naming the step; that state is not saved, so the last
       checkpoint is the last good one.
-    * TensorBoard scalars (loss, learning_rate, logit_scale, samples_per_second) in `model_dir/tensorboard`
+    * TensorBoard scalars (loss, learning_rate, samples_per_second, and the Task's `training_scalars()` such as
+      logit_scale) in `model_dir/tensorboard`
       and a Keras progress bar, on the chief only.
     * Florence's stages: `stages` (see `florence_stages`) switch the data at given steps — prompt-augmented
       texts on/off, resolution — by calling `make_dataset` again with the new `TrainingStage`.
 
     Args:
-        model_fn: zero-argument callable returning a built model with the FlorenceBackbone contract
-            (`embed_images`, `embed_texts`, `log_logit_scale`). Called inside the strategy scope.
+        model_fn: zero-argument callable returning a built Task that owns its loss: `replica_loss(x,
+            labels, replica_context, training)` (and `embed` / `loss_from_embeddings` for the gradient
+            cache), e.g. `FlorenceCLIP` or `FlorenceImageClassifier`. Called inside the strategy scope.
         make_dataset: callable `DatasetRequest -> tf.data.Dataset` of per-replica batches (see
             `DatasetRequest` for the contract).
         model_dir: directory for checkpoints (`model_dir/checkpoints`) and TensorBoard logs.
@@ -116,20 +123,14 @@ class UniCLTrainer:
         global_batch_size: int, the contrastive batch over all replicas (divisible by the replica count).
         strategy: "default", "mirrored", "multi_worker" or a `tf.distribute.Strategy`.
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
-        peak_learning_rate, warmup_steps, end_learning_rate, weight_decay, beta_1, beta_2, epsilon,
-            no_decay_names: see `make_optimizer`. Defaults 5e-4, 0, 0.0, 0.1, 0.9, 0.98, 1e-6, ().
+        optimizer: an `AdamWConfig` (learning rate, warm-up, end learning rate, weight decay, betas,
+            epsilon, extra no-decay names). Defaults to `AdamWConfig()`, pretraining's values.
         clip_norm: float or None; clip the global gradient norm (after the cross-replica sum).
         chunk_size: int or None; per-replica gradient-cache chunk (None: one pass over the batch).
         activation_checkpointing: False, True, a list of layer names, or a predicate on layers.
-        optimizer_fn: optional callable with `make_optimizer`'s signature (trainable variables, then the
-            keyword arguments peak_learning_rate, total_steps, warmup_steps, end_learning_rate,
-            weight_decay, beta_1, beta_2, epsilon, precision, no_decay_names) returning a built optimizer;
-            called inside the strategy scope. Defaults to `make_optimizer` (e.g. fine-tuning passes one
-            with layer-wise learning-rate decay).
-        gradients_fn: optional callable `model -> compute`, where `compute(batch, scale_loss)` returns
-            `(loss, gradients aligned with model.trainable_variables)` for one replica's batch — another
-            loss on the same loop (e.g. a classification head's cross-entropy). Defaults to the UniCL loss
-            (one pass, or `GradientCache` with `chunk_size`); exclusive with `chunk_size`.
+        optimizer_fn: optional callable `(trainable_variables, config, *, total_steps, precision)` returning
+            a built optimizer, with `make_optimizer`'s signature; called inside the strategy scope.
+            Defaults to `make_optimizer` (fine-tuning passes one with layer-wise learning-rate decay).
         stages: list of `TrainingStage` sorted by `start_step`, the first at 0. Defaults to one stage at
             `image_size` without prompt-augmented texts.
         image_size: int, resolution of the default stage. Defaults to 224.
@@ -147,7 +148,7 @@ class UniCLTrainer:
     Example:
 
     >>> trainer = UniCLTrainer(                                   # doctest: +SKIP
-    ...     model_fn=lambda: FlorenceBackbone(...),
+    ...     model_fn=lambda: FlorenceCLIP.from_preset("florence_tiny"),
     ...     make_dataset=lambda request: my_pipeline(request),
     ...     model_dir="/tmp/run", total_steps=1000, global_batch_size=256,
     ...     strategy="mirrored", precision="mixed_bfloat16", chunk_size=64,
@@ -166,19 +167,11 @@ class UniCLTrainer:
         global_batch_size,
         strategy="default",
         precision="float32",
-        peak_learning_rate=5e-4,
-        warmup_steps=0,
-        end_learning_rate=0.0,
-        weight_decay=0.1,
-        beta_1=0.9,
-        beta_2=0.98,
-        epsilon=1e-6,
-        no_decay_names=(),
+        optimizer=None,
         clip_norm=None,
         chunk_size=None,
         activation_checkpointing=False,
         optimizer_fn=None,
-        gradients_fn=None,
         stages=None,
         image_size=224,
         checkpoint_every=1000,
@@ -207,13 +200,11 @@ class UniCLTrainer:
                 raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
         if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size <= 0):
             raise ValueError(f"`chunk_size` must be None or a positive int. Received: chunk_size={chunk_size!r}")
-        if gradients_fn is not None and chunk_size is not None:
-            raise ValueError(
-                "`gradients_fn` replaces the UniCL loss, so the gradient cache (`chunk_size`) does not "
-                f"apply. Received: chunk_size={chunk_size!r} with a gradients_fn")
-        for name, value in (("optimizer_fn", optimizer_fn), ("gradients_fn", gradients_fn)):
-            if value is not None and not callable(value):
-                raise ValueError(f"`{name}` must be None or a callable. Received: {name}={value!r}")
+        if optimizer_fn is not None and not callable(optimizer_fn):
+            raise ValueError(f"`optimizer_fn` must be None or a callable. Received: optimizer_fn={optimizer_fn!r}")
+        optimizer = AdamWConfig() if optimizer is None else optimizer
+        if not isinstance(optimizer, AdamWConfig):
+            raise ValueError(f"`optimizer` must be an AdamWConfig. Received: optimizer={optimizer!r}")
         if clip_norm is not None and not clip_norm > 0:
             raise ValueError(f"`clip_norm` must be None or > 0. Received: clip_norm={clip_norm!r}")
         if verbose not in (0, 1):
@@ -269,12 +260,7 @@ class UniCLTrainer:
                 self.model = model_fn()
         finally:
             keras.config.set_dtype_policy(previous_policy)
-        for name in ("embed_images", "embed_texts", "log_logit_scale"):
-            if not hasattr(self.model, name):
-                raise ValueError(
-                    "model_fn must return a model with the FlorenceBackbone contract. "
-                    f"Received: a {type(self.model).__name__} without `{name}`"
-                )
+        check_task(self.model, gradient_cache=self.chunk_size is not None)
         if not self.model.built:
             raise ValueError("model_fn must return a built model (all variables created).")
         self.checkpointed_layers = []
@@ -284,18 +270,8 @@ class UniCLTrainer:
             )
         with self.strategy.scope():
             self.optimizer = (optimizer_fn or make_optimizer)(
-                self.model.trainable_variables,
-                peak_learning_rate=peak_learning_rate,
-                total_steps=total_steps,
-                warmup_steps=warmup_steps,
-                end_learning_rate=end_learning_rate,
-                weight_decay=weight_decay,
-                beta_1=beta_1,
-                beta_2=beta_2,
-                epsilon=epsilon,
-                precision=precision,
-                no_decay_names=no_decay_names,
-            )
+                self.model.trainable_variables, optimizer, total_steps=total_steps, precision=precision)
+        self.optimizer_config = optimizer
         self.checkpoint = TrainingCheckpoint(
             os.path.join(self.model_dir, "checkpoints"),
             self.model,
@@ -303,12 +279,7 @@ class UniCLTrainer:
             self.strategy,
             max_to_keep=max_checkpoints,
         )
-        if gradients_fn is not None:
-            self._compute_gradients = gradients_fn(self.model)
-        elif self.chunk_size:
-            self._compute_gradients = GradientCache(self.model, self.chunk_size)
-        else:
-            self._compute_gradients = None
+        self._compute_gradients = GradientCache(self.model, self.chunk_size) if self.chunk_size else None
         self._train_step = tf.function(self._step_fn)
 
     # ------------------------------------------------------------------------------------------------
@@ -322,10 +293,11 @@ class UniCLTrainer:
         batch = {k: tf.ensure_shape(v, [per_replica] + v.shape[1:].as_list()) for k, v in batch.items()}
         loss_scaling = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
         scale_loss = self.optimizer.scale_loss if loss_scaling else None
+        # The gather across replicas is the Task's loss's business; the context is handed over explicitly.
         if self._compute_gradients is not None:
-            loss, grads = self._compute_gradients(batch, scale_loss)
+            loss, grads = self._compute_gradients(batch, scale_loss, replica_context=context)
         else:
-            loss, grads = full_batch_gradients(self.model, batch, scale_loss)
+            loss, grads = full_batch_gradients(self.model, batch, scale_loss, replica_context=context)
         variables = self.model.trainable_variables
         # Dense gradients: Keras 3's Adam squares an IndexedSlices gradient slice by slice, so a token
         # that occurs several times in a batch gets Σg² instead of (Σg)² in its second moment (wrong
@@ -355,6 +327,11 @@ class UniCLTrainer:
         loss, stop = self.strategy.run(self._replica_step, args=(batch, stop_flag))
         local = self.strategy.experimental_local_results
         return local(loss)[0], local(stop)[0]
+
+    def _task_scalars(self):
+        """The Task's own scalars to log (`training_scalars()`, e.g. FlorenceCLIP's logit scale) as floats."""
+        scalars = getattr(self.model, "training_scalars", None)
+        return {name: float(value) for name, value in scalars().items()} if scalars is not None else {}
 
     # ------------------------------------------------------------------------------------------------
     # Data.
@@ -422,7 +399,7 @@ class UniCLTrainer:
         progbar = keras.utils.Progbar(
             self.total_steps,
             verbose=self.verbose if self.is_chief else 0,
-            stateful_metrics=["loss", "lr", "logit_scale", "samples/s"],
+            stateful_metrics=["loss", "lr", "samples/s"] + sorted(self._task_scalars()),
         )
         window_losses, window_start, window_step = [], time.perf_counter(), step
         with _StopRequest() as stop_request, writer.as_default():
@@ -453,9 +430,10 @@ class UniCLTrainer:
                         scalars = {
                             "loss": float(np.mean(window_losses)),
                             "learning_rate": float(self.optimizer.learning_rate),
-                            "logit_scale": float(logit_scale_from(self.model)),
                             "samples_per_second": (step - window_step) * self.global_batch_size / elapsed,
                         }
+                        task_scalars = self._task_scalars()
+                        scalars.update(task_scalars)
                         for name, value in scalars.items():
                             tf.summary.scalar(name, value, step=step)
                         writer.flush()
@@ -464,9 +442,8 @@ class UniCLTrainer:
                             values=[
                                 ("loss", scalars["loss"]),
                                 ("lr", scalars["learning_rate"]),
-                                ("logit_scale", scalars["logit_scale"]),
                                 ("samples/s", scalars["samples_per_second"]),
-                            ],
+                            ] + sorted(task_scalars.items()),
                         )
                         window_losses, window_start, window_step = [], time.perf_counter(), step
                     preempted = int(stop) > 0

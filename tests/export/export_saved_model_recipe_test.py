@@ -141,3 +141,36 @@ def test_read_class_names_and_templates(recipe, tmp_path):
         recipe.read_class_names(str(path))
     assert recipe.resolve_templates("a photo of a {}.") == ["a photo of a {}."]
     assert len(recipe.resolve_templates("imagenet7")) == 7
+
+
+@pytest.mark.parametrize("head", ["unicl", "linear"])
+def test_classifier_preset_serves_its_own_classify(recipe, tiny_clip, tmp_path, head):
+    """A FlorenceImageClassifier preset (what the fine-tuning recipe writes) exports its `classify` as the
+    default signature; the served top-k equals the Task's own `classify` on the same decoded images."""
+    import tensorflow as tf
+
+    from florence_keras.models import FlorenceImageClassifier
+    from florence_keras.export.serving_examples import example_image_bytes
+
+    classifier = FlorenceImageClassifier.from_clip(tiny_clip, ["cat", "dog", "rocket"], head=head,
+                                                   templates=["a photo of a {}."])
+    if head == "linear":  # a head that is not all zero, so the ranking means something
+        rng = np.random.default_rng(0)
+        classifier.head.kernel.assign(rng.normal(size=classifier.head.kernel.shape).astype("float32"))
+    preset = str(tmp_path / "preset")
+    classifier.save_to_preset(preset)
+    assert recipe.preset_task_name(preset) == "FlorenceImageClassifier"
+    recipe.main(["export_saved_model", f"--preset={preset}", f"--output={tmp_path / 'serving'}", "--top_k=2",
+                 "--stock_ops_only"])
+    export_dir = str(tmp_path / "serving" / "1")
+    expected_names = ["classify", "serving_default"] + (
+        ["encode_image_bytes", "encode_images", "encode_token_ids"] if head == "unicl" else [])
+    assert sorted(export.signature_names(export_dir)) == sorted(expected_names)
+    served = tf.saved_model.load(export_dir).signatures["serving_default"]
+    image_bytes = example_image_bytes()
+    outputs = served(image_bytes=tf.constant(image_bytes))
+    expected = FlorenceImageClassifier.from_preset(preset).classify(
+        [tf.io.decode_image(b, channels=3).numpy() for b in image_bytes], top_k=2)
+    np.testing.assert_array_equal(outputs["class_ids"].numpy(), expected["class_ids"])
+    assert outputs["class_names"].numpy().astype(str).tolist() == expected["class_names"].tolist()
+    np.testing.assert_allclose(outputs["scores"].numpy(), expected["scores"], atol=1e-5)

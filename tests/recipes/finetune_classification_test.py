@@ -8,6 +8,8 @@ import os
 import matplotlib.image
 import numpy as np
 
+from florence_keras.models import FlorenceImageClassifier
+
 _spec = importlib.util.spec_from_file_location(
     "eval_recipe_data", os.path.join(os.path.dirname(__file__), "eval_recipe_data.py")
 )
@@ -42,8 +44,16 @@ def test_unicl_head_lifts_heldout_accuracy_above_zero_shot(tmp_path, tiny_preset
     assert matrix.sum() == 12 and np.trace(matrix) / 12 == after["top1"]
     assert matplotlib.image.imread(output / "confusion_matrix.png").ndim == 3
     assert (output / "finetune_classification.md").read_text().count("## ") == 4
-    preset = json.loads((output / "preset" / "finetune_classification.json").read_text())
-    assert preset["head"] == "unicl" and "finetune_classification.py --tiny" in preset["command"]
+    # The fine-tuned model is a FlorenceImageClassifier preset; its metadata was written by the run that
+    # trained and scored it.
+    metadata = json.loads((output / "preset" / "metadata.json").read_text())["finetune_classification"]
+    assert metadata["head"] == "unicl" and "finetune_classification.py --tiny" in metadata["command"]
+    assert json.loads((output / "preset" / "metadata.json").read_text())["heldout_top1"] == after["top1"]
+    classifier = FlorenceImageClassifier.from_preset(str(output / "preset"))
+    assert classifier.class_names == ["blue square", "green square", "red square"]
+    assert classifier.head_type == "unicl" and classifier.head.is_set()
+    images = [matplotlib.image.imread(path) * 255 for path in sorted((test / "red_square").iterdir())]
+    assert classifier.classify(images)["class_names"][:, 0].tolist().count("red square") >= 3
 
 
 def test_linear_head_on_builtin_data(tmp_path, tiny_preset_dir):
@@ -60,6 +70,8 @@ def test_linear_head_on_builtin_data(tmp_path, tiny_preset_dir):
     assert results["after"]["num_examples"] == 48 and results["train"]["step"] == 24
     # The head starts at zero (loss log 8); training lowered the loss.
     assert results["train"]["loss"] < math.log(8)
-    head = np.load(output / "preset" / "linear_head.npz")
-    assert head["kernel"].shape[1] == 8 and np.abs(head["kernel"]).max() > 0
+    classifier = FlorenceImageClassifier.from_preset(str(output / "preset"))
+    assert classifier.head_type == "linear" and classifier.num_classes == 8
+    assert np.abs(np.asarray(classifier.head.kernel)).max() > 0  # trained from zero
+    assert not (output / "preset" / "linear_head.npz").exists()
     assert (output / "checkpoints").is_dir() and (output / "confusion_matrix.png").exists()

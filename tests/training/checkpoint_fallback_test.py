@@ -21,6 +21,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from toy_dual_encoder import build_toy_dual_encoder  # noqa: E402
 from toy_dual_encoder import make_toy_dataset  # noqa: E402
 
+from florence_keras.training import AdamWConfig  # noqa: E402
 from florence_keras.training import UniCLTrainer  # noqa: E402
 from florence_keras.training import training_checkpoint as tc  # noqa: E402
 from florence_keras.training.training_checkpoint import CheckpointSaveError  # noqa: E402
@@ -200,8 +201,9 @@ def test_full_disk_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def _toy_trainer(model_dir, **overrides):
-    kwargs = dict(model_dir=str(model_dir), total_steps=4, global_batch_size=8, peak_learning_rate=1e-3,
-                  warmup_steps=1, image_size=16, checkpoint_every=1, log_every=1, seed=3, verbose=0)
+    kwargs = dict(model_dir=str(model_dir), total_steps=4, global_batch_size=8,
+                  optimizer=AdamWConfig(learning_rate=1e-3, warmup_steps=1), image_size=16, checkpoint_every=1,
+                  log_every=1, seed=3, verbose=0)
     kwargs.update(overrides)
     return UniCLTrainer(lambda: build_toy_dual_encoder(), make_toy_dataset(), **kwargs)
 

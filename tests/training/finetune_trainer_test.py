@@ -1,4 +1,4 @@
-"""`FineTuneTrainer`: linear head on pretraining's loop, layer-decay optimizer, exact resume; label mapping."""
+"""`FineTuneTrainer`: FlorenceImageClassifier Tasks on pretraining's loop, layer-decay optimizer, exact resume."""
 
 import doctest
 import importlib
@@ -20,19 +20,20 @@ except RuntimeError:
 from florence_keras.data import labels as labels_lib
 from florence_keras.training.classification_finetune import class_index_labels
 from florence_keras.training.finetune_trainer import FineTuneTrainer
+from florence_keras.models import FlorenceImageClassifier
 from florence_keras.training.layerwise_lr_decay import LayerwiseDecayAdamW
-from florence_keras.training.linear_head_classifier import LinearHeadClassifier
+from florence_keras.training.optimizer_factory import FINETUNE_ADAMW
 from tests.test_case import with_two_logical_cpus
 
 IMAGE_SIZE, BATCH, NUM_CLASSES = 32, 4, 3
+CLASS_NAMES = ["circle", "square", "star"]
 
 
 def _model_fn(head):
     def model_fn():
         from tests.model_fixtures import tiny_test_backbone
 
-        backbone = tiny_test_backbone(image_size=IMAGE_SIZE)
-        return LinearHeadClassifier(backbone, NUM_CLASSES) if head == "linear" else backbone
+        return FlorenceImageClassifier(tiny_test_backbone(image_size=IMAGE_SIZE), CLASS_NAMES, head=head)
 
     return model_fn
 
@@ -50,8 +51,9 @@ def _make_dataset(request):
 def _trainer(model_dir, total_steps, head="linear", strategy="default", deterministic=True):
     # end_learning_rate == peak: a constant learning rate, so runs of different total_steps share the schedule.
     return FineTuneTrainer(
-        _model_fn(head), _make_dataset, head=head, layer_decay=0.7, model_dir=str(model_dir),
-        total_steps=total_steps, global_batch_size=BATCH, peak_learning_rate=1e-3, end_learning_rate=1e-3,
+        _model_fn(head), _make_dataset, layer_decay=0.7, model_dir=str(model_dir), total_steps=total_steps,
+        global_batch_size=BATCH, optimizer=FINETUNE_ADAMW.replace(learning_rate=1e-3, end_learning_rate=1e-3,
+                                                                   warmup_steps=0),
         checkpoint_every=2, image_size=IMAGE_SIZE, deterministic=deterministic, seed=3, verbose=0,
         strategy=strategy,
     )
@@ -63,8 +65,10 @@ def test_linear_head_trains_and_resumes_exactly(tmp_path):
     # Text tower, projections and logit scale are frozen; the head is at the full learning rate.
     paths = [v.path for v in straight.model.trainable_variables]
     assert not any(p.startswith(("image_projection", "text_projection", "logit_scale", "block_")) for p in paths)
-    assert straight.lr_multipliers[paths.index("head/kernel")] == 1.0
+    assert straight.lr_multipliers[paths.index("linear_head/kernel")] == 1.0
     assert min(straight.lr_multipliers) == pytest.approx(0.7**4)  # the stem of CoSwin depths (1, 2)
+    # Fine-tuning's AdamW constants (FINETUNE_ADAMW), not pretraining's.
+    assert (straight.optimizer.beta_2, straight.optimizer.epsilon) == (0.999, 1e-8)
     start_kernel = straight.model.head.kernel.numpy().copy()
     result = straight.fit()
     assert result["step"] == 4 and math.isfinite(result["loss"])
@@ -100,24 +104,36 @@ def test_two_replicas_equal_one_device(tmp_path):
     assert error < 1e-5, error
 
 
-def test_unicl_head_keeps_the_unicl_step():
-    trainer = FineTuneTrainer(
-        _model_fn("unicl"), _make_dataset, head="unicl", layer_decay=0.5, model_dir="/tmp/unused_finetune_dir",
-        total_steps=2, global_batch_size=BATCH, image_size=IMAGE_SIZE, verbose=0,
-    )
-    assert trainer._compute_gradients is None  # UniCLTrainer's own full-batch UniCL step
-    paths = [v.path for v in trainer.model.trainable_variables]
-    assert "text_projection/kernel" in paths
-    assert trainer.lr_multipliers[paths.index("text_projection/kernel")] == 1.0
+def _unicl_dataset(request):
+    """Image-prompt batches as the fine-tuning pipeline makes them: one class-name prompt per image."""
+    dataset = _make_dataset(request)
+    return dataset.map(lambda b: dict(b, token_ids=tf.one_hot(b["labels"], 77, on_value=400 + 7,
+                                                              off_value=49407, dtype=tf.int32)))
+
+
+def test_unicl_head_trains_on_the_task_loss_with_and_without_the_gradient_cache(tmp_path):
+    losses = {}
+    for chunk_size in (None, 2):
+        trainer = FineTuneTrainer(
+            _model_fn("unicl"), _unicl_dataset, layer_decay=0.5, model_dir=str(tmp_path / f"chunk_{chunk_size}"),
+            total_steps=2, global_batch_size=BATCH, image_size=IMAGE_SIZE, verbose=0, chunk_size=chunk_size,
+            optimizer=FINETUNE_ADAMW.replace(warmup_steps=0), seed=3,
+        )
+        paths = [v.path for v in trainer.model.trainable_variables]
+        assert "text_projection/kernel" in paths  # the UniCL head trains the text tower on the prompts
+        assert trainer.lr_multipliers[paths.index("text_projection/kernel")] == 1.0
+        losses[chunk_size] = trainer.fit()["loss"]
+    # The gradient cache splits the same Task loss: the same steps.
+    assert losses[None] == pytest.approx(losses[2], rel=1e-4), losses
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="head"):
-        FineTuneTrainer(_model_fn("unicl"), _make_dataset, head="mlp", model_dir="/tmp/x", total_steps=1,
-                        global_batch_size=BATCH)
-    with pytest.raises(ValueError, match="chunk_size"):
-        FineTuneTrainer(_model_fn("linear"), _make_dataset, head="linear", chunk_size=2, model_dir="/tmp/x",
+    with pytest.raises(ValueError, match="optimizer_fn"):
+        FineTuneTrainer(_model_fn("unicl"), _make_dataset, optimizer_fn=lambda *a, **k: None, model_dir="/tmp/x",
                         total_steps=1, global_batch_size=BATCH)
+    with pytest.raises(ValueError, match="gradient cache does not apply"):
+        FineTuneTrainer(_model_fn("linear"), _make_dataset, chunk_size=2, model_dir="/tmp/x", total_steps=1,
+                        global_batch_size=BATCH, optimizer=FINETUNE_ADAMW.replace(warmup_steps=0))
 
 
 def test_class_index_labels_eager_and_in_tf_data():
@@ -129,7 +145,10 @@ def test_class_index_labels_eager_and_in_tf_data():
 
 
 @pytest.mark.parametrize("name", ["florence_keras.training.layerwise_lr_decay",
-                                  "florence_keras.training.linear_head_classifier"])
+                                  "florence_keras.training.optimizer_factory",
+                                  "florence_keras.models.adamw_config",
+                                  "florence_keras.models.class_embedding_head",
+                                  "florence_keras.models.prompt_ensemble"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -23,7 +23,6 @@ from toy_dual_encoder import toy_examples  # noqa: E402
 from florence_keras.losses import unicl_loss  # noqa: E402
 from florence_keras.training import GradientCache  # noqa: E402
 from florence_keras.training import full_batch_gradients  # noqa: E402
-from florence_keras.training import logit_scale_from  # noqa: E402
 from florence_keras.training import make_strategy  # noqa: E402
 from tests.test_case import with_two_logical_cpus  # noqa: E402
 
@@ -91,7 +90,7 @@ def test_dropout_masks_replayed_in_second_pass():
             for i in range(0, 12, chunk):
                 us.append(model.embed_images(batch["images"][i:i + chunk], training=True))
                 vs.append(model.embed_texts(batch["token_ids"][i:i + chunk], training=True))
-            loss = unicl_loss(tf.concat(us, 0), tf.concat(vs, 0), batch["labels"], logit_scale_from(model))
+            loss = unicl_loss(tf.concat(us, 0), tf.concat(vs, 0), batch["labels"], model.logit_scale())
         return loss, tape.gradient(loss, variables)
 
     loss_ref, grads_ref = reference(batch)
@@ -153,7 +152,7 @@ def test_bad_chunk_sizes():
         GradientCache(model, 0)
     with pytest.raises(ValueError, match="batch_size=6, chunk_size=4"):
         GradientCache(model, 4)(_batch(6))
-    with pytest.raises(ValueError, match="FlorenceBackbone contract"):
+    with pytest.raises(ValueError, match="owns its loss.*without replica_loss, embed, loss_from_embeddings"):
         GradientCache(keras.layers.Dense(2), 4)
 
 
@@ -178,7 +177,9 @@ def _replica_chunk_error():
 
     @tf.function
     def step(batch):
-        _, grads = strategy.run(cache, args=(batch,))
+        # The replica passes its context explicitly: the Task's UniCL loss gathers across it.
+        _, grads = strategy.run(lambda b: cache(b, replica_context=tf.distribute.get_replica_context()),
+                                args=(batch,))
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in grads]
 
     return _max_error(grads_single, step(per_replica))

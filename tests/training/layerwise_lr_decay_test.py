@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from florence_keras.training.fused_adamw import FusedAdamW
+from florence_keras.training.optimizer_factory import AdamWConfig
 from florence_keras.training.layerwise_lr_decay import LayerwiseDecayAdamW
 from florence_keras.training.layerwise_lr_decay import layerwise_lr_multipliers
 from florence_keras.training.layerwise_lr_decay import make_layerwise_decay_optimizer
@@ -32,10 +33,9 @@ def test_scaled_update_matches_numpy_adamw():
     layer.bias.assign(bias0)
     variables = [layer.kernel, layer.bias]
     # Warm-up of 4 steps: the first update uses peak / 4.
-    optimizer = make_layerwise_decay_optimizer(
-        variables, [0.25, 1.0], peak_learning_rate=PEAK_LR, total_steps=10, warmup_steps=4,
-        weight_decay=WEIGHT_DECAY, beta_1=BETA_1, beta_2=BETA_2, epsilon=EPSILON,
-    )
+    config = AdamWConfig(learning_rate=PEAK_LR, warmup_steps=4, weight_decay=WEIGHT_DECAY, beta_1=BETA_1,
+                         beta_2=BETA_2, epsilon=EPSILON)
+    optimizer = make_layerwise_decay_optimizer(variables, [0.25, 1.0], config, total_steps=10)
     assert isinstance(optimizer, LayerwiseDecayAdamW)
     grads = [rng.normal(size=(3, 2)).astype("float32"), rng.normal(size=(2,)).astype("float32")]
     optimizer.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in grads], variables))

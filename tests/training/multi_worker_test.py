@@ -28,6 +28,7 @@ def _trainer(model_dir, strategy):
     from toy_dual_encoder import build_toy_dual_encoder
     from toy_dual_encoder import make_toy_dataset
 
+    from florence_keras.training import AdamWConfig
     from florence_keras.training import UniCLTrainer
 
     return UniCLTrainer(
@@ -37,8 +38,7 @@ def _trainer(model_dir, strategy):
         total_steps=STEPS,
         global_batch_size=8,
         strategy=strategy,
-        peak_learning_rate=1e-3,
-        warmup_steps=1,
+        optimizer=AdamWConfig(learning_rate=1e-3, warmup_steps=1),
         image_size=16,
         chunk_size=2,
         checkpoint_every=2,

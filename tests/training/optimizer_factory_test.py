@@ -8,6 +8,8 @@ import pytest
 import tensorflow as tf
 
 from florence_keras.training import WarmupCosineDecay
+from florence_keras.training import AdamWConfig
+from florence_keras.training import FINETUNE_ADAMW
 from florence_keras.training import make_optimizer
 from florence_keras.training import no_weight_decay_variables
 
@@ -81,7 +83,7 @@ def test_adamw_decays_only_matrices():
     model = _toy_model()
     before = {v.path: np.array(v) for v in model.trainable_variables}
     optimizer = make_optimizer(
-        model.trainable_variables, peak_learning_rate=0.1, total_steps=10, weight_decay=0.5
+        model.trainable_variables, AdamWConfig(learning_rate=0.1, weight_decay=0.5), total_steps=10
     )
     optimizer.apply_gradients([(tf.zeros_like(v), v) for v in model.trainable_variables])
     lr = float(WarmupCosineDecay(0.1, 10)(0))
@@ -95,9 +97,43 @@ def test_adamw_decays_only_matrices():
 def test_mixed_float16_gets_loss_scaling():
     model = _toy_model()
     optimizer = make_optimizer(
-        model.trainable_variables, peak_learning_rate=1e-3, total_steps=10, precision="mixed_float16"
+        model.trainable_variables, AdamWConfig(learning_rate=1e-3), total_steps=10, precision="mixed_float16"
     )
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(optimizer.inner_optimizer, keras.optimizers.AdamW)
     with pytest.raises(ValueError, match="precision='fp16'"):
-        make_optimizer(model.trainable_variables, peak_learning_rate=1e-3, total_steps=10, precision="fp16")
+        make_optimizer(model.trainable_variables, total_steps=10, precision="fp16")
+    with pytest.raises(ValueError, match="AdamWConfig"):
+        make_optimizer(model.trainable_variables, {"learning_rate": 1e-3}, total_steps=10)
+
+
+def test_one_set_of_defaults_and_fine_tuning_override():
+    """Pretraining's AdamW (CLIP / open_clip) is the default everywhere; fine-tuning's is one named set."""
+    model = _toy_model()
+    optimizer = make_optimizer(model.trainable_variables, total_steps=10)
+    assert float(optimizer.learning_rate) == pytest.approx(5e-4)  # the schedule's first step, no warm-up
+    assert (float(optimizer.weight_decay), optimizer.beta_1, optimizer.beta_2, optimizer.epsilon) == (
+        pytest.approx(0.1), 0.9, 0.98, 1e-6)
+    assert (FINETUNE_ADAMW.weight_decay, FINETUNE_ADAMW.beta_2, FINETUNE_ADAMW.epsilon) == (0.05, 0.999, 1e-8)
+    assert AdamWConfig().replace(weight_decay=None, beta_2=0.95) == AdamWConfig(beta_2=0.95)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [(dict(learning_rate=0.0), "learning_rate=0.0"), (dict(weight_decay=-1.0), "weight_decay=-1.0"),
+     (dict(beta_2=1.0), "beta_2=1.0"), (dict(epsilon=0), "epsilon=0"), (dict(warmup_steps=1.5), "warmup_steps"),
+     (dict(end_learning_rate=1.0), "end_learning_rate=1.0"), (dict(no_decay_names="bias"), "no_decay_names")],
+)
+def test_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AdamWConfig(**kwargs)
+
+
+def test_compile_default_optimizer_uses_the_same_config():
+    """A Task's default `compile()` optimizer: the config's constants at a constant rate, same exclusions."""
+    model = _toy_model()
+    optimizer = AdamWConfig().constant_rate_optimizer(model.trainable_variables)
+    optimizer.build(model.trainable_variables)
+    decayed = {v.path for v in model.trainable_variables if optimizer._use_weight_decay(v)}
+    assert decayed == {"dense/kernel", "head/kernel"}
+    assert float(optimizer.learning_rate) == pytest.approx(5e-4) and optimizer.beta_2 == 0.98

@@ -1,7 +1,8 @@
 """A tiny stand-in dual encoder with the FlorenceBackbone contract, and synthetic data for trainer tests.
 
 `ToyDualEncoder` has `embed_images(images, training)`, `embed_texts(token_ids, training)` (L2-normalised
-float32 embeddings), the `log_logit_scale` variable and a dict-returning `call`. Each tower has one
+float32 embeddings), the `log_logit_scale` variable, a dict-returning `call`, and FlorenceCLIP's training
+interface (`embed`, `loss_from_embeddings`, `replica_loss`, `training_scalars`) with the UniCL loss. Each tower has one
 residual block (a composite layer with LayerNorm, Dense, Dropout, Dense) so activation checkpointing and
 dropout replay are exercised. `make_toy_dataset` builds a deterministic `make_dataset(request)` callable
 following the trainer's data contract, whose global batch of step t is the same whatever the number of
@@ -14,6 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
+
+from florence_keras.losses import unicl_loss
 
 CONTEXT_LENGTH = 77
 
@@ -78,6 +81,24 @@ class ToyDualEncoder(keras.Model):
         x = self.text_block(x, training=training)
         x = ops.mean(x, axis=1)
         return self._normalise(self.text_projection(x))
+
+    # The Task training interface (what FlorenceCLIP provides; see training/gradient_cache.py).
+    def embed(self, x, training=False):
+        return {"image_embeddings": self.embed_images(x["images"], training=training),
+                "text_embeddings": self.embed_texts(x["token_ids"], training=training)}
+
+    def logit_scale(self):
+        return ops.exp(ops.minimum(self.log_logit_scale, math.log(100.0)))
+
+    def loss_from_embeddings(self, embeddings, y, replica_context=None, block_size=None):
+        return unicl_loss(embeddings["image_embeddings"], embeddings["text_embeddings"], y, self.logit_scale(),
+                          block_size=block_size, replica_context=replica_context)
+
+    def replica_loss(self, x, y, replica_context=None, training=True):
+        return self.loss_from_embeddings(self.embed(x, training=training), y, replica_context=replica_context)
+
+    def training_scalars(self):
+        return {"logit_scale": self.logit_scale()}
 
     def call(self, inputs, training=False):
         return {

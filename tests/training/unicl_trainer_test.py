@@ -23,6 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from toy_dual_encoder import build_toy_dual_encoder  # noqa: E402
 from toy_dual_encoder import make_toy_dataset  # noqa: E402
 
+from florence_keras.training import AdamWConfig  # noqa: E402
 from florence_keras.training import NonFiniteLossError  # noqa: E402
 from florence_keras.training import TrainingStage  # noqa: E402
 from florence_keras.training import UniCLTrainer  # noqa: E402
@@ -35,8 +36,7 @@ def _trainer(model_dir, **overrides):
         model_dir=str(model_dir),
         total_steps=3,
         global_batch_size=8,
-        peak_learning_rate=1e-3,
-        warmup_steps=1,
+        optimizer=AdamWConfig(learning_rate=1e-3, warmup_steps=1),
         image_size=16,
         checkpoint_every=100,
         log_every=1,
@@ -182,8 +182,11 @@ def test_bad_arguments(tmp_path):
         _trainer(tmp_path, chunk_size=3)
     with pytest.raises(ValueError, match="start steps"):
         _trainer(tmp_path, stages=[TrainingStage("late", 5, 16, False)])
-    with pytest.raises(ValueError, match="gradient cache"):
-        _trainer(tmp_path, chunk_size=4, gradients_fn=lambda model: None)
+    with pytest.raises(ValueError, match="AdamWConfig"):
+        _trainer(tmp_path, optimizer={"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="owns its loss.*without replica_loss"):
+        UniCLTrainer(lambda: keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]), make_toy_dataset(),
+                     model_dir=str(tmp_path / "dense"), total_steps=1, global_batch_size=8)
     with pytest.raises(ValueError, match="optimizer_fn"):
         _trainer(tmp_path, optimizer_fn="adamw")
 
