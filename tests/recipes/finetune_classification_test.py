@@ -4,6 +4,7 @@ import importlib.util
 import json
 import math
 import os
+import pathlib
 
 import matplotlib.image
 import numpy as np
@@ -52,7 +53,7 @@ def test_unicl_head_lifts_heldout_accuracy_above_zero_shot(tmp_path, tiny_preset
     classifier = FlorenceImageClassifier.from_preset(str(output / "preset"))
     assert classifier.class_names == ["blue square", "green square", "red square"]
     assert classifier.head_type == "unicl" and classifier.head.is_set()
-    images = [matplotlib.image.imread(path) * 255 for path in sorted((test / "red_square").iterdir())]
+    images = [matplotlib.image.imread(path) * 255 for path in sorted((pathlib.Path(test) / "red_square").iterdir())]
     assert classifier.classify(images)["class_names"][:, 0].tolist().count("red square") >= 3
 
 
