@@ -43,6 +43,8 @@ TEST_REQUIRES = [
     "nbformat==5.11.1",
     "ipykernel==7.4.0",
     "psutil==7.2.2",
+    # CPU JAX: the model stack is tested under KERAS_BACKEND=jax against TensorFlow (tests/backends).
+    "jax[cpu]==0.10.2",
 ]
 
 setup(
