@@ -69,18 +69,22 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
             shuffle_buffer_size=shuffle_buffer_size, num_parallel_calls=num_parallel_calls,
             start_position=request.start_position,
         )
+        if stage.prompt_augmented_texts:
+            text_seed = request.seed + 7 + 1_000_003 * request.input_pipeline_id
+
+            def prompt_short_texts(example):
+                # Each example's draw follows from its position (the same whatever the batch it lands in).
+                seed = tf.stack([tf.constant(text_seed, tf.int64), example["positions"]]) % (2**31 - 1)
+                return {**example, "texts": augment_short_texts(example["texts"], tf.cast(seed, tf.int32), templates)}
+
+            dataset = dataset.map(tf.autograph.experimental.do_not_convert(prompt_short_texts),
+                                  num_parallel_calls=num_parallel_calls, deterministic=True)
         dataset = dataset.batch(request.batch_size, drop_remainder=True)
 
         def to_model_inputs(batch):
-            texts = batch["texts"]
-            if stage.prompt_augmented_texts:
-                # The batch's draws follow from its first example's position.
-                text_seed = tf.stack([tf.constant(request.seed + 7 + 1_000_003 * request.input_pipeline_id, tf.int64),
-                                      batch["positions"][0]])
-                texts = augment_short_texts(texts, tf.cast(text_seed % (2**31 - 1), tf.int32), templates)
             return {
                 "images": tf.cast(normalize(batch["images"]), tf.float32),
-                "token_ids": preprocessor.tokenize(texts),
+                "token_ids": preprocessor.tokenize(batch["texts"]),
                 "labels": batch["labels"],
                 "positions": batch["positions"],
             }

@@ -29,6 +29,18 @@ logger = logging.getLogger(__name__)
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
+# A positioned dataset's batches carry each example's stream position under this key (see DatasetRequest).
+POSITIONS = "positions"
+# What the trainer's input function puts in its place: [num_input_pipelines] int64, this pipeline's slot holding one
+# past the batch's largest position, the other slots 0.
+_CONSUMED = "_consumed_positions"
+
+
+def _consumed_positions(own):
+    """Replica context: the consumed position of every input pipeline, the max over all replicas' reports."""
+    context = tf.distribute.get_replica_context()
+    return tf.reduce_max(context.all_gather(own[None], axis=0), axis=0)
+
 
 class _StopRequest:
     """Records SIGTERM (preemption) while training; restores the previous handler afterwards."""
@@ -95,9 +107,11 @@ class UniCLTrainer:
       (`enable_activation_checkpointing`), or pass layer names / a predicate.
     * Checkpoints every `checkpoint_every` steps, at the end and on SIGTERM (all workers stop at the same
       step: the stop flag is all-reduced each step). Rerunning with the same `model_dir` resumes from the
-      newest checkpoint. The data position follows from the step: the trainer rebuilds the current stage's
-      dataset and skips the batches already consumed. With `deterministic=True` (seeded init, TF op
-      determinism, a deterministic dataset) a run killed at any point and resumed ends with the same
+      newest checkpoint. The data position is checkpointed too: with a positioned dataset (batches carry
+      `positions`, as `make_image_text_input_fn`'s do) each input pipeline restarts right after the last
+      example consumed, reading nothing before it; otherwise the trainer rebuilds the stage's dataset and
+      skips the batches already consumed (see `DatasetRequest`). With `deterministic=True` (seeded init, TF
+      op determinism, a deterministic dataset) a run killed at any point and resumed ends with the same
       weights as an uninterrupted run.
     * Crash safety: a checkpoint that can't be restored (cut by SIGKILL or a full disk, truncated, corrupt) is
       skipped with a WARNING and the previous one restored (`TrainingCheckpoint.restore_latest`). A periodic
@@ -324,9 +338,14 @@ class UniCLTrainer:
 
     def _step_fn(self, iterator, stop_flag):
         batch = next(iterator)
+        consumed = batch.pop(_CONSUMED, None)  # the data position: bookkeeping, not a model input
         loss, stop = self.strategy.run(self._replica_step, args=(batch, stop_flag))
         local = self.strategy.experimental_local_results
-        return local(loss)[0], local(stop)[0]
+        if consumed is None:
+            consumed = tf.zeros([0], tf.int64)
+        else:
+            consumed = local(self.strategy.run(_consumed_positions, args=(consumed,)))[0]
+        return local(loss)[0], local(stop)[0], consumed
 
     def _task_scalars(self):
         """The Task's own scalars to log (`training_scalars()`, e.g. FlorenceCLIP's logit scale) as floats."""
@@ -339,16 +358,38 @@ class UniCLTrainer:
     def _stage_at(self, step):
         return [s for s in self.stages if s.start_step <= step][-1]
 
-    def _distributed_dataset(self, stage, steps_done_in_stage):
+    def _start_positions(self, stage, data_position):
+        """Per-pipeline start positions of `stage` from a checkpoint's data position, or None (start or skip).
+
+        The checkpoint stores `[start step of the stage, position of pipeline 0, ...]`; a position of another
+        stage (the run stopped at a stage boundary) does not apply.
+        """
+        if data_position is None or len(data_position) < 2 or int(data_position[0]) != stage.start_step:
+            return None
+        return [int(p) for p in data_position[1:]]
+
+    def _distributed_dataset(self, stage, steps_done_in_stage, start_positions=None):
+        """The stage's distributed dataset from where the run stands.
+
+        `start_positions`: per input pipeline, where a positioned dataset resumes (from the checkpoint); None
+        when the checkpoint has none for this stage (a fresh stage, or one saved without them).
+        """
         def dataset_fn(input_context):
+            pipeline, pipelines = input_context.input_pipeline_id, input_context.num_input_pipelines
+            starts = start_positions
+            if starts is not None and len(starts) != pipelines:
+                logger.warning("The checkpoint's data position is for %d input pipeline(s), this run has %d: "
+                               "the data position follows from the step instead.", len(starts), pipelines)
+                starts = None
             request = DatasetRequest(
                 stage=stage,
                 batch_size=input_context.get_per_replica_batch_size(self.global_batch_size),
                 global_batch_size=self.global_batch_size,
-                num_input_pipelines=input_context.num_input_pipelines,
-                input_pipeline_id=input_context.input_pipeline_id,
+                num_input_pipelines=pipelines,
+                input_pipeline_id=pipeline,
                 seed=self.seed,
                 deterministic=self.deterministic,
+                start_position=starts[pipeline] if starts is not None else 0,
             )
             dataset = self._make_dataset(request)
             if not isinstance(dataset, tf.data.Dataset):
@@ -356,9 +397,27 @@ class UniCLTrainer:
                     f"make_dataset must return a tf.data.Dataset. Received: {type(dataset).__name__}"
                 )
             _check_element_spec(dataset.element_spec, stage)
+            positioned = isinstance(dataset.element_spec, dict) and POSITIONS in dataset.element_spec
+            if positioned:
+                spec = dataset.element_spec[POSITIONS]
+                if spec.dtype != tf.int64 or spec.shape.rank != 1:
+                    raise ValueError(f"'{POSITIONS}' must be int64 [batch]. Received: {spec}")
             # Each step takes one batch per local replica from this pipeline.
             local_replicas = input_context.num_replicas_in_sync // input_context.num_input_pipelines
-            dataset = dataset.skip(steps_done_in_stage * local_replicas)
+            if steps_done_in_stage and (not positioned or starts is None):
+                if positioned:
+                    logger.warning("No data position for stage %s in the checkpoint: skipping the %d batches "
+                                   "consumed (they are read again).", stage.name, steps_done_in_stage * local_replicas)
+                dataset = dataset.skip(steps_done_in_stage * local_replicas)
+            if positioned:
+                def report_position(batch):
+                    batch = dict(batch)
+                    consumed = tf.reduce_max(batch.pop(POSITIONS)) + 1
+                    batch[_CONSUMED] = tf.one_hot(pipeline, pipelines, on_value=consumed,
+                                                  off_value=tf.constant(0, tf.int64), dtype=tf.int64)
+                    return batch
+
+                dataset = dataset.map(tf.autograph.experimental.do_not_convert(report_position))
             if self.deterministic:
                 options = tf.data.Options()
                 options.deterministic = True
@@ -385,6 +444,8 @@ class UniCLTrainer:
         """
         step = self.checkpoint.restore_latest() or 0
         last_checkpoint = self.checkpoint.restored_path
+        restored_data_position = self.checkpoint.restored_data_position
+        data_position = None  # [stage start step, consumed position per input pipeline] after the last step
         failed_saves = 0
         if step:
             logger.info("Resuming from step %d of %d.", step, self.total_steps)
@@ -408,10 +469,13 @@ class UniCLTrainer:
                 later = [s.start_step for s in self.stages if s.start_step > step]
                 stage_end = min(later + [self.total_steps])
                 logger.info("Stage %s from step %d to %d: %s", stage.name, step, stage_end, stage)
-                iterator = iter(self._distributed_dataset(stage, step - stage.start_step))
+                start_positions = self._start_positions(stage, restored_data_position)
+                restored_data_position = None  # a later stage starts at its beginning
+                iterator = iter(self._distributed_dataset(stage, step - stage.start_step, start_positions))
+                first_step_of_stage = True
                 while step < stage_end:
                     try:
-                        loss, stop = self._train_step(
+                        loss, stop, consumed = self._train_step(
                             iterator, tf.constant(1 if stop_request.requested else 0, tf.int32)
                         )
                     except tf.errors.OutOfRangeError as error:
@@ -420,6 +484,15 @@ class UniCLTrainer:
                             "must return a repeated (infinite) dataset."
                         ) from error
                     step += 1
+                    consumed = consumed.numpy()
+                    if consumed.size:
+                        if first_step_of_stage and start_positions is not None and len(start_positions) == \
+                                consumed.size and np.any(consumed <= np.asarray(start_positions)):
+                            raise ValueError(
+                                "make_dataset ignored DatasetRequest.start_position: asked to start at "
+                                f"{start_positions}, the first batch ended at {list(consumed - 1)}.")
+                        data_position = np.concatenate([[stage.start_step], consumed]).astype(np.int64)
+                    first_step_of_stage = False
                     loss = float(loss)
                     if not math.isfinite(loss):
                         raise NonFiniteLossError(step, loss, last_checkpoint)
@@ -449,7 +522,7 @@ class UniCLTrainer:
                     preempted = int(stop) > 0
                     if preempted or step % self.checkpoint_every == 0 or step == self.total_steps:
                         try:
-                            last_checkpoint = self.checkpoint.save(step) or last_checkpoint
+                            last_checkpoint = self.checkpoint.save(step, data_position) or last_checkpoint
                             failed_saves = 0
                         except CheckpointSaveError as error:
                             failed_saves += 1

@@ -1,4 +1,5 @@
-"""Activation checkpointing: same gradients (dropout replayed), recomputation present, layer selection."""
+"""Activation checkpointing on florence_mini: the same gradients bit for bit (DropPath masks replayed, CoSwin's fused
+LayerNorm / GELU gradients recomputed), the recomputation present in the graph, and layer selection."""
 
 import pathlib
 import sys
@@ -9,37 +10,47 @@ import pytest
 import tensorflow as tf
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from toy_dual_encoder import build_toy_dual_encoder  # noqa: E402
-from toy_dual_encoder import toy_examples  # noqa: E402
+from florence_mini_run import IMAGE_SIZE  # noqa: E402
+from florence_mini_run import build_task  # noqa: E402
 
 from florence_keras.training import enable_activation_checkpointing  # noqa: E402
 from florence_keras.training import find_blocks  # noqa: E402
 from florence_keras.training import full_batch_gradients  # noqa: E402
 
+# find_blocks on florence_mini: the CoSwin stem, blocks and patch-merging embeddings, then the text tower's.
+FLORENCE_MINI_BLOCKS = [
+    "stem", "stage_0_block_0", "stage_1_embedding", "stage_1_block_0", "stage_2_embedding", "stage_2_block_0",
+    "stage_2_block_1", "stage_3_embedding", "stage_3_block_0", "embedding", "block_0", "block_1", "block_2",
+]
 
-def _build(policy="float32", dropout=0.3):
+
+def _build(policy="float32", drop_path_rate=0.1):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
         keras.utils.set_random_seed(1)
-        return build_toy_dual_encoder(dropout=dropout)
+        return build_task(drop_path_rate=drop_path_rate)
     finally:
         keras.config.set_dtype_policy(previous)
 
 
 def _batch():
-    images, tokens, labels = toy_examples(8)
-    return {"images": tf.constant(images), "token_ids": tf.constant(tokens), "labels": tf.constant(labels)}
+    rng = np.random.default_rng(0)
+    return {
+        "images": tf.constant(rng.normal(size=(4, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")),
+        "token_ids": tf.constant(rng.integers(1, 49407, size=(4, 77)).astype("int32")),
+        "labels": tf.constant([0, 1, 1, 2], tf.int64),
+    }
 
 
-def _step(model, batch):
-    function = tf.function(lambda b: full_batch_gradients(model, b))
+def _step(task, batch):
+    function = tf.function(lambda b: full_batch_gradients(task, b))
     loss, grads = function(batch)
     graph = function.get_concrete_function(batch).graph
     return (
         float(loss),
         [tf.convert_to_tensor(g).numpy() for g in grads],
-        [tf.convert_to_tensor(v).numpy() for v in model.non_trainable_variables],
+        [tf.convert_to_tensor(v).numpy() for v in task.non_trainable_variables],
         graph,
     )
 
@@ -56,24 +67,33 @@ def _matmuls(graph):
 def _run_pair(policy):
     batch = _batch()
     plain = _step(_build(policy), batch)
-    model = _build(policy)
-    assert enable_activation_checkpointing(model) == ["image_block", "text_block"]
-    return plain, _step(model, batch)
+    task = _build(policy)
+    assert enable_activation_checkpointing(task) == FLORENCE_MINI_BLOCKS
+    return plain, _step(task, batch)
 
 
-def test_gradients_identical_with_dropout_float32():
+def test_gradients_identical_with_drop_path_float32():
     plain, remat = _run_pair("float32")
     assert plain[0] == remat[0]
     for a, b in zip(plain[1], remat[1]):
         np.testing.assert_array_equal(a, b)
-    # The dropout seed state ends where a single forward pass leaves it.
+    # The DropPath seed states end where a single forward pass leaves them.
     for a, b in zip(plain[2], remat[2]):
         np.testing.assert_array_equal(a, b)
     # The backward pass recomputes the blocks' matmuls.
     assert _matmuls(remat[3]) > _matmuls(plain[3])
 
 
-def test_gradients_identical_with_dropout_mixed_bfloat16():
+def test_drop_path_is_active():
+    # Sanity for the test above: another draw of the DropPath masks changes the gradient.
+    task, batch = _build(), _batch()
+    function = tf.function(lambda b: full_batch_gradients(task, b))
+    first = [tf.convert_to_tensor(g).numpy() for g in function(batch)[1]]
+    second = [tf.convert_to_tensor(g).numpy() for g in function(batch)[1]]
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(first, second)) > 1e-3
+
+
+def test_gradients_identical_with_drop_path_mixed_bfloat16():
     # Grappler fuses the kept-for-backward forward ops differently from the recomputed ones, which
     # changes bfloat16 rounding; without graph rewrites both give the same bits.
     previous = tf.config.optimizer.get_experimental_options()
@@ -90,15 +110,16 @@ def test_gradients_identical_with_dropout_mixed_bfloat16():
 
 
 def test_layer_selection():
-    model = _build()
-    assert [layer.name for layer in find_blocks(model)] == ["image_block", "text_block"]
-    assert enable_activation_checkpointing(model, ["text_block"]) == ["text_block"]
-    assert enable_activation_checkpointing(model, lambda layer: layer.name == "image_projection") == [
-        "image_projection"
+    task = _build()
+    assert [layer.name for layer in find_blocks(task)] == FLORENCE_MINI_BLOCKS
+    assert enable_activation_checkpointing(task, ["block_1"]) == ["block_1"]
+    assert enable_activation_checkpointing(task, lambda layer: layer.name == "stage_2_block_1") == [
+        "stage_2_block_1"
     ]
     with pytest.raises(ValueError, match="missing_block"):
-        enable_activation_checkpointing(model, ["missing_block"])
+        enable_activation_checkpointing(task, ["missing_block"])
     # Wrapping twice is a no-op; the model still runs eagerly.
-    enable_activation_checkpointing(model)
-    outputs = model({"images": np.zeros((2, 16, 16, 3), "float32"), "token_ids": np.zeros((2, 77), "int32")})
-    assert tuple(outputs["image_embeddings"].shape) == (2, 8)
+    enable_activation_checkpointing(task)
+    embeddings = task.embed({"images": np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), "float32"),
+                             "token_ids": np.zeros((2, 77), "int32")})
+    assert tuple(embeddings["image_embeddings"].shape) == (2, 64)

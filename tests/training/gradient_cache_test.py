@@ -1,6 +1,8 @@
 """GradientCache: chunked gradients equal the full-batch step, with dropout and across replicas."""
 
+import os
 import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -119,19 +121,33 @@ def _peak_mib(function, batch):
     return (tf.config.experimental.get_memory_info("CPU:0")["peak"] - base) / 2**20
 
 
-def test_peak_memory_grows_with_chunk_not_batch():
+def _peak_memory_figures():
+    """MiB of one gradient step above the resident state: (cache, full batch) at batch 64, then at 256.
+
+    Run in a fresh process (see the test): TensorFlow keeps the CPU allocator's statistics only in some process
+    states ("Cannot reset memory stats for device 'CPU:0'" after other work in the same process).
+    """
     keras.utils.set_random_seed(0)
     model = build_toy_dual_encoder(image_size=32, width=32)
     cache = GradientCache(model, 16)
-    peaks = {}
+    figures = []
     for batch_size in (64, 256):
         images, tokens, labels = toy_examples(batch_size, image_size=32)
         batch = {"images": tf.constant(images), "token_ids": tf.constant(tokens), "labels": tf.constant(labels)}
-        peaks[batch_size] = (
-            _peak_mib(tf.function(cache.__call__), batch),
-            _peak_mib(tf.function(lambda b: full_batch_gradients(model, b)), batch),
-        )
-    (cache_64, full_64), (cache_256, full_256) = peaks[64], peaks[256]
+        figures += [_peak_mib(tf.function(cache.__call__), batch),
+                    _peak_mib(tf.function(lambda b: full_batch_gradients(model, b)), batch)]
+    return figures
+
+
+def test_peak_memory_grows_with_chunk_not_batch():
+    # A fresh interpreter runs this file's module code (not its __main__) and prints the four figures.
+    child = ("import runpy, sys; figures = runpy.run_path(sys.argv[1])['_peak_memory_figures'](); "
+             "print(*figures)")
+    completed = subprocess.run([sys.executable, "-c", child, __file__], capture_output=True, text=True, timeout=600,
+                               env={**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert completed.returncode == 0, completed.stderr[-5000:]
+    cache_64, full_64, cache_256, full_256 = map(float, completed.stdout.strip().splitlines()[-1].split())
+    peaks = {64: (cache_64, full_64), 256: (cache_256, full_256)}
     # Measured: cache 7.9 -> 9.1 MiB, full batch 40 -> 142 MiB (the rest is resident inputs/weights).
     assert full_256 > 3 * full_64, peaks
     assert cache_256 < 1.5 * cache_64, peaks
