@@ -34,6 +34,7 @@ import tensorflow as tf
 from florence_keras.data import guarded_decode
 from florence_keras.data import image_decoding
 from florence_keras.data import tfrecord_example
+from florence_keras.data import tfrecord_framing
 from florence_keras.data import webdataset_index
 from florence_keras.data.coco_captions_index import read_coco_captions
 from florence_keras.data.csv_index import read_csv_index
@@ -196,30 +197,13 @@ def _wds_pointers(shard, skip_counter, text_extensions):
 
 
 def _framed_record_count(path, size, compressed):
-    """How many records of an uncompressed TFRecord file have a declared length that fits in the file (-1: all).
+    """`tfrecord_framing.framed_record_count` as tensors: `(count, complete)` (runs in Python, once per file).
 
-    Runs in Python once per file (one 12-byte read per record, like the tar index of `wds` shards), before
-    TensorFlow reads the file: TensorFlow's record reader allocates the declared length before reading, so a
-    length field forged to e.g. 2**40 (with a valid length checksum) crashes the process. Reading stops before
-    the first record that can't fit; the file is then reported as `corrupt_file`. GZIP files can't be checked
-    without decompressing them and are read as they are.
+    TensorFlow's reader then reads only the `count` records whose declared length fits (a forged length kills a
+    plain-file reader), and a file that is not `complete` is reported as `corrupt_file`.
     """
-    if bool(compressed):
-        return -1
-    path, size = path.numpy().decode("utf-8", "surrogateescape"), int(size)
-    count, offset = 0, 0
-    try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            while offset + 16 <= size:
-                f.seek(offset)
-                length = int.from_bytes(f.read(8), "little")
-                if length > size - offset - 16:
-                    break
-                offset += length + 16
-                count += 1
-    except (OSError, tf.errors.OpError):
-        pass  # the reader meets the same error and reports the file
-    return count
+    path = path.numpy().decode("utf-8", "surrogateescape")
+    return tfrecord_framing.framed_record_count(path, int(size), bool(compressed))
 
 
 def _tfrecord_pointers(path, size, compressed):
@@ -229,7 +213,8 @@ def _tfrecord_pointers(path, size, compressed):
     framing each); a read error (truncation, CRC mismatch) or a record whose declared length exceeds the file
     (`_framed_record_count`) stops the file early and is reported once.
     """
-    framed = tf.ensure_shape(tf.py_function(_framed_record_count, [path, size, compressed], tf.int64), [])
+    framed, complete = tf.py_function(_framed_record_count, [path, size, compressed], [tf.int64, tf.bool])
+    framed, complete = tf.ensure_shape(framed, []), tf.ensure_shape(complete, [])
     records = tf.data.TFRecordDataset(path, compression_type=tf.where(compressed, "GZIP", ""))
     records = records.take(framed).ignore_errors()
     tagged = records.map(_plain(lambda record: (record, tf.constant(False))))
@@ -246,8 +231,10 @@ def _tfrecord_pointers(path, size, compressed):
     scanned = stream.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), _plain(step))
 
     def keep(record, is_end, consumed, count):
-        # Compressed files can't be checked by size: a read error there ends the file unreported.
-        broken = tf.logical_and(tf.logical_not(compressed), tf.not_equal(consumed, size))
+        # A plain file must be read to its last byte; a GZIP file (its decompressed size is unknown) must be
+        # complete by its framing, and every framed record must have been read (no CRC or inflate error).
+        broken = tf.where(compressed, tf.logical_or(tf.logical_not(complete), tf.not_equal(count, framed)),
+                          tf.not_equal(consumed, size))
         return tf.logical_or(tf.logical_not(is_end), broken)
 
     def to_pointer(record, is_end, consumed, count):

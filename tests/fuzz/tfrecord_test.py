@@ -96,18 +96,33 @@ def test_example_parsers_return_or_raise_invalid_argument(record):
 
 @st.composite
 def tfrecord_file(draw):
+    """`(file bytes, compressed, must_be_reported)`: any damage, to a plain or a GZIP file.
+
+    `must_be_reported`: the damage leaves a record whose framing runs past the end of the data (a forged length,
+    a cut inside a frame, a cut GZIP stream), so the reader must count the file as `corrupt_file`.
+    """
     framed = [frame(r) for r in draw(st.lists(records, max_size=5))]
-    damage = draw(st.sampled_from(("none", "mutate", "truncate", "forge_length", "gzip")))
+    damage = draw(st.sampled_from(("none", "mutate", "truncate", "forge_length", "truncate_gzip")))
+    compressed = damage == "truncate_gzip" or draw(st.booleans())
+    reported = False
     if damage == "forge_length" and framed:
         index = draw(st.integers(0, len(framed) - 1))
         length = struct.pack("<Q", draw(st.sampled_from((2**40, 2**63 - 1, 2**64 - 1, 10**9, 2**31))))
         framed[index] = length + struct.pack("<I", masked_crc(length)) + framed[index][12:]
+        reported = True
     data = b"".join(framed)
     if damage == "mutate" and data:
         data = draw(fuzz_support.mutated(data))
     elif damage == "truncate" and data:
-        data = data[: draw(st.integers(0, len(data) - 1))]
-    return data, damage == "gzip"
+        cut = draw(st.integers(0, len(data) - 1))
+        boundaries = {sum(len(f) for f in framed[:i]) for i in range(len(framed) + 1)}
+        data, reported = data[:cut], cut not in boundaries  # a cut between frames leaves a valid shorter file
+    if compressed:
+        data = gzip.compress(data)
+        if damage == "truncate_gzip":
+            data = data[: draw(st.integers(1, len(data) - 1))]  # (an empty file is a valid empty file)
+            reported = True
+    return data, compressed, reported
 
 
 def _forged(length):
@@ -117,15 +132,19 @@ def _forged(length):
 
 @fuzz_settings(fast=2, share=0.1)
 @given(case=tfrecord_file())
-@example(case=(_forged(2**40), False))  # crashed the process (SIGSEGV) before the fix
-@example(case=(_forged(2**64 - 1), False))
+@example(case=(_forged(2**40), False, True))  # crashed the process (SIGSEGV) before the fix
+@example(case=(_forged(2**64 - 1), False, True))
+@example(case=(gzip.compress(_forged(2**40)), True, True))  # ended the file silently before the fix
+@example(case=(gzip.compress(frame(VALID) * 2)[:-9], True, True))  # a cut GZIP stream: also silent before
 def test_tfrecord_pipeline_yields_or_counts(tmp_path_factory, case):
-    data, compressed = case
+    data, compressed, must_be_reported = case
     directory = str(tmp_path_factory.mktemp("tfrecord"))
     path = os.path.join(directory, "data-000.tfrecord" + (".gz" if compressed else ""))
     with open(path, "wb") as f:
-        f.write(gzip.compress(data) if compressed else data)
+        f.write(data)
     with case_timeout("tfrecord"):
         result = fuzz_support.drain_records(path, "tfrecord")
     fuzz_support.record_drain("tfrecord", result)
     assert result[2] is None, result[2]
+    if must_be_reported:
+        assert result[1].reasons.get("corrupt_file") == 1, (compressed, dict(result[1].reasons))
