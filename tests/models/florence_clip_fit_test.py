@@ -15,6 +15,7 @@ except RuntimeError:
 
 import keras  # noqa: E402
 
+from florence_keras.training import make_strategy  # noqa: E402
 from tests.test_case import with_two_logical_cpus  # noqa: E402
 
 TEXTS = ("a red circle", "a blue square", "a green star", "a gray ring")
@@ -80,7 +81,9 @@ class _FirstStepWeights(keras.callbacks.Callback):
 def _fit_losses(strategy_name, steps=STEPS, raw=False):
     """`clip.compile(optimizer=SGD)` + `clip.fit`: per-step losses, initial weights and the weights after
     step 1, on one device or 2 mirrored replicas."""
-    strategy = tf.distribute.MirroredStrategy() if strategy_name == "mirrored" else tf.distribute.get_strategy()
+    # make_strategy gives each MirroredStrategy its own collective keys (another test's strategy in this process
+    # must not collide with this one's).
+    strategy = make_strategy(strategy_name)
     with strategy.scope():
         clip = _clip()
         # Plain SGD: its step is proportional to the gradient, so equal steps mean equal gradients (Adam's
