@@ -9,6 +9,8 @@ import re
 
 import tensorflow as tf
 
+from florence_keras.data.regular_files import check_regular_file
+
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 _LIST = re.compile(r"\{([^{}]*,[^{}]*)\}")
 
@@ -74,6 +76,7 @@ def expand_paths(paths, directory_suffixes=None):
 
     Raises:
         FileNotFoundError: a path that doesn't exist, or a glob / directory that matches nothing.
+        ValueError: a file that is a local FIFO, socket or device (reading it would block or never end).
     """
     if isinstance(paths, (str, bytes)):
         paths = paths.decode() if isinstance(paths, bytes) else paths
@@ -107,4 +110,6 @@ def expand_paths(paths, directory_suffixes=None):
                 files.append(pattern)
             else:
                 raise FileNotFoundError(f"No such file: {pattern!r}.")
+    for path in files:
+        check_regular_file(path)
     return files

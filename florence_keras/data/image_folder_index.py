@@ -10,19 +10,17 @@ are left out and counted.
 
 import os
 import posixpath
-import stat
 
 import tensorflow as tf
 from absl import logging
 
-
-def _is_local(path):
-    return "://" not in path
+from florence_keras.data.regular_files import is_local
+from florence_keras.data.regular_files import is_special_file
 
 
 def _real_directory(path):
     """The directory a local path leads to (links resolved); a remote path (`gs://...`) is its own identity."""
-    return os.path.realpath(path) if _is_local(path) else path
+    return os.path.realpath(path) if is_local(path) else path
 
 
 def _utf8(name):
@@ -34,24 +32,15 @@ def _utf8(name):
         return False
 
 
-def _is_special(path):
-    """A local FIFO, socket or device (reading a FIFO blocks for ever); a dangling link is not (it reads as
-    missing)."""
-    try:
-        return _is_local(path) and not stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
 def _isdir(path):
     """`os.path.isdir` for local paths: `tf.io.gfile.isdir` fails with UnicodeDecodeError on a dangling link whose
     name is not UTF-8 (TensorFlow's error message quotes the name)."""
-    return os.path.isdir(path) if _is_local(path) else tf.io.gfile.isdir(path)
+    return os.path.isdir(path) if is_local(path) else tf.io.gfile.isdir(path)
 
 
 def _walk(top):
     """`os.walk` for local paths (file names that are not UTF-8 don't break the listing), else `tf.io.gfile.walk`."""
-    if _is_local(top):
+    if is_local(top):
         return os.walk(top, followlinks=True)
     return tf.io.gfile.walk(top)
 
@@ -73,7 +62,7 @@ def list_image_folder(root, skip_counter=None):
     """
     if not tf.io.gfile.isdir(root):
         raise FileNotFoundError(f"ImageFolder root is not a directory: {root!r}")
-    names = os.listdir(root) if _is_local(root) else tf.io.gfile.listdir(root)
+    names = os.listdir(root) if is_local(root) else tf.io.gfile.listdir(root)
     entries = sorted(name.rstrip("/") for name in names if not name.startswith("."))
     refused = []
 
@@ -111,7 +100,7 @@ def list_image_folder(root, skip_counter=None):
                     continue
                 if not _utf8(path):
                     refuse("bad_name", path)
-                elif _is_special(path):
+                elif is_special_file(path):
                     refuse("not_a_file", path)
                 else:
                     found.append(path)

@@ -41,6 +41,7 @@ from florence_keras.data.csv_index import read_csv_index
 from florence_keras.data.csv_index import to_bytes
 from florence_keras.data.file_patterns import expand_paths
 from florence_keras.data.image_folder_index import list_image_folder
+from florence_keras.data.regular_files import drop_special_files
 from florence_keras.data.skip_counter import dataset_stats
 
 DATA_FORMATS = ("csv", "tsv", "csvlabel", "coco", "imagefolder", "wds", "tfrecord")
@@ -102,6 +103,8 @@ def _read_index(files, data_format, image_root, keys, class_names, skip_counter=
         else:
             paths, names, _ = list_image_folder(path, skip_counter)
             per_file.append((paths, [""] * len(paths), names))
+    if data_format != "imagefolder":  # (the folder listing leaves them out itself)
+        per_file = [drop_special_files(*entry, skip_counter=skip_counter) for entry in per_file]
     return per_file
 
 

@@ -110,7 +110,7 @@ def test_read_coco_captions_parses_or_raises_data_format_error(tmp_path_factory,
 @st.composite
 def coco_dataset(draw):
     files = draw(st.lists(fuzz_support.image_like_bytes(), min_size=1, max_size=3))
-    names = [f"{i}.img" for i in range(len(files))] + ["missing.png", "../up.png", "/", ""]
+    names = [f"{i}.img" for i in range(len(files))] + ["missing.png", "../up.png", "/", "", "pipe.fifo"]
     images = [{"id": i, "file_name": name} for i, name in enumerate(names)]
     annotations = draw(st.lists(st.fixed_dictionaries({
         "image_id": st.integers(0, len(names) - 1),
@@ -127,10 +127,16 @@ def test_coco_pipeline_yields_or_counts_every_annotation(tmp_path_factory, case)
     for i, data in enumerate(files):
         with open(os.path.join(str(root), f"{i}.img"), "wb") as f:
             f.write(data)
+    fifo = os.path.join(str(root), "pipe.fifo")
+    os.mkfifo(fifo)  # reading it would block for ever
     path = _write(root, json.dumps(document).encode())
-    with case_timeout("coco"):
+    with case_timeout("coco"), fuzz_support.FifoWatch([fifo]) as watch:
         result = fuzz_support.drain_records(path, "coco")
     fuzz_support.record_drain("coco", result)
     count, counter, error = result
+    assert not watch.opened, "the reader opened a FIFO"
     assert error is None, error
     assert count + counter.count == len(document["annotations"])
+    fifo_id = document["images"][-1]["id"]
+    fifo_rows = sum(annotation["image_id"] == fifo_id for annotation in document["annotations"])
+    assert counter.reasons.get("not_a_file", 0) >= fifo_rows

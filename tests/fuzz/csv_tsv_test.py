@@ -104,12 +104,11 @@ def test_csv_written_by_csv_writer_reads_back(tmp_path_factory, rows, terminator
 @st.composite
 def csv_dataset(draw):
     """An index whose rows name hostile files: images (valid, mutated, junk, bombs), missing files, directories,
-    absolute paths and `..`; captions of nasty or 100k-character text."""
+    a FIFO, a device, absolute paths and `..`; captions of nasty or 100k-character text."""
     files = draw(st.lists(fuzz_support.image_like_bytes(), min_size=1, max_size=4))
-    targets = draw(st.lists(
-        st.one_of(st.integers(0, len(files) - 1), st.sampled_from(("missing.png", "subdir", "../x.png", "/"))),
-        min_size=1, max_size=6,
-    ))
+    hostile = ("missing.png", "subdir", "../x.png", "/", "pipe.fifo", "/dev/zero")
+    targets = draw(st.lists(st.one_of(st.integers(0, len(files) - 1), st.sampled_from(hostile)),
+                            min_size=1, max_size=6))
     captions = draw(st.lists(st.one_of(nasty_text(), fuzz_support.long_text()), min_size=len(targets),
                              max_size=len(targets)))
     data_format = draw(st.sampled_from(("csv", "tsv", "csvlabel")))
@@ -122,6 +121,7 @@ def test_csv_pipeline_yields_or_counts_every_row(tmp_path_factory, case):
     files, targets, captions, data_format = case
     root = str(tmp_path_factory.mktemp("csv_pipeline"))
     os.makedirs(os.path.join(root, "subdir"))
+    os.mkfifo(os.path.join(root, "pipe.fifo"))  # reading it would block for ever
     for i, data in enumerate(files):
         _write(root, f"{i}.img", data)
     delimiter = "\t" if data_format == "tsv" else ","
@@ -135,13 +135,36 @@ def test_csv_pipeline_yields_or_counts_every_row(tmp_path_factory, case):
             caption = caption.replace("\t", " ").replace("\n", " ").replace("\r", " ")
         writer.writerow([f"{target}.img" if isinstance(target, int) else target, caption])
     path = _write(root, "index.csv", buffer.getvalue().encode("utf-8"))
-    with case_timeout("csv_tsv"):
+    with case_timeout("csv_tsv"), fuzz_support.FifoWatch([os.path.join(root, "pipe.fifo")]) as watch:
         result = fuzz_support.drain_records(path, data_format)
     fuzz_support.record_drain("csv_tsv", result)
     count, counter, error = result
+    assert not watch.opened, "the reader opened a FIFO"
     if error is None:
-        rows = len(read_csv_index(path, ("filepath", value_column), delimiter))
-        assert rows > 0
-        assert count + counter.count == len(read_csv_index(path, ("filepath", value_column), delimiter)[0])
+        rows = read_csv_index(path, ("filepath", value_column), delimiter)[0]
+        assert len(rows) == len(targets)
+        assert count + counter.count == len(rows)
+        special = sum(target in ("subdir", "/", "pipe.fifo", "/dev/zero") for target in targets)
+        assert counter.reasons.get("not_a_file", 0) == special
     else:
         assert isinstance(error, ValueError), error
+
+
+def test_index_rows_naming_fifos_are_counted_not_read(tmp_path):
+    root = str(tmp_path)
+    _write(root, "ok.png", fuzz_support.png_with_size(1, 1))
+    os.mkfifo(os.path.join(root, "pipe.png"))
+    index = _write(root, "index.csv", b"filepath,caption\nok.png,a cat\npipe.png,a pipe\n/dev/zero,endless\n")
+    with case_timeout("csv_tsv", seconds=60), fuzz_support.FifoWatch([os.path.join(root, "pipe.png")]) as watch:
+        count, counter, error = fuzz_support.drain_records(index, "csv")
+    assert not watch.opened and error is None
+    assert count == 1 and dict(counter.reasons) == {"not_a_file": 2}
+
+
+def test_an_index_file_that_is_a_fifo_is_an_error(tmp_path):
+    fifo = os.path.join(str(tmp_path), "index.csv")
+    os.mkfifo(fifo)
+    with fuzz_support.FifoWatch([fifo]) as watch:
+        count, counter, error = fuzz_support.drain_records(fifo, "csv")
+    assert not watch.opened
+    assert isinstance(error, ValueError) and "not a regular file" in str(error) and fifo in str(error)

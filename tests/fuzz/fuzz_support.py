@@ -82,6 +82,40 @@ def case_timeout(path, seconds=CASE_TIMEOUT_S):
         faulthandler.cancel_dump_traceback_later()
 
 
+class FifoWatch:
+    """Watches FIFOs while a reader runs: if anything opens one for reading, it is unblocked (a writer opens and
+    closes it, so the reader sees end-of-file) and the FIFO is listed in `opened`.
+
+    A reader blocked in `open()` inside TensorFlow can't be interrupted by a Python timeout; with this, a
+    regression fails its test in a fraction of a second instead of hanging the suite.
+    """
+
+    def __init__(self, fifos, poll_s=0.05):
+        import threading
+
+        self.fifos, self.poll_s, self.opened = list(fifos), poll_s, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        while not self._stop.is_set():
+            for fifo in self.fifos:
+                try:  # succeeds only while a reader has the FIFO open (else ENXIO)
+                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                    self.opened.append(fifo)
+                except OSError:
+                    pass
+            self._stop.wait(self.poll_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+
 def record(path, outcome):
     """Counts one case outcome of an input path (`data`, `skip:<reason>`, `error:<Type>`)."""
     OUTCOMES[path][outcome] += 1
