@@ -14,6 +14,7 @@ import numpy as np
 from florence_keras.evaluation import _checks
 from florence_keras.evaluation import features as features_lib
 from florence_keras.evaluation import metrics
+from florence_keras.models.prompt_ensemble import prompt_ensemble_embeddings
 
 
 _METADATA_FILE = os.path.join(
@@ -108,16 +109,6 @@ def readable_class_names(class_names, spec=None):
     return lines
 
 
-def _fill(template, class_name):
-    if callable(template):
-        text = template(class_name)
-    else:
-        text = template.format(class_name)
-    if not isinstance(text, str):
-        raise ValueError(f"A template must produce a str. Received: {text!r} from template {template!r}")
-    return text
-
-
 def build_zero_shot_classifier(encode_texts, class_names, templates, batch_size=256, verbose=False):
     """Class weights `[C, D]` from prompt-ensembled text embeddings.
 
@@ -139,26 +130,10 @@ def build_zero_shot_classifier(encode_texts, class_names, templates, batch_size=
     ...                            ["a {}"]).tolist()
     [[1.0, 0.0], [0.0, 1.0]]
     """
-    class_names = list(class_names)
-    templates = list(templates)
-    if not class_names:
-        raise ValueError("`class_names` is empty.")
-    bad = [name for name in class_names if not isinstance(name, str) or not name.strip()]
-    if bad:
-        raise ValueError(f"`class_names` must be non-empty strings. Received: {bad[0]!r}")
-    if not templates:
-        raise ValueError("`templates` is empty; give at least one template such as 'a photo of a {}.'")
-    for template in templates:
-        if not callable(template) and (not isinstance(template, str) or "{}" not in template):
-            raise ValueError(
-                f"Each template must be a callable or a str with a '{{}}' placeholder. Received: {template!r}"
-            )
-    texts = [_fill(template, name) for name in class_names for template in templates]
-    embeddings = features_lib.encode_texts_in_batches(
-        encode_texts, texts, batch_size=batch_size, verbose=verbose
-    )
-    embeddings = _checks.l2_normalize(embeddings).reshape(len(class_names), len(templates), -1)
-    return _checks.l2_normalize(embeddings.mean(axis=1)).astype(np.float32)
+    return prompt_ensemble_embeddings(
+        encode_texts, class_names, templates, batch_size=batch_size,
+        encode_all=lambda texts: features_lib.encode_texts_in_batches(
+            encode_texts, texts, batch_size=batch_size, verbose=verbose))
 
 
 def zero_shot_scores(image_features, classifier):

@@ -7,7 +7,6 @@ from keras import ops
 
 from florence_keras.losses.unicl_loss import unicl_loss
 from florence_keras.losses.unicl_loss_wrapper import UniCLLoss
-from florence_keras.models.adamw_config import AdamWConfig
 from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
 from florence_keras.models.florence_task import FlorenceTask
@@ -60,40 +59,11 @@ class FlorenceCLIP(FlorenceTask):
     # ------------------------------------------------------------------------------------------------
     # Training: the task's loss, for Keras `fit` and for the training system.
 
-    def compile(self, optimizer="auto", loss="auto", *, metrics=None, **kwargs):
-        """Configures `fit` / `evaluate` (keras-hub's Task `compile`, with Florence's defaults).
-
-        Args:
-            optimizer: `"auto"` (Keras `AdamW` with `AdamWConfig()`'s hyper-parameters at a constant
-                learning rate, no weight decay on norms, biases and the logit scale), an optimizer name
-                or a `keras.optimizers.Optimizer`.
-            loss: `"auto"` (`UniCLLoss(cross_replica=True)`: under a `tf.distribute` strategy the
-                embeddings of all replicas are gathered, so negatives span the global batch) or a loss
-                called as `loss(labels, outputs, sample_weight)` with the backbone's output dict.
-            metrics: Keras metrics on `(labels, outputs)`; defaults to none (the loss is reported).
-            **kwargs: `keras.Model.compile` arguments.
-        """
-        if isinstance(optimizer, str) and optimizer == "auto":
-            optimizer = AdamWConfig().constant_rate_optimizer(self.trainable_variables)
-        if isinstance(loss, str) and loss == "auto":
-            loss = UniCLLoss(cross_replica=True)
-        # The loss is the Task's own (`compute_loss` calls it); Keras's compiled-loss machinery would build
-        # it symbolically in the strategy's cross-replica context, where no gather is possible.
-        self.task_loss = loss
-        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
-
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if config is not None and getattr(self, "task_loss", None) is not None:
-            config["loss"] = keras.saving.serialize_keras_object(self.task_loss)
-        return config
-
-    def compile_from_config(self, config):
-        # `.keras` loading: re-compile with the saved optimizer and the Task's loss, then build the
-        # optimizer so its saved variables can be restored (what Keras does for a non-custom `compile`).
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+    def default_loss(self):
+        """`UniCLLoss(cross_replica=True)`: under a `tf.distribute` strategy the embeddings of all replicas
+        are gathered, so negatives span the global batch. Any loss called as `loss(labels, outputs,
+        sample_weight)` with the backbone's output dict can replace it in `compile(loss=...)`."""
+        return UniCLLoss(cross_replica=True)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The compiled loss (UniCL by default) of the backbone outputs `y_pred` against labels `y`.
@@ -106,12 +76,7 @@ class FlorenceCLIP(FlorenceTask):
             raise ValueError(
                 "FlorenceCLIP's loss needs labels: give `fit` / `evaluate` `(x, labels)` batches with int64 "
                 "label keys (equal keys are positives).")
-        if getattr(self, "task_loss", None) is None:
-            raise ValueError("FlorenceCLIP was compiled with `loss=None`; use `compile()` (UniCL) or give a loss.")
-        loss = self.task_loss(y, y_pred, sample_weight)
-        for extra in self.losses:
-            loss = loss + ops.cast(ops.sum(extra), loss.dtype)
-        return loss
+        return self.with_layer_losses(self.task_loss_or_raise()(y, y_pred, sample_weight))
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
         """Raw `{"images", "texts"}` go through the preprocessor; `{"images", "token_ids"}` pass unchanged."""

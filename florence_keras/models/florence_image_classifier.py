@@ -6,7 +6,6 @@ from keras import ops
 
 from florence_keras.losses.unicl_loss import unicl_loss
 from florence_keras.losses.unicl_loss_wrapper import UniCLLoss
-from florence_keras.models.adamw_config import AdamWConfig
 from florence_keras.models.class_embedding_head import ClassEmbeddingHead
 from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
@@ -158,60 +157,27 @@ class FlorenceImageClassifier(FlorenceTask):
     # ------------------------------------------------------------------------------------------------
     # Training: the task's loss, for Keras `fit` and for the training system.
 
-    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
-        """Configures `fit` / `evaluate` with Florence's defaults.
+    def default_loss(self):
+        """`UniCLLoss(cross_replica=True)` for the UniCL head (on image and prompt embeddings, see
+        `compute_loss`), `SparseCategoricalCrossentropy(from_logits=True)` for the linear head."""
+        if self.head_type == "unicl":
+            return UniCLLoss(cross_replica=True)
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
-        Args:
-            optimizer: `"auto"` (Keras `AdamW` with `AdamWConfig()`'s hyper-parameters at a constant rate,
-                no decay on norms, biases, the logit scale), a name or an optimizer.
-            loss: `"auto"`: `UniCLLoss(cross_replica=True)` for the UniCL head (on image and prompt
-                embeddings, see `compute_loss`), `SparseCategoricalCrossentropy(from_logits=True)` for the
-                linear head; or a Keras loss.
-            metrics: `"auto"` (top-1 accuracy of the logits) or a list of Keras metrics.
-            **kwargs: `keras.Model.compile` arguments.
-        """
-        if isinstance(optimizer, str) and optimizer == "auto":
-            optimizer = AdamWConfig().constant_rate_optimizer(self.trainable_variables)
-        if isinstance(loss, str) and loss == "auto":
-            if self.head_type == "unicl":
-                loss = UniCLLoss(cross_replica=True)
-            else:
-                loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if isinstance(metrics, str) and metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        # The loss is the Task's own (`compute_loss` calls it); Keras's compiled-loss machinery would build
-        # it symbolically in the strategy's cross-replica context, where no gather is possible.
-        self.task_loss = loss
-        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
-
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if config is not None and getattr(self, "task_loss", None) is not None:
-            config["loss"] = keras.saving.serialize_keras_object(self.task_loss)
-        return config
-
-    def compile_from_config(self, config):
-        # `.keras` loading: re-compile with the saved optimizer and the Task's loss, then build the
-        # optimizer so its saved variables can be restored (what Keras does for a non-custom `compile`).
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
+    def default_metrics(self):
+        """Top-1 accuracy of the logits."""
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Linear head: the compiled loss of the logits. UniCL head: the compiled loss (UniCL) of the image
         and prompt embeddings of `x = {"images", "token_ids"}` against the class ids `y`."""
         if y is None:
             raise ValueError("The classifier's loss needs class ids `y`.")
-        if getattr(self, "task_loss", None) is None:
-            raise ValueError("This classifier was compiled with `loss=None`; use `compile()` or give a loss.")
+        task_loss = self.task_loss_or_raise()
         if self.head_type == "linear":
-            loss = self.task_loss(y, y_pred, sample_weight)
-        else:
-            outputs = dict(self.embed(x, training=training), logit_scale=self.backbone.logit_scale())
-            loss = self.task_loss(y, outputs, sample_weight)
-        for extra in self.losses:
-            loss = loss + ops.cast(ops.sum(extra), loss.dtype)
-        return loss
+            return self.with_layer_losses(task_loss(y, y_pred, sample_weight))
+        outputs = dict(self.embed(x, training=training), logit_scale=self.backbone.logit_scale())
+        return self.with_layer_losses(task_loss(y, outputs, sample_weight))
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
         """Raw images (an array, or `{"images", "texts"}`) go through the preprocessor; model inputs

@@ -4,6 +4,8 @@ import inspect
 import logging
 import os
 
+import keras
+from keras import ops
 from keras_hub.models import Task
 
 from florence_keras.models import preset_directory
@@ -43,7 +45,76 @@ class FlorenceTask(Task):
     Subclasses set `backbone_cls` / `preprocessor_cls` as keras-hub expects and
     may override `architecture_preprocessor` when their preprocessor is not the
     CLIP one.
+
+    Training: every Florence Task owns its loss. `compile()` resolves `"auto"` to
+    the subclass's `default_optimizer()` / `default_loss()` / `default_metrics()`
+    and keeps the loss as `task_loss`; the subclass's `compute_loss` calls it
+    (through `task_loss_or_raise`) so a loss that gathers across replicas runs in
+    the replica context, where Keras's compiled-loss machinery cannot.
     """
+
+    # ------------------------------------------------------------------------------------------------
+    # Training: one compile for every Task; each subclass names its defaults and writes `compute_loss`.
+
+    def default_optimizer(self):
+        """The optimizer `compile(optimizer="auto")` uses: AdamW with `AdamWConfig()` at a constant rate."""
+        from florence_keras.models.adamw_config import AdamWConfig
+
+        return AdamWConfig().constant_rate_optimizer(self.trainable_variables)
+
+    def default_loss(self):
+        """The loss `compile(loss="auto")` uses."""
+        raise NotImplementedError(f"{type(self).__name__} must define `default_loss()`.")
+
+    def default_metrics(self):
+        """The metrics `compile(metrics="auto")` uses (none by default: the loss is reported)."""
+        return None
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """Configures `fit` / `evaluate` with the Task's defaults.
+
+        Args:
+            optimizer: `"auto"` (`default_optimizer()`), an optimizer name or a `keras.optimizers.Optimizer`.
+            loss: `"auto"` (`default_loss()`) or a loss called by `compute_loss`.
+            metrics: `"auto"` (`default_metrics()`) or a list of Keras metrics.
+            **kwargs: `keras.Model.compile` arguments.
+        """
+        if isinstance(optimizer, str) and optimizer == "auto":
+            optimizer = self.default_optimizer()
+        if isinstance(loss, str) and loss == "auto":
+            loss = self.default_loss()
+        if isinstance(metrics, str) and metrics == "auto":
+            metrics = self.default_metrics()
+        # The loss is the Task's own (`compute_loss` calls it); Keras's compiled-loss machinery would build
+        # it symbolically in the strategy's cross-replica context, where no gather is possible.
+        self.task_loss = loss
+        super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and getattr(self, "task_loss", None) is not None:
+            config["loss"] = keras.saving.serialize_keras_object(self.task_loss)
+        return config
+
+    def compile_from_config(self, config):
+        # `.keras` loading: re-compile with the saved optimizer and the Task's loss, then build the
+        # optimizer so its saved variables can be restored (what Keras does for a non-custom `compile`).
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def task_loss_or_raise(self):
+        """The compiled loss; a clear error when the Task was compiled with `loss=None`."""
+        if getattr(self, "task_loss", None) is None:
+            raise ValueError(
+                f"{type(self).__name__} was compiled with `loss=None`; use `compile()` or give a loss.")
+        return self.task_loss
+
+    def with_layer_losses(self, loss):
+        """`loss` plus the layers' own losses (`self.losses`), if any."""
+        for extra in self.losses:
+            loss = loss + ops.cast(ops.sum(extra), loss.dtype)
+        return loss
 
     @_classproperty
     def presets(cls):
