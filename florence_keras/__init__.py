@@ -9,6 +9,11 @@ import os as _os
 # Quiet TensorFlow's C++ start-up logging unless the user asked for it.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from florence_keras.startup_logging import list_physical_devices_quietly as _list_devices  # noqa: E402
+
+# Devices are listed now, so that a machine without a GPU starts without TensorFlow's CUDA probe error.
+_list_devices()
+
 from florence_keras import layers  # noqa: E402
 from florence_keras import models  # noqa: E402
 from florence_keras.models import CoSwinBackbone  # noqa: E402

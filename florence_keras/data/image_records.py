@@ -394,8 +394,9 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
         dataset = decoded_epoch()
     else:
         dataset = _positioned_stream(decoded_epoch, start_position)
+    # Element order: tf.data's default (`deterministic` unset) is deterministic, and every order-keeping op above
+    # says so itself; setting the option here would make a caller's `deterministic=False` log a warning.
     options = tf.data.Options()
-    options.deterministic = True
     if input_context is not None:
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return dataset.with_options(options)

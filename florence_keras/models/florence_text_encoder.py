@@ -52,11 +52,15 @@ class EndOfTextPooler(keras.layers.Layer):
 
     def call(self, hidden_states, token_ids):
         is_eos = ops.equal(token_ids, self.eos_token_id)
-        first_eos = ops.argmax(ops.cast(is_eos, "int32"), axis=-1)
-        fallback = ops.argmax(token_ids, axis=-1)
+        first_eos = ops.cast(ops.argmax(ops.cast(is_eos, "int32"), axis=-1), "int32")
+        fallback = ops.cast(ops.argmax(token_ids, axis=-1), "int32")
         index = ops.where(ops.any(is_eos, axis=-1), first_eos, fallback)
-        index = ops.cast(index, "int32")[:, None, None]
-        return ops.squeeze(ops.take_along_axis(hidden_states, index, axis=1), axis=1)
+        # A gather of rows of the flattened (B * L, D) states, in int32: exact, and no int64 index arithmetic
+        # (`take_along_axis` makes int64 products, which TensorFlow's oneDNN path logs an error about on CPUs
+        # without AVX-512).
+        shape = ops.shape(hidden_states)
+        rows = ops.arange(shape[0], dtype="int32") * ops.cast(shape[1], "int32") + index
+        return ops.take(ops.reshape(hidden_states, (-1, hidden_states.shape[-1])), rows, axis=0)
 
     def compute_output_shape(self, hidden_states_shape, token_ids_shape):
         return (hidden_states_shape[0], hidden_states_shape[-1])
