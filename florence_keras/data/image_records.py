@@ -451,3 +451,26 @@ def _file_dataset(files, data_format):
         {"paths": files, "sizes": np.array(sizes, np.int64), "compressed": np.array(compressed, bool)}
     )
 
+
+
+def count_listed_examples(paths, data_format, image_root=None, image_key=None, text_key=None, class_names=None):
+    """How many examples index files (csv/tsv/csvlabel/coco) or ImageFolder trees list, without reading an image.
+
+    A total for progress bars: `load_image_records` yields at most this many (bad ones are skipped). Shard formats
+    (wds, tfrecord) give None: counting their records means reading them.
+
+    Args:
+        paths, data_format, image_root, image_key, text_key, class_names: as for `load_image_records`.
+
+    Returns:
+        int, or None for wds / tfrecord.
+    """
+    if data_format not in _INDEX_FORMATS:
+        return None
+    from florence_keras.data.skip_counter import SkipCounter  # what the listing leaves out is not reported twice
+
+    default_image_key, default_text_key = _DEFAULT_KEYS.get(data_format, (None, None))
+    files = expand_paths(paths) if data_format != "imagefolder" else _expand_roots(paths)
+    per_file = _read_index(files, data_format, image_root, (image_key or default_image_key, text_key or
+                                                             default_text_key), class_names, SkipCounter())
+    return sum(len(entry[0]) for entry in per_file)

@@ -92,6 +92,20 @@ def eval_image_dataset(paths, data_format, image_size, batch_size=32, max_exampl
     return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
 
 
+def _listed_batches(paths, data_format, batch_size, max_examples, reader_kwargs):
+    """The progress bar's total: batches of the examples the data lists (None for shard formats)."""
+    from florence_keras.data import image_records
+
+    keys = ("image_root", "image_key", "text_key", "class_names")
+    listed = image_records.count_listed_examples(paths, data_format, **{k: reader_kwargs[k] for k in keys
+                                                                         if k in reader_kwargs})
+    if listed is None:
+        return None
+    if max_examples is not None:
+        listed = min(listed, int(max_examples))
+    return -(-listed // batch_size) or None
+
+
 def _skip_counter():
     from florence_keras.data.skip_counter import SkipCounter
 
@@ -138,7 +152,9 @@ def encode_labelled_images(clip, preset, paths, data_format, split="test", batch
         dataset = eval_image_dataset(paths, data_format, image_size, batch_size, max_examples,
                                      skip_counter=counter, **reader_kwargs)
         encoded = features_lib.encode_image_dataset(
-            clip.encode_images, dataset, keep_keys=("class_names", "sources"), verbose=verbose
+            clip.encode_images, dataset, keep_keys=("class_names", "sources"), verbose=verbose,
+            num_batches=_listed_batches(paths, data_format, batch_size, max_examples, reader_kwargs) if verbose
+            else None,
         )
         encoded["num_skipped"] = np.array(counter.count, dtype=np.int64)
         if counter.count:
@@ -184,7 +200,9 @@ def encode_captioned_images(clip, preset, paths, data_format, split="test", batc
                                      skip_counter=counter, **reader_kwargs)
         index, image_features, thumbnails, sources = {}, [], [], []
         captions, text_to_image, empty = [], [], 0
-        progbar = features_lib.progress_bar(None, verbose, unit_name="batch")
+        target = _listed_batches(paths, data_format, batch_size, max_examples, reader_kwargs) if verbose else None
+        progbar = features_lib.progress_bar(target, verbose, unit_name="batch")
+        step = -1
         for step, batch in enumerate(dataset):
             batch_sources = [s.decode("utf-8") for s in batch["sources"].numpy()]
             batch_texts = [t.decode("utf-8") for t in batch["texts"].numpy()]
@@ -210,6 +228,7 @@ def encode_captioned_images(clip, preset, paths, data_format, split="test", batc
             progbar.update(step + 1)
         if not sources:
             raise ValueError(f"No image could be read from {paths!r} (data_format={data_format!r}).")
+        features_lib.finish_progress_bar(progbar, step + 1)
         if counter.count:
             logging.warning("%s", counter.summary())
         # Images whose captions were all empty cannot be scored image->text: drop them and re-index.

@@ -20,8 +20,8 @@ _IMAGE_KEYS = ("images", "image")
 
 
 class _NoProgbar:
-    def update(self, current):
-        del current
+    def update(self, current, finalize=None):
+        del current, finalize
 
 
 def progress_bar(target, verbose=True, unit_name="step"):
@@ -31,6 +31,12 @@ def progress_bar(target, verbose=True, unit_name="step"):
     import keras  # Lazy: the metric code does not need Keras.
 
     return keras.utils.Progbar(target, unit_name=unit_name)
+
+
+def finish_progress_bar(progbar, current):
+    """Ends a progress bar at `current` steps when it has not ended by reaching its target (skips, no target)."""
+    if getattr(progbar, "target", None) != current:
+        progbar.update(current, finalize=True)
 
 
 def _as_array(value):
@@ -62,7 +68,8 @@ def _split_batch(batch, image_key):
     return batch, {}
 
 
-def encode_image_dataset(encode_images, dataset, image_key=None, keep_keys=("labels",), verbose=True):
+def encode_image_dataset(encode_images, dataset, image_key=None, keep_keys=("labels",), verbose=True,
+                         num_batches=None):
     """Encodes every image of a batched dataset into a numpy feature matrix.
 
     Args:
@@ -75,6 +82,8 @@ def encode_image_dataset(encode_images, dataset, image_key=None, keep_keys=("lab
         keep_keys: other batch fields to return alongside the features (e.g. `"labels"`, `"texts"`); a
             missing key is an error. Byte strings are decoded to `str`.
         verbose: show a `keras.utils.Progbar` (one step per batch).
+        num_batches: the progress bar's total when the dataset's cardinality is unknown (a reader that skips bad
+            examples), e.g. from `image_records.count_listed_examples`; the bar may end short of it.
 
     Returns:
         dict with `"features"` (float32 `[N, D]`) and one numpy array `[N, ...]` per key of `keep_keys`.
@@ -95,6 +104,7 @@ def encode_image_dataset(encode_images, dataset, image_key=None, keep_keys=("lab
         target = cardinality if cardinality > 0 else None
     elif hasattr(dataset, "__len__"):
         target = len(dataset)
+    target = target or num_batches
     progbar = progress_bar(target, verbose, unit_name="batch")
     features, extras = [], {key: [] for key in keep_keys}
     dim = None
@@ -118,6 +128,7 @@ def encode_image_dataset(encode_images, dataset, image_key=None, keep_keys=("lab
         progbar.update(step + 1)
     if not features:
         raise ValueError("`dataset` yielded no batches; there is nothing to encode.")
+    finish_progress_bar(progbar, len(features))
     result = {"features": np.concatenate(features, axis=0)}
     for key in keep_keys:
         result[key] = np.concatenate(extras[key], axis=0)
