@@ -1,7 +1,7 @@
 """Writes the built-in procedural dataset (`SceneGenerator`) to disk in the standard formats.
 
 Every format holds the same JPEG bytes and the same caption per image, so reading any of them back through the
-real loaders gives identical examples. Layout under `out_dir` (`{split}` is `train` or `heldout`):
+real loaders gives identical examples. Layout under `out_dir` (`{split}` is `train`, `heldout` or `test`):
 
     images/{split}/{split}_000000.jpg          the images (always written)
     {split}.csv                                 csv: filepath,caption (paths relative to out_dir)
@@ -11,6 +11,10 @@ real loaders gives identical examples. Layout under `out_dir` (`{split}` is `tra
     wds/{split}-000000.tar                      wds: key.jpg + key.txt
     tfrecord/{split}-00000-of-00004.tfrecord    tfrecord: image/encoded + caption
     instances_{split}.json                      instances: COCO instances (boxes, RLE masks, attributes)
+    attributes_{split}.csv                      attributes: filepath,shape,colour,size,place,count,caption_style
+                                                (the primary object's attributes and the number of objects)
+    captions_multi_{split}.json                 captions_multi: COCO captions, several per image
+                                                (`MULTI_CAPTION_STYLES`: retrieval with several captions per image)
     depth/{split}/..png, depth_{split}.csv      depth: 16-bit PNG depth (millimetres), filepath,depth pairs
     vqa/questions_{split}.json, vqa/annotations_{split}.json   vqa: VQA v2 layout (+ an "images" list)
     video/{split}/{label}/..avi, video_{split}.csv             video (not default): MJPG clips, path,label
@@ -32,8 +36,16 @@ from florence_keras.data import scene as scene_lib
 from florence_keras.data import scene_generator as generator_lib
 from florence_keras.data.tfrecord_example import make_image_text_example
 
-FORMATS = ("csv", "csvlabel", "coco", "imagefolder", "wds", "tfrecord", "instances", "depth", "vqa", "video")
+FORMATS = ("csv", "csvlabel", "coco", "imagefolder", "wds", "tfrecord", "instances", "depth", "vqa", "video",
+           "attributes", "captions_multi")
 DEFAULT_FORMATS = tuple(name for name in FORMATS if name != "video")
+# The formats `ensure_builtin_dataset` writes (pretraining, its evaluation and the evaluation recipes).
+ENSURED_FORMATS = ("csv", "coco", "imagefolder", "tfrecord", "attributes", "captions_multi")
+# Caption styles of `captions_multi` [ours]: the specific ones (size and place; count and relation; every object).
+# The generic styles ("a circle", "a red object") are left out: identical on many images, they make text->image
+# recall ill-posed.
+MULTI_CAPTION_STYLES = ("photo", "count", "objects")
+ATTRIBUTE_COLUMNS = ("filepath", "shape", "colour", "size", "place", "count", "caption_style")
 
 
 def _write_json(path, document):
@@ -90,6 +102,7 @@ def _write_split(out_dir, split, count, generator, formats, num_shards, jpeg_qua
     os.makedirs(os.path.join(out_dir, "images", split), exist_ok=True)
     captions, classes, encoded = [], [], []
     instances, questions, answers, depth_rows = [], [], [], []
+    attribute_rows, multi_captions = [], []
     for index, name in enumerate(names):
         scene = generator.scene(index, split)
         ok, jpeg = cv2.imencode(".jpg", scene.image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
@@ -102,6 +115,14 @@ def _write_split(out_dir, split, count, generator, formats, num_shards, jpeg_qua
         captions.append(scene.caption)
         classes.append(scene.primary.shape)
         image_id = index + 1
+        if "attributes" in formats:
+            primary = scene.primary
+            attribute_rows.append((image_files[index], primary.shape, primary.colour, primary.size,
+                                   scene_lib.horizontal_place(primary, generator.image_size), len(scene.objects),
+                                   scene.caption_style))
+        if "captions_multi" in formats:
+            texts = list(dict.fromkeys(scene.captions[style] for style in MULTI_CAPTION_STYLES))
+            multi_captions.extend((image_id, text) for text in texts)
         if "instances" in formats:
             for k, (obj, mask) in enumerate(zip(scene.objects, scene.masks)):
                 instances.append({
@@ -155,6 +176,21 @@ def _write_split(out_dir, split, count, generator, formats, num_shards, jpeg_qua
             "images": images,
             "annotations": [
                 {"id": i + 1, "image_id": i + 1, "caption": caption} for i, caption in enumerate(captions)
+            ],
+        })
+    if "attributes" in formats:
+        paths["attributes"] = os.path.join(out_dir, f"attributes_{split}.csv")
+        _write_csv(paths["attributes"], ATTRIBUTE_COLUMNS, attribute_rows)
+    if "captions_multi" in formats:
+        paths["captions_multi"] = os.path.join(out_dir, f"captions_multi_{split}.json")
+        _write_json(paths["captions_multi"], {
+            "info": {"description": f"florence_keras built-in scenes, {split} split, captions of the styles "
+                                    f"{', '.join(MULTI_CAPTION_STYLES)}"},
+            "licenses": [],
+            "images": images,
+            "annotations": [
+                {"id": i + 1, "image_id": image_id, "caption": text}
+                for i, (image_id, text) in enumerate(multi_captions)
             ],
         })
     if "imagefolder" in formats:
@@ -237,7 +273,8 @@ def _write_clips(out_dir, split, generator, count, num_frames):
 
 
 def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0, formats=DEFAULT_FORMATS,
-                          num_shards=4, jpeg_quality=95, num_clips=None, clip_frames=8, verbose=False):
+                          num_shards=4, jpeg_quality=95, num_clips=None, clip_frames=8, verbose=False, num_test=0,
+                          caption_style_probabilities=None):
     """Generates the built-in scenes and writes them in the standard on-disk formats.
 
     Args:
@@ -252,6 +289,8 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
         num_clips: clips per split for `video` (default: as many as images).
         clip_frames: frames per clip.
         verbose: show a progress bar.
+        num_test: int >= 0, in-distribution test images (seen combinations, images never in the training split).
+        caption_style_probabilities: the caption mix (see `SceneGenerator`); None: its default.
 
     Returns:
         dict: `root`, `info` (builtin_info.json), `class_names`, `heldout_combinations`, and per format a dict
@@ -271,25 +310,28 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
         raise ValueError(f"`num_train` must be an int >= 1. Received: num_train={num_train!r}")
     if not isinstance(num_heldout, int) or num_heldout < 0:
         raise ValueError(f"`num_heldout` must be an int >= 0. Received: num_heldout={num_heldout!r}")
+    if not isinstance(num_test, int) or num_test < 0:
+        raise ValueError(f"`num_test` must be an int >= 0. Received: num_test={num_test!r}")
     if not isinstance(jpeg_quality, int) or not 1 <= jpeg_quality <= 100:
         raise ValueError(f"`jpeg_quality` must be an int in 1..100. Received: jpeg_quality={jpeg_quality!r}")
     if not isinstance(num_shards, int) or num_shards < 1:
         raise ValueError(f"`num_shards` must be an int >= 1. Received: num_shards={num_shards!r}")
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    generator = generator_lib.SceneGenerator(image_size=image_size, seed=seed)
+    generator = generator_lib.SceneGenerator(image_size=image_size, seed=seed,
+                                             caption_style_probabilities=caption_style_probabilities)
     progress = None
     if verbose:
         from tqdm import tqdm  # local: only for the progress bar
 
-        progress = tqdm(total=num_train + num_heldout, desc="built-in scenes", unit="img")
+        progress = tqdm(total=num_train + num_heldout + num_test, desc="built-in scenes", unit="img")
     result = {
         "root": out_dir,
         "class_names": generator.class_names,
         "heldout_combinations": [list(pair) for pair in generator.heldout_combinations],
     }
     counts = {}
-    for split, count in (("train", num_train), ("heldout", num_heldout)):
+    for split, count in (("train", num_train), ("heldout", num_heldout), ("test", num_test)):
         if count == 0:
             continue
         split_paths, captions = _write_split(out_dir, split, count, generator, formats, num_shards, jpeg_quality,
@@ -306,7 +348,7 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
         "classes": generator.class_names,
         "colours": list(generator.colours),
         "heldout_combinations": result["heldout_combinations"],
-        "caption_style_probabilities": generator_lib.CAPTION_STYLE_PROBABILITIES,
+        "caption_style_probabilities": generator.caption_style_probabilities,
         "depth_png_scale": scene_lib.DEPTH_PNG_SCALE,
         "formats": list(formats),
         "splits": counts,
@@ -317,14 +359,31 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
     return result
 
 
-def ensure_builtin_dataset(directory, num_train, num_heldout, image_size, seed):
-    """Writes the built-in dataset once (csv, coco, imagefolder, tfrecord); reuses it when the same settings were
-    written before. Pretraining, fine-tuning and the evaluation recipes share it through `--builtin_dir`.
+# In-distribution test images that `ensure_builtin_dataset` writes unless told otherwise.
+DEFAULT_NUM_TEST = 1000
+
+
+def ensure_builtin_dataset(directory, num_train, num_heldout, image_size, seed, num_test=DEFAULT_NUM_TEST,
+                           caption_style_probabilities=None):
+    """Writes the built-in dataset once (`ENSURED_FORMATS`); reuses it when the same settings were written before.
+    Pretraining, fine-tuning and the evaluation recipes share it through `--builtin_dir`.
+
+    Args:
+        directory: where the data goes.
+        num_train, num_heldout, num_test: images of the training, held-out (unseen combinations) and
+            in-distribution test splits.
+        image_size: image side.
+        seed: dataset seed.
+        caption_style_probabilities: the caption mix (see `SceneGenerator`); None: its default.
 
     Returns:
         The paths dict of `write_builtin_dataset`.
     """
-    settings = {"num_train": num_train, "num_heldout": num_heldout, "image_size": image_size, "seed": seed}
+    styles = generator_lib.SceneGenerator(
+        image_size=max(int(image_size), 32), caption_style_probabilities=caption_style_probabilities,
+    ).caption_style_probabilities
+    settings = {"num_train": num_train, "num_heldout": num_heldout, "num_test": num_test, "image_size": image_size,
+                "seed": seed, "caption_style_probabilities": styles, "formats": list(ENSURED_FORMATS)}
     marker = os.path.join(directory, "florence_builtin_settings.json")
     paths_file = os.path.join(directory, "florence_builtin_paths.json")
     if os.path.exists(marker) and os.path.exists(paths_file):
@@ -333,7 +392,8 @@ def ensure_builtin_dataset(directory, num_train, num_heldout, image_size, seed):
                 with open(paths_file, encoding="utf-8") as g:
                     return json.load(g)
     paths = write_builtin_dataset(directory, num_train, num_heldout, image_size=image_size, seed=seed,
-                                  formats=("csv", "coco", "imagefolder", "tfrecord"), verbose=True)
+                                  formats=ENSURED_FORMATS, verbose=True, num_test=num_test,
+                                  caption_style_probabilities=caption_style_probabilities)
     with open(paths_file, "w", encoding="utf-8") as f:
         json.dump(paths, f)
     with open(marker, "w", encoding="utf-8") as f:  # written last: marks a complete dataset

@@ -142,3 +142,60 @@ def random_flip(image, text, seed, swap_text=True):
     if swap_text:
         text = tf.cond(flip, lambda: swap_left_right(text), lambda: text)
     return image, text
+
+
+# [ours] Chromatic colour words: a greyscale image no longer shows them, so `random_greyscale` removes them from its
+# caption. Achromatic words (black, white, grey) stay true of a greyscale image and are kept.
+CHROMATIC_COLOUR_WORDS = (
+    "red", "green", "blue", "yellow", "purple", "orange", "cyan", "pink", "brown", "violet", "magenta", "turquoise",
+    "teal", "lime", "maroon", "navy", "beige", "gold", "golden", "olive", "indigo", "crimson", "scarlet",
+)
+
+
+def remove_colour_words(texts, words=CHROMATIC_COLOUR_WORDS):
+    """Removes colour adjectives (a colour word followed by another word) and re-agrees the articles.
+
+    "a photo of an orange circle" -> "a photo of a circle"; "a red object" -> "an object". A colour word not
+    followed by a word (a noun, as in "I like red") is kept.
+
+    Args:
+        texts: str or `tf.string` tensor of any shape.
+        words: the colour words (matched case-insensitively, whole words).
+
+    Returns:
+        `tf.string` tensor of the same shape.
+
+    Example:
+    >>> remove_colour_words(["a photo of an orange circle", "two objects: a red star and a Blue ring"]).numpy()
+    array([b'a photo of a circle', b'two objects: a star and a ring'], dtype=object)
+    """
+    from florence_keras.data.labels import fix_indefinite_articles
+
+    if not words:
+        return tf.convert_to_tensor(texts, tf.string)
+    pattern = r"\b(?i:" + "|".join(sorted(words, key=len, reverse=True)) + r")\s+([A-Za-z])"
+    return fix_indefinite_articles(tf.strings.regex_replace(tf.convert_to_tensor(texts, tf.string), pattern, r"\1"))
+
+
+def random_greyscale(image, text, seed, probability, words=CHROMATIC_COLOUR_WORDS):
+    """With probability `probability`, converts an image to greyscale and removes colour words from its text.
+
+    The caption stays true of the pixels: a greyscale "red circle" is captioned "a circle".
+
+    Args:
+        image: uint8 `[H, W, 3]`.
+        text: scalar `tf.string`.
+        seed: int `[2]` stateless seed.
+        probability: float in [0, 1].
+        words: colour words removed from the text of a greyscale image (`remove_colour_words`).
+
+    Returns:
+        `(image, text, applied)`: uint8 `[H, W, 3]`, scalar `tf.string` and a bool scalar.
+    """
+    if not 0.0 <= probability <= 1.0:
+        raise ValueError(f"`probability` must be in [0, 1]. Received: probability={probability!r}")
+    image = tf.convert_to_tensor(image)
+    text = tf.convert_to_tensor(text, tf.string)
+    applied = tf.random.stateless_uniform([], seed=seed) < probability
+    grey = tf.image.grayscale_to_rgb(_to_uint8(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))))
+    return (tf.where(applied, grey, image), tf.where(applied, remove_colour_words(text, words), text), applied)

@@ -120,10 +120,50 @@ def prompt_class_name(class_names):
     return tf.strings.regex_replace(tf.convert_to_tensor(class_names, tf.string), "_", " ")
 
 
+def fix_indefinite_articles(texts):
+    """Makes every "a"/"an" agree with the next word's first letter ("a orange" -> "an orange", "an red" -> "a red").
+
+    The rule is the first letter (a vowel takes "an"), as `florence_keras.data.scene.article`; English exceptions
+    ("an hour", "a unicorn") are not handled. Used after filling templates such as "a photo of a {}." and after
+    removing words from a caption.
+
+    Args:
+        texts: str or `tf.string` tensor of any shape.
+
+    Returns:
+        `tf.string` tensor of the same shape.
+
+    Example:
+    >>> fix_indefinite_articles(["a photo of a orange.", "An red circle"]).numpy().tolist()
+    [b'a photo of an orange.', b'A red circle']
+    """
+    texts = tf.convert_to_tensor(texts, tf.string)
+    texts = tf.strings.regex_replace(texts, r"\b([Aa]) ([AEIOUaeiou])", r"\1n \2")
+    return tf.strings.regex_replace(texts, r"\b([Aa])n ([B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z0-9])", r"\1 \2")
+
+
+def strip_leading_article(texts):
+    """Removes one leading "a ", "an " or "the " (any case): "a red circle" -> "red circle".
+
+    Args:
+        texts: str or `tf.string` tensor of any shape.
+
+    Returns:
+        `tf.string` tensor of the same shape.
+
+    Example:
+    >>> strip_leading_article(["a red circle", "An orange", "theatre", "two objects"]).numpy().tolist()
+    [b'red circle', b'orange', b'theatre', b'two objects']
+    """
+    texts = tf.convert_to_tensor(texts, tf.string)
+    return tf.strings.regex_replace(tf.strings.strip(texts), r"^(?i:an|a|the)\s+", "")
+
+
 def fill_random_template(class_names, seed, templates=DEFAULT_TEMPLATES):
     """Fills one prompt template, drawn at random per element, with each class name.
 
-    The draw is stateless: the same `seed` gives the same templates, eagerly and inside `tf.data`.
+    The draw is stateless: the same `seed` gives the same templates, eagerly and inside `tf.data`. The indefinite
+    articles of the result agree with the name ("a photo of an orange.", see `fix_indefinite_articles`).
 
     Args:
         class_names: `tf.string` tensor of any shape (underscores are shown as spaces, see `prompt_class_name`).
@@ -144,4 +184,4 @@ def fill_random_template(class_names, seed, templates=DEFAULT_TEMPLATES):
     )
     prefix = tf.gather(tf.constant(prefixes), index)
     suffix = tf.gather(tf.constant(suffixes), index)
-    return tf.strings.join([prefix, names, suffix])
+    return fix_indefinite_articles(tf.strings.join([prefix, names, suffix]))

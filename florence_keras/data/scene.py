@@ -203,7 +203,11 @@ def relation(first, second):
     return "above" if dy < 0 else "below"
 
 
-CAPTION_STYLES = ("short", "class", "photo", "count", "depth")
+# Caption styles (`Scene.captions`): "short" names the primary object ("a red circle"), "class" its shape alone
+# ("a circle"), "colour" its colour alone ("a red object"), "photo" adds size and place ("a photo of a small red
+# circle on the left"), "count" the number of objects and a relation, "depth" the occlusion order, and "objects"
+# every object, nearest first ("a red circle, a blue star and a green cross").
+CAPTION_STYLES = ("short", "class", "photo", "count", "depth", "colour", "objects")
 
 
 @dataclasses.dataclass
@@ -275,10 +279,13 @@ class Scene:
         place = horizontal_place(primary, size)
         where = " in the middle" if place == "middle" else f" on the {place}"
         a_primary = f"{article(primary.name)} {primary.name}"
+        names = [f"{article(obj.name)} {obj.name}" for obj in self.objects]
         captions = {
             "short": a_primary,
             "class": f"{article(primary.shape)} {primary.shape}",
             "photo": f"a photo of a {primary.size} {primary.name}{where}",
+            "colour": f"{article(primary.colour)} {primary.colour} object",
+            "objects": names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1],
         }
         if len(self.objects) >= 2:
             other = self.objects[1]

@@ -9,14 +9,17 @@ Held-out split [ours]: 8 (shape, colour) combinations never appear in the traini
 (`HELDOUT_COMBINATIONS`, one colour per shape and one shape per colour). In the held-out split the primary object
 (objects[0], the ImageFolder class) always has a held-out combination, so zero-shot classification there tests
 generalisation to unseen combinations of seen shapes and colours; its other objects may have any combination.
+
+Test split [ours]: drawn like the training split (seen combinations only) from its own random stream, so its images
+are never training images: the in-distribution test set.
 """
 
 import numpy as np
 
 from florence_keras.data import scene as scene_lib
 
-SPLITS = ("train", "heldout")
-_SPLIT_IDS = {"train": 0, "heldout": 1}
+SPLITS = ("train", "heldout", "test")
+_SPLIT_IDS = {"train": 0, "heldout": 1, "test": 2}
 
 # (shape, colour) pairs that never occur in the training split: shape i gets colour (3 i + 1) mod 8.
 HELDOUT_COMBINATIONS = (
@@ -41,6 +44,9 @@ class SceneGenerator:
         image_size: int, side of the square images (>= 32).
         seed: int, the dataset seed; scene `i` of a split depends only on `(seed, split, i)`.
         max_objects: int in 1..3, the most objects in a scene.
+        caption_style_probabilities: dict style -> probability (styles of `scene.CAPTION_STYLES`, summing to 1):
+            how often each style is a scene's caption. Defaults to `CAPTION_STYLE_PROBABILITIES`. Images do not
+            depend on it (the style is drawn last), so two generators that differ only here give the same images.
 
     Example:
     >>> generator = SceneGenerator(image_size=64, seed=0)
@@ -54,13 +60,22 @@ class SceneGenerator:
     shapes = scene_lib.SHAPES
     colours = tuple(scene_lib.COLOURS)
 
-    def __init__(self, image_size=64, seed=0, max_objects=3):
+    def __init__(self, image_size=64, seed=0, max_objects=3, caption_style_probabilities=None):
         if not isinstance(image_size, int) or image_size < 32:
             raise ValueError(f"`image_size` must be an int >= 32. Received: image_size={image_size!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"`seed` must be an int >= 0. Received: seed={seed!r}")
         if max_objects not in (1, 2, 3):
             raise ValueError(f"`max_objects` must be 1, 2 or 3. Received: max_objects={max_objects!r}")
+        styles = dict(CAPTION_STYLE_PROBABILITIES if caption_style_probabilities is None
+                      else caption_style_probabilities)
+        unknown = sorted(set(styles) - set(scene_lib.CAPTION_STYLES))
+        if unknown or not styles or min(styles.values()) < 0 or abs(sum(styles.values()) - 1.0) > 1e-6:
+            raise ValueError(
+                f"`caption_style_probabilities` must map styles of {scene_lib.CAPTION_STYLES} to probabilities "
+                f"summing to 1. Received: caption_style_probabilities={caption_style_probabilities!r}"
+            )
+        self.caption_style_probabilities = styles
         self.image_size = image_size
         self.seed = int(seed)
         self.max_objects = max_objects
@@ -102,7 +117,7 @@ class SceneGenerator:
 
         Args:
             index: int >= 0.
-            split: `"train"` or `"heldout"`.
+            split: `"train"`, `"heldout"` or `"test"`.
 
         Returns:
             `Scene`.
@@ -127,8 +142,9 @@ class SceneGenerator:
             tint=tuple(float(v) for v in rng.uniform(-10.0, 10.0, 3)),
             noise_seed=int(rng.integers(2**31)),
         )
-        styles = list(CAPTION_STYLE_PROBABILITIES)
-        style = styles[int(rng.choice(len(styles), p=list(CAPTION_STYLE_PROBABILITIES.values())))]
+        styles = list(self.caption_style_probabilities)
+        probabilities = np.array(list(self.caption_style_probabilities.values()), np.float64)
+        style = styles[int(rng.choice(len(styles), p=probabilities / probabilities.sum()))]
         return scene_lib.Scene(index, split, self.image_size, objects, background, style, int(rng.integers(2**31)))
 
     def scenes(self, num_scenes, split="train", start=0):
@@ -136,7 +152,7 @@ class SceneGenerator:
 
         Args:
             num_scenes: int.
-            split: `"train"` or `"heldout"`.
+            split: `"train"`, `"heldout"` or `"test"`.
             start: int, the first index.
 
         Yields:
@@ -154,7 +170,7 @@ class SceneGenerator:
         Args:
             index: int >= 0, the clip's seed within the split (the clip starts from `scene(index, split)`).
             num_frames: int >= 2.
-            split: `"train"` or `"heldout"`.
+            split: `"train"`, `"heldout"` or `"test"`.
 
         Returns:
             `scene.Clip`.

@@ -7,6 +7,7 @@ setting is a plain keyword argument.
 import json
 import logging
 import os
+import resource
 import time
 
 import tensorflow as tf
@@ -26,6 +27,13 @@ logger = logging.getLogger(__name__)
 
 BUILTIN = "builtin"
 SKIP_REPORT = "data_skips.json"
+LOSS_CURVE = "loss_curve.png"
+
+
+def _cpu_seconds():
+    """User + system CPU seconds of this process (all threads) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class RecordSkipCounter(SkipCounter):
@@ -118,6 +126,8 @@ def pretrain_unicl(
     high_resolution_image_size=384,
     builtin_train=4000,
     builtin_heldout=600,
+    builtin_test=1000,
+    end_learning_rate=0.0,
     evaluate=True,
     command=None,
     verbose=1,
@@ -134,7 +144,8 @@ def pretrain_unicl(
         global_batch_size: the contrastive batch across all replicas.
         strategy: "default", "mirrored" or "multi_worker".
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
-        learning_rate, warmup_steps, weight_decay: AdamW with warm-up + cosine decay.
+        learning_rate, warmup_steps, weight_decay, end_learning_rate: AdamW with warm-up + cosine decay from
+            `learning_rate` to `end_learning_rate`.
         gradient_cache_chunk: per-replica chunk for gradient cache (None: off).
         activation_checkpointing: rematerialise the transformer blocks.
         checkpoint_every: steps between checkpoints.
@@ -144,18 +155,20 @@ def pretrain_unicl(
         augmented_texts_off_step: Florence's stage 2 starts here (None: never).
         high_resolution_step: Florence's stage 3 starts here (None: never).
         high_resolution_image_size: stage 3 resolution.
-        builtin_train, builtin_heldout: sizes of the built-in dataset.
-        evaluate: score the held-out split (built-in data only).
+        builtin_train, builtin_heldout, builtin_test: sizes of the built-in dataset's splits (training, unseen
+            combinations, in-distribution test).
+        evaluate: score the built-in test splits (built-in data only; `evaluate_builtin`).
         command: the command line, stored in the preset metadata.
         verbose: progress bar.
 
     Returns:
-        dict: `preset_dir`, `train` (trainer result), `heldout` (scores or None), `seconds`, `skipped_examples`
+        dict: `preset_dir`, `train` (trainer result), `scores` (`evaluate_builtin`'s, or None), `seconds`,
+        `cpu_seconds` (process user + system time), `loss_curve` (PNG path or None), `skipped_examples`
         (skipped reads), `skipped_records_by_reason` and `skip_report` (`model_dir/data_skips.json`: reads and
         distinct records skipped, by reason, and the records with their reasons; written by the chief, also when
         training fails).
     """
-    start = time.time()
+    start, start_cpu = time.time(), _cpu_seconds()
     # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
     strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
     os.makedirs(model_dir, exist_ok=True)
@@ -167,7 +180,7 @@ def pretrain_unicl(
         )
     if train_data == BUILTIN:
         builtin_paths = ensure_builtin_dataset(os.path.join(model_dir, "data"), builtin_train, builtin_heldout,
-                                               image_size, seed)
+                                               image_size, seed, num_test=builtin_test)
         if data_format not in builtin_paths:
             raise ValueError(f"The built-in data is written as csv, coco, imagefolder or tfrecord. "
                              f"Received: data_format={data_format!r}")
@@ -181,7 +194,7 @@ def pretrain_unicl(
 
     def model_fn():
         holder["task"] = FlorenceCLIP.from_preset(preset, **architecture_args)
-        return holder["task"].backbone
+        return holder["task"]
 
     preprocessor = _load_preprocessor(preset, image_size)
     skips = RecordSkipCounter(name="training data")
@@ -195,7 +208,7 @@ def pretrain_unicl(
         model_fn, make_dataset, model_dir=model_dir, total_steps=steps, global_batch_size=global_batch_size,
         strategy=strategy, precision=precision,
         optimizer=AdamWConfig().replace(learning_rate=learning_rate, warmup_steps=warmup_steps,
-                                        weight_decay=weight_decay),
+                                        weight_decay=weight_decay, end_learning_rate=end_learning_rate),
         chunk_size=gradient_cache_chunk,
         activation_checkpointing=activation_checkpointing, stages=stages, image_size=image_size,
         checkpoint_every=checkpoint_every, deterministic=deterministic, seed=seed, verbose=verbose,
@@ -206,43 +219,54 @@ def pretrain_unicl(
     finally:  # also when training fails: what was skipped so far
         if trainer.is_chief:
             write_skip_report(skip_report_path, skips, {"train_data": train_data, "data_format": data_format})
-    train_seconds = time.time() - start
+    train_seconds, train_cpu_seconds = time.time() - start, _cpu_seconds() - start_cpu
     if skips.count:
         logger.warning("%s", skips.summary())
     report = skips.report()
-    result = {"train": train_result, "preset_dir": None, "heldout": None, "seconds": None,
+    result = {"train": train_result, "preset_dir": None, "scores": None, "seconds": None, "cpu_seconds": None,
+              "loss_curve": None,
               "skipped_examples": skips.count, "skipped_records_by_reason": report["skipped_records_by_reason"],
               "skip_report": skip_report_path if trainer.is_chief else None}
     if not trainer.is_chief or train_result.get("preempted"):
-        result["seconds"] = time.time() - start
+        result["seconds"], result["cpu_seconds"] = time.time() - start, _cpu_seconds() - start_cpu
         return result
+    from florence_keras.training.loss_curve import plot_loss_curve
+
+    result["loss_curve"] = plot_loss_curve(os.path.join(model_dir, "tensorboard"), os.path.join(model_dir, LOSS_CURVE),
+                                           batch_size=global_batch_size)
     task = holder["task"]
     preset_dir = os.path.join(model_dir, "preset")
     task.save_to_preset(preset_dir)
     result["preset_dir"] = preset_dir
     if evaluate and builtin_paths is not None:
-        result["heldout"] = evaluate_heldout(task, builtin_paths, preset_dir, verbose=verbose)
-    result["seconds"] = time.time() - start
+        result["scores"] = evaluate_builtin(task, builtin_paths, preset_dir, verbose=verbose)
+    result["seconds"], result["cpu_seconds"] = time.time() - start, _cpu_seconds() - start_cpu
     _write_metadata(preset_dir, {
         "florence_training": {
             "command": command, "preset": preset, "train_data": train_data, "data_format": data_format,
             "image_size": image_size, "steps": steps, "global_batch_size": global_batch_size,
             "learning_rate": learning_rate, "warmup_steps": warmup_steps, "weight_decay": weight_decay,
+            "end_learning_rate": end_learning_rate,
             "precision": precision, "strategy": type(strategy).__name__, "seed": seed,
             "builtin_train": builtin_train if builtin_paths else None,
             "builtin_heldout": builtin_heldout if builtin_paths else None,
+            "builtin_test": builtin_test if builtin_paths else None,
             "final_loss": train_result.get("loss"), "train_seconds": round(train_seconds, 1),
+            "train_cpu_seconds": round(train_cpu_seconds, 1), "seconds": round(result["seconds"], 1),
+            "cpu_seconds": round(result["cpu_seconds"], 1), "cpu_count": os.cpu_count(),
             "skipped_examples": skips.count,
         },
-        "florence_heldout_scores": result["heldout"],
+        "florence_scores": result["scores"],
     })
     return result
 
 
-def evaluate_heldout(task, builtin_paths, preset_dir, verbose=1):
-    from florence_keras.evaluation.heldout_evaluation import evaluate_builtin_heldout
+def evaluate_builtin(task, builtin_paths, preset_dir, verbose=1):
+    """`florence_keras.evaluation.heldout_evaluation.evaluate_builtin` (imported late: training does not need the
+    evaluation package otherwise)."""
+    from florence_keras.evaluation.heldout_evaluation import evaluate_builtin as evaluate
 
-    return evaluate_builtin_heldout(task, builtin_paths, preset_dir, verbose=bool(verbose))
+    return evaluate(task, builtin_paths, preset_dir, verbose=bool(verbose))
 
 
 def _write_metadata(preset_dir, extra):

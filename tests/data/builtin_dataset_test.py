@@ -133,3 +133,46 @@ def test_writing_is_deterministic(tmp_path):
                 assert f.read() == g.read()
     with pytest.raises(ValueError, match="format"):
         write_builtin_dataset(tmp_path / "c", 2, 0, formats=("parquet",))
+
+
+def test_test_split_attributes_and_several_captions_per_image(tmp_path):
+    from florence_keras.data import scene as scene_lib
+    from florence_keras.data.builtin_dataset import MULTI_CAPTION_STYLES
+
+    paths = write_builtin_dataset(tmp_path, 5, 3, image_size=48, seed=4, num_test=7,
+                                  formats=("csv", "attributes", "captions_multi"))
+    gen = SceneGenerator(image_size=48, seed=4)
+    for split, count in (("train", 5), ("heldout", 3), ("test", 7)):
+        with open(paths["attributes"][split], newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == count
+        coco = COCO(paths["captions_multi"][split])
+        for index, row in enumerate(rows):
+            scene = gen.scene(index, split)
+            primary = scene.primary
+            assert row["filepath"] == f"images/{split}/{split}_{index:06d}.jpg"
+            assert (row["shape"], row["colour"], row["size"], int(row["count"]), row["caption_style"]) == (
+                primary.shape, primary.colour, primary.size, len(scene.objects), scene.caption_style)
+            expected_place = ("left", "middle", "right")[min(2, int(3 * primary.center[0] / 48))]
+            assert row["place"] == expected_place == scene_lib.horizontal_place(primary, 48)
+            captions = [a["caption"] for a in coco.imgToAnns[index + 1]]
+            assert captions == list(dict.fromkeys(scene.captions[s] for s in MULTI_CAPTION_STYLES))
+            assert coco.imgs[index + 1]["file_name"] == row["filepath"]
+        assert len(coco.getAnnIds()) >= 2 * count  # several captions per image
+
+
+def test_ensure_builtin_dataset_reuses_matching_settings_only(tmp_path):
+    from florence_keras.data.builtin_dataset import ENSURED_FORMATS
+    from florence_keras.data.builtin_dataset import ensure_builtin_dataset
+
+    first = ensure_builtin_dataset(str(tmp_path), 4, 2, 32, 0, num_test=3)
+    assert set(ENSURED_FORMATS) <= set(first) and "test" in first["attributes"]
+    stamp = os.path.getmtime(first["csv"]["train"])
+    assert ensure_builtin_dataset(str(tmp_path), 4, 2, 32, 0, num_test=3) == first
+    assert os.path.getmtime(first["csv"]["train"]) == stamp  # reused, not rewritten
+    other = ensure_builtin_dataset(str(tmp_path), 4, 2, 32, 0, num_test=3,
+                                   caption_style_probabilities={"class": 1.0})
+    with open(other["csv"]["train"], newline="") as f:
+        captions = [row["caption"] for row in csv.DictReader(f)]
+    gen = SceneGenerator(image_size=32, seed=0)
+    assert captions == [f"a {gen.scene(i).primary.shape}" for i in range(4)]

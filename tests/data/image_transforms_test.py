@@ -76,3 +76,38 @@ def test_antialiasing_can_be_switched_off():
     sharp = image_transforms.resize_center_crop(image, 16, antialias=False).numpy()
     assert smooth.shape == sharp.shape == (16, 16, 3)
     assert smooth.std() < sharp.std()  # the filter averages the noise away
+
+
+def test_remove_colour_words_keeps_the_caption_true_of_a_greyscale_image():
+    texts = ["a photo of an orange circle", "two objects: a red star and a Blue ring", "a red object",
+             "a black cat", "I like red"]
+    assert image_transforms.remove_colour_words(texts).numpy().tolist() == [
+        b"a photo of a circle", b"two objects: a star and a ring", b"an object", b"a black cat", b"I like red"]
+    assert image_transforms.remove_colour_words("a red cat", words=()).numpy() == b"a red cat"
+
+
+def test_random_greyscale_changes_pixels_and_text_together():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    applied_count = 0
+    for seed in range(40):
+        out, text, applied = image_transforms.random_greyscale(image, "a red circle", [seed, 3], 0.5)
+        out = out.numpy()
+        if bool(applied):
+            applied_count += 1
+            luma = np.round(image.astype(np.float64) @ [0.2989, 0.587, 0.114])
+            for channel in range(3):
+                np.testing.assert_allclose(out[..., channel], luma, atol=1)
+            assert text.numpy() == b"a circle"
+        else:
+            np.testing.assert_array_equal(out, image)
+            assert text.numpy() == b"a red circle"
+    assert 10 <= applied_count <= 30
+    never = image_transforms.random_greyscale(image, "a red circle", [1, 2], 0.0)
+    assert not bool(never[2])
+    in_pipeline = next(iter(tf.data.Dataset.from_tensors((image, "a red circle")).map(
+        lambda im, t: image_transforms.random_greyscale(im, t, tf.constant([7, 3]), 0.5))))
+    eager = image_transforms.random_greyscale(image, "a red circle", [7, 3], 0.5)
+    np.testing.assert_array_equal(in_pipeline[0].numpy(), eager[0].numpy())
+    with pytest.raises(ValueError, match="probability"):
+        image_transforms.random_greyscale(image, "x", [1, 2], 1.5)

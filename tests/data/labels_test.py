@@ -56,3 +56,17 @@ def test_imagenet_templates_are_clips_80():
     assert templates[0] == "a bad photo of a {}."
     assert all(t.count("{}") == 1 for t in templates)
     labels.validate_templates(labels.DEFAULT_TEMPLATES)
+
+
+def test_articles_agree_with_the_next_word():
+    texts = ["a photo of a orange.", "An red circle", "an apple and a egg", "a cat", "an 8 and a 8"]
+    expected = [b"a photo of an orange.", b"A red circle", b"an apple and an egg", b"a cat", b"a 8 and a 8"]
+    assert labels.fix_indefinite_articles(texts).numpy().tolist() == expected
+    filled = labels.fill_random_template(["orange circle", "red star"], [1, 2], ["a photo of a {}."]).numpy()
+    assert filled.tolist() == [b"a photo of an orange circle.", b"a photo of a red star."]
+
+
+def test_strip_leading_article_only_strips_a_whole_leading_article():
+    texts = ["a red circle", "An orange", "theatre", "two objects", "  the cat", "a"]
+    assert labels.strip_leading_article(texts).numpy().tolist() == [
+        b"red circle", b"orange", b"theatre", b"two objects", b"cat", b"a"]

@@ -48,11 +48,32 @@ def test_heldout_combinations_never_occur_in_training(generator, train_scenes):
     assert {obj.shape for obj in primaries} == set(scene_lib.SHAPES)
 
 
-def test_identical_captions_occur_on_several_images(train_scenes):
+def test_identical_captions_occur_on_several_images(generator, train_scenes):
     counts = collections.Counter(scene.caption for scene in train_scenes)
     assert counts.most_common(1)[0][1] >= 3
     assert sum(n for n in counts.values() if n > 1) >= 20
-    assert {scene.caption_style for scene in train_scenes} == set(scene_lib.CAPTION_STYLES)
+    used = {style for style, p in generator.caption_style_probabilities.items() if p > 0}
+    assert {scene.caption_style for scene in train_scenes} == used
+
+
+def test_the_caption_mix_changes_captions_not_images(generator):
+    only_class = SceneGenerator(image_size=SIZE, seed=11, caption_style_probabilities={"class": 1.0})
+    for index in range(12):
+        a, b = generator.scene(index), only_class.scene(index)
+        np.testing.assert_array_equal(a.image, b.image)
+        assert a.captions == b.captions and a.questions() == b.questions()
+        assert b.caption_style == "class" and b.caption == f"a {b.primary.shape}"
+    for bad in ({"short": 0.5}, {"nope": 1.0}, {"short": 1.5, "class": -0.5}, {}):
+        with pytest.raises(ValueError, match="caption_style_probabilities"):
+            SceneGenerator(image_size=SIZE, caption_style_probabilities=bad)
+
+
+def test_test_split_has_seen_combinations_and_new_images(generator):
+    heldout = set(HELDOUT_COMBINATIONS)
+    test = [generator.scene(i, "test") for i in range(60)]
+    assert not {(obj.shape, obj.colour) for scene in test for obj in scene.objects} & heldout
+    train_images = {generator.scene(i).image.tobytes() for i in range(60)}
+    assert not train_images & {scene.image.tobytes() for scene in test}
 
 
 def test_occlusion_depth_and_boxes_agree_with_an_independent_rendering(train_scenes):
@@ -84,6 +105,9 @@ def test_captions_describe_the_scene(train_scenes):
         article = "an" if primary.colour[0] in "aeiou" else "a"
         assert captions["short"] == f"{article} {primary.colour} {primary.shape}"
         assert captions["class"] == f"a {primary.shape}"
+        assert captions["colour"] == f"{article} {primary.colour} object"
+        names = [f"{'an' if o.colour[0] in 'aeiou' else 'a'} {o.colour} {o.shape}" for o in scene.objects]
+        assert captions["objects"] == (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
         assert primary.size in captions["photo"] and primary.name in captions["photo"]
         if len(scene.objects) > 1:
             assert captions["depth"].endswith(scene.objects[1].name)
@@ -134,7 +158,7 @@ def test_bad_arguments_are_refused(generator):
     with pytest.raises(ValueError, match="image_size"):
         SceneGenerator(image_size=16)
     with pytest.raises(ValueError, match="split"):
-        generator.scene(0, "test")
+        generator.scene(0, "validation")
     with pytest.raises(ValueError, match="index"):
         generator.scene(-1)
     with pytest.raises(ValueError, match="num_frames"):
