@@ -2,7 +2,6 @@
 
 import keras
 import tensorflow as tf
-from keras_hub.layers import StartEndPacker
 from keras_hub.models import Preprocessor
 
 from florence_keras.models.florence_backbone import FlorenceBackbone
@@ -51,23 +50,32 @@ class FlorenceCLIPPreprocessor(Preprocessor):
         self.tokenizer = tokenizer
         self.image_converter = image_converter
         self.sequence_length = sequence_length
-        self.packer = None
 
     def build(self, input_shape=None):
-        self.packer = StartEndPacker(
-            start_value=self.tokenizer.start_token_id,
-            end_value=self.tokenizer.end_token_id,
-            pad_value=self.tokenizer.end_token_id,
-            sequence_length=self.sequence_length,
-            return_padding_mask=False,
-        )
-        self.built = True
+        self.built = True  # nothing to create: the tokenizer and the converter are built already
+
+    def packer(self, tokens):
+        """Packs token ids `(B, None)` (ragged or dense) into int32 `(B, sequence_length)`.
+
+        `<|startoftext|>`, the first `sequence_length - 2` tokens, `<|endoftext|>`, then `<|endoftext|>`
+        padding — what keras-hub's `StartEndPacker(start, end, pad_value=end)` gives. Written with dense ops:
+        the packer's ragged concatenation transposes integer row lengths, which TensorFlow's oneDNN graph pass
+        logs an ERROR line about on CPUs without AVX-512 (harmless, but not what a healthy run should print).
+        """
+        start, end = self.tokenizer.start_token_id, self.tokenizer.end_token_id
+        body_length = self.sequence_length - 2
+        if isinstance(tokens, tf.RaggedTensor):
+            body = tokens.to_tensor(default_value=end, shape=[None, body_length])
+        else:
+            tokens = tf.convert_to_tensor(tokens)[:, :body_length]
+            body = tf.pad(tokens, [[0, 0], [0, body_length - tf.shape(tokens)[1]]], constant_values=end)
+        body = tf.cast(body, tf.int32)
+        column = tf.ones([tf.shape(body)[0], 1], tf.int32)
+        return tf.concat([column * start, body, column * end], axis=1)
 
     @preprocessing_function
     def tokenize(self, texts):
         """Strings `(B,)` (or one string) -> int32 token ids `(B, sequence_length)`."""
-        if not self.built:
-            self.build()
         texts = tf.convert_to_tensor(texts)
         if texts.dtype != tf.string:
             raise ValueError(f"`texts` must be strings. Received dtype: {texts.dtype}")
