@@ -1,8 +1,9 @@
 r"""Fault injection for training: SIGKILL / SIGTERM at random points, some inside checkpoint writes.
 
-Each trial trains a small deterministic run (the toy dual encoder of tests/training, with dropout, gradient cache,
-a stage switch and a large embedding table so that a checkpoint is ~40 MB and its write takes a while) in a fresh
-directory, interrupts it 1-3 times, then lets it finish. Checked per trial:
+Each trial trains a small deterministic run of the real model and input pipeline (`florence_mini` at 32 pixels with
+DropPath 0.1 and the gradient cache, on 24 built-in scenes written once as CSV and read by the pretraining input
+pipeline, with a stage switch; a checkpoint is ~30 MB, so its write takes a while) in a fresh directory, interrupts it
+1-3 times, then lets it finish. Checked per trial:
 
 * every resumed run starts (no unusable checkpoint stops it) and the final run completes all steps;
 * the final weights equal those of an uninterrupted reference run exactly (max abs diff 0).
@@ -10,7 +11,7 @@ directory, interrupts it 1-3 times, then lets it finish. Checked per trial:
 Where an interruption lands (`--modes`, drawn at random per interruption):
 
 * `startup`: a random delay after launch (imports, model build, restore);
-* `step`: after a random training step, plus 0-300 ms;
+* `step`: after a random training step (or the first one, for a run resumed past it), plus 0-300 ms;
 * `in_write`: as soon as TensorFlow's temporary files of a checkpoint write appear (`ckpt-N_temp/`), i.e. while
   the data files are being written;
 * `before_state`: after `ckpt-N.index` exists but before the `checkpoint` state file names it (the run is started
@@ -28,7 +29,8 @@ built-in data), inside a checkpoint write, or just after one, and compares the p
 
 The workers run a copy of `florence_keras` made at the start (`--no_snapshot`: the checkout itself), so edits made
 to the checkout during the trials can't make the reference and the trials differ. Exit status 0 when every trial
-passed. The tests (tests/training/fault_injection_test.py) run a few trials.
+passed. The tests (tests/training/fault_injection_test.py) run one trial. A worker that fails (exit status other than
+0 or the signal sent) puts the end of its stderr in the trial's `error`.
 """
 
 import argparse
@@ -43,9 +45,11 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOTAL_STEPS = 12
-CHECKPOINT_EVERY = 3
-VOCAB_SIZE = 50_000  # the toy's embedding table: 0.8M parameters, ~10 MB per checkpoint with Adam's moments
+TOTAL_STEPS = 8
+CHECKPOINT_EVERY = 2
+STAGE_2_STEP = 5  # prompt-augmented texts off from here
+IMAGE_SIZE = 32
+NUM_RECORDS = 24
 MODES = ("startup", "step", "in_write", "before_state", "in_save")
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM}
 SAVE_DELAY_ENV = "FLORENCE_TEST_CHECKPOINT_SAVE_DELAY"
@@ -62,45 +66,54 @@ def _source_root():
 
 
 def snapshot_sources(workdir):
-    """Copies florence_keras and the toy model into `workdir/src`, so that edits to the checkout made while the
-    trials run (other people's work) can't change the numbers between the reference and the trials."""
+    """Copies florence_keras and the recipes into `workdir/src`, so that edits to the checkout made while the trials
+    run (other people's work) can't change the numbers between the reference and the trials."""
     import shutil
 
     target = os.path.join(workdir, "src")
     if os.path.exists(target):
         shutil.rmtree(target)
-    shutil.copytree(os.path.join(ROOT, "florence_keras"), os.path.join(target, "florence_keras"),
-                    ignore=shutil.ignore_patterns("__pycache__", "BUILD"))
-    shutil.copytree(os.path.join(ROOT, "recipes"), os.path.join(target, "recipes"),
-                    ignore=shutil.ignore_patterns("__pycache__", "BUILD"))
-    os.makedirs(os.path.join(target, "tests", "training"))
-    shutil.copy(os.path.join(ROOT, "tests", "training", "toy_dual_encoder.py"),
-                os.path.join(target, "tests", "training", "toy_dual_encoder.py"))
+    for package in ("florence_keras", "recipes"):
+        shutil.copytree(os.path.join(ROOT, package), os.path.join(target, package),
+                        ignore=shutil.ignore_patterns("__pycache__", "BUILD"))
     return target
 
 
-def worker(model_dir, out, step_sleep):
+def prepare_data(workdir):
+    """Writes the trials' training data (built-in scenes as CSV) under `workdir` once; returns the CSV path."""
+    path = os.path.join(workdir, "data", "train.csv")
+    if not os.path.exists(path):
+        from florence_keras.data.builtin_dataset import write_builtin_dataset
+
+        write_builtin_dataset(os.path.join(workdir, "data"), num_train=NUM_RECORDS, num_heldout=0, formats=("csv",),
+                              image_size=IMAGE_SIZE, seed=0)
+    return path
+
+
+def worker(model_dir, out, step_sleep, data):
     root = _source_root()
-    sys.path.insert(0, os.path.join(root, "tests", "training"))
     sys.path.insert(0, root)
-    from toy_dual_encoder import build_toy_dual_encoder
-    from toy_dual_encoder import make_toy_dataset
 
     import tensorflow as tf
 
+    from florence_keras.models import preset_registry
+    from florence_keras.models.florence_clip import FlorenceCLIP
     from florence_keras.training import AdamWConfig
     from florence_keras.training import UniCLTrainer
     from florence_keras.training import florence_stages
+    from florence_keras.training.image_text_input import make_image_text_input_fn
 
+    preprocessor = preset_registry.build_architecture_preprocessor("florence_mini", IMAGE_SIZE)
     trainer = UniCLTrainer(
-        lambda: build_toy_dual_encoder(dropout=0.2, vocab_size=VOCAB_SIZE),
-        make_toy_dataset(),
+        lambda: FlorenceCLIP.from_preset("florence_mini", image_size=IMAGE_SIZE,
+                                         image_encoder={"drop_path_rate": 0.1}),
+        make_image_text_input_fn(data, "csv", preprocessor),
         model_dir=model_dir,
         total_steps=TOTAL_STEPS,
         global_batch_size=8,
         optimizer=AdamWConfig(learning_rate=3e-3, warmup_steps=2),
         chunk_size=4,
-        stages=florence_stages(TOTAL_STEPS, image_size=16, augmented_texts_off_step=5),
+        stages=florence_stages(TOTAL_STEPS, image_size=IMAGE_SIZE, augmented_texts_off_step=STAGE_2_STEP),
         checkpoint_every=CHECKPOINT_EVERY,
         log_every=1,
         deterministic=True,
@@ -118,9 +131,9 @@ def worker(model_dir, out, step_sleep):
             time.sleep(step_sleep)
         return values
 
-    def reporting_save(step):
+    def reporting_save(step, *args, **kwargs):
         print(f"save-begin {step}", flush=True)
-        path = save(step)
+        path = save(step, *args, **kwargs)
         print(f"save-end {step}", flush=True)
         return path
 
@@ -140,8 +153,9 @@ def _env(extra=None):
     return env
 
 
-def _launch(model_dir, out, step_sleep, extra_env=None):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", str(model_dir), str(out), str(step_sleep)]
+def _launch(model_dir, out, step_sleep, data, extra_env=None):
+    command = [sys.executable, os.path.abspath(__file__), "--worker", str(model_dir), str(out), str(step_sleep),
+               str(data)]
     os.makedirs(model_dir, exist_ok=True)
     stderr = open(os.path.join(model_dir, f"stderr_{time.time_ns()}.log"), "w+", encoding="utf-8")  # no pipe stall
     process = subprocess.Popen(command, env=_env(extra_env), stdout=subprocess.PIPE, stderr=stderr, text=True,
@@ -150,7 +164,7 @@ def _launch(model_dir, out, step_sleep, extra_env=None):
     return process
 
 
-def _finish(process, timeout=300):
+def _finish(process, timeout=600):
     stdout, _ = process.communicate(timeout=timeout)
     process.stderr_file.seek(0)
     stderr = process.stderr_file.read()
@@ -158,9 +172,9 @@ def _finish(process, timeout=300):
     return process.returncode, stdout, stderr
 
 
-def run_to_completion(model_dir, out, step_sleep=0.0, timeout=300):
+def run_to_completion(model_dir, out, data, step_sleep=0.0, timeout=600):
     """Runs the worker uninterrupted; returns (returncode, stdout, stderr)."""
-    return _finish(_launch(model_dir, out, step_sleep), timeout)
+    return _finish(_launch(model_dir, out, step_sleep, data), timeout)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -175,13 +189,13 @@ def _checkpoint_state(model_dir):
     return {"files": names, "temp": any(name.endswith("_temp") or "_temp" in name for name in names)}
 
 
-def interrupt_once(model_dir, out, rng, modes, signals, step_sleep, plan=None):
+def interrupt_once(model_dir, out, data, rng, modes, signals, step_sleep, plan=None):
     """Launches the worker and interrupts it as drawn (or as `plan` = (mode, signal name) says); returns a dict
     describing what happened."""
     mode, signal_name = plan if plan is not None else (rng.choice(modes), rng.choice(signals))
     target_save = rng.choice(range(CHECKPOINT_EVERY, TOTAL_STEPS + 1, CHECKPOINT_EVERY))
     extra_env = {SAVE_DELAY_ENV: "0.5"} if mode == "before_state" else None
-    process = _launch(model_dir, out, step_sleep, extra_env)
+    process = _launch(model_dir, out, step_sleep, data, extra_env)
     event = {"mode": mode, "signal": signal_name, "landed": None}
     checkpoints = os.path.join(model_dir, "checkpoints")
     started = time.perf_counter()
@@ -199,11 +213,12 @@ def interrupt_once(model_dir, out, rng, modes, signals, step_sleep, plan=None):
         for line in process.stdout:
             line = line.strip()
             lines.append(line)
-            if mode == "step" and line == f"step {target_step}":
+            # A run resumed past the target step is interrupted after its first step instead.
+            if mode == "step" and line.startswith("step ") and int(line.split()[1]) >= target_step:
                 delay = rng.uniform(0.0, 0.3)
                 event["delay_s"] = round(delay, 3)
                 time.sleep(delay)
-                event["landed"] = f"after step {target_step} + {delay * 1000:.0f} ms"
+                event["landed"] = f"after step {line.split()[1]} + {delay * 1000:.0f} ms"
                 break
             if line.startswith("save-begin "):
                 step = int(line.split()[1])
@@ -251,7 +266,7 @@ def interrupt_once(model_dir, out, rng, modes, signals, step_sleep, plan=None):
     return event
 
 
-def run_trial(trial_dir, reference_npz, rng, modes=MODES, signals=tuple(SIGNALS), step_sleep=0.05,
+def run_trial(trial_dir, reference_npz, data, rng, modes=MODES, signals=tuple(SIGNALS), step_sleep=0.05,
               max_interruptions=3, plans=None):
     """One trial: 1..max_interruptions interrupted runs (or one per entry of `plans`, (mode, signal name) pairs),
     then a final run; compares its weights with the reference (`reference_npz`: a path, or a callable returning
@@ -263,8 +278,8 @@ def run_trial(trial_dir, reference_npz, rng, modes=MODES, signals=tuple(SIGNALS)
     if plans is None:
         plans = [None] * rng.randint(1, max_interruptions)
     for plan in plans:
-        events.append(interrupt_once(model_dir, out, rng, modes, signals, step_sleep, plan))
-    returncode, stdout, stderr = run_to_completion(model_dir, out, step_sleep)
+        events.append(interrupt_once(model_dir, out, data, rng, modes, signals, step_sleep, plan))
+    returncode, stdout, stderr = run_to_completion(model_dir, out, data, step_sleep)
     trial = {"events": events, "final_returncode": returncode, "seconds": None,
              "fallback_warnings": stderr.count("can't be restored"),
              "removed_partial_writes": stderr.count("left by an interrupted checkpoint write")}
@@ -379,9 +394,9 @@ def recipe_trial(trial_dir, reference_dir, rng, signals=tuple(SIGNALS), max_inte
     return trial
 
 
-def make_reference(workdir, step_sleep=0.0):
+def make_reference(workdir, data, step_sleep=0.0):
     reference = os.path.join(workdir, "reference.npz")
-    returncode, _, stderr = run_to_completion(os.path.join(workdir, "reference"), reference, step_sleep)
+    returncode, _, stderr = run_to_completion(os.path.join(workdir, "reference"), reference, data, step_sleep)
     if returncode != 0:
         raise RuntimeError(f"The uninterrupted reference run failed:\n{stderr[-3000:]}")
     return reference
@@ -397,9 +412,11 @@ def main(argv=None):
     parser.add_argument("--signals", default="SIGKILL,SIGTERM")
     parser.add_argument("--step_sleep", type=float, default=0.05, help="seconds the worker sleeps after a step")
     parser.add_argument("--time_limit", type=float, default=None, help="stop starting trials after this many s")
-    parser.add_argument("--target", default="toy", choices=("toy", "recipe"),
-                        help="toy: the toy trainer (fast, many trials); recipe: recipes/pretrain_unicl.py --tiny "
-                             "--deterministic (the real model, data pipeline and preset; slow)")
+    parser.add_argument("--target", default="trainer", choices=("trainer", "recipe"),
+                        help="trainer: florence_mini on the CSV pipeline driven by UniCLTrainer directly (hooks "
+                             "report steps and saves, so interruptions land precisely; many trials); recipe: "
+                             "recipes/pretrain_unicl.py --tiny --deterministic (the whole recipe and its preset; "
+                             "slow)")
     parser.add_argument("--no_snapshot", action="store_true",
                         help="run the checkout's code as it is at each launch instead of a copy made at the start")
     args = parser.parse_args(argv)
@@ -420,7 +437,8 @@ def main(argv=None):
         if returncode != 0:
             raise RuntimeError(f"The uninterrupted reference run failed:\n{stderr[-3000:]}")
     else:
-        reference = make_reference(workdir)
+        data = prepare_data(workdir)
+        reference = make_reference(workdir, data)
     print(f"reference run: {time.perf_counter() - started:.1f} s", flush=True)
     trials = []
     for index in range(args.trials):
@@ -431,7 +449,7 @@ def main(argv=None):
         if args.target == "recipe":
             trial = recipe_trial(trial_dir, reference, rng, signals)
         else:
-            trial = run_trial(trial_dir, reference, rng, modes, signals, args.step_sleep)
+            trial = run_trial(trial_dir, reference, data, rng, modes, signals, args.step_sleep)
         trial["index"] = index
         trials.append(trial)
         summary = "; ".join(f"{e['signal']} {e['landed']} -> rc {e['returncode']}" for e in trial["events"])
@@ -464,6 +482,6 @@ def _write_report(path, trials, args, seconds):
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        worker(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])
     else:
         sys.exit(main())

@@ -60,6 +60,7 @@ def test_gradient_cache_equals_full_batch(batch):
     # Measured 3.2e-6 (float32 sums in another order; the largest gradient is ~3.4).
     assert error <= 1e-5, error
     assert abs(float(loss_full) - float(loss_cache)) <= 1e-5
+    print(f"florence_mini gradient cache vs full batch: max |diff| = {error:.3g}")
     assert max(np.max(np.abs(g)) for g in _numpy(grads_full)) > 0.1  # not a vacuous comparison
 
 
@@ -88,6 +89,7 @@ def test_gradient_cache_replays_drop_path_masks(batch):
     loss_cache, grads_cache = cache(batch)
     error = max_abs_diff(_numpy(grads_reference), _numpy(grads_cache))
     assert error <= 1e-5, error
+    print(f"florence_mini gradient cache with DropPath 0.1 vs the same masks in one pass: max |diff| = {error:.3g}")
     assert abs(float(loss_reference) - float(loss_cache)) <= 1e-5
     np.testing.assert_array_equal(np.concatenate([s.ravel() for s in state_after_reference]),
                                   np.concatenate([tf.convert_to_tensor(v).numpy().ravel()
@@ -121,8 +123,9 @@ def test_two_mirrored_replicas_equal_one_device(tmp_path):
     # (every random draw of the pipeline follows from an example's position, not from its batch; `deterministic`
     # keeps the batches in order). DropPath is off: its masks are drawn per replica.
     (error,) = with_two_logical_cpus(_replica_run_error, __file__, tmp_path / "data", tmp_path / "runs", timeout=900)
-    # Measured: see the report; float32 sums in another order through three AdamW steps of ~1e-3.
+    # float32 sums in another order (the gathered loss, the all-reduce) through three AdamW steps of ~1e-3 each.
     assert error <= 5e-5, error
+    print(f"florence_mini 2 mirrored replicas vs 1 device, 3 steps: max |weights diff| = {error:.3g}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """florence_mini killed with SIGKILL mid-run and resumed ends with exactly the weights of an uninterrupted run.
 
-The model is florence_mini with DropPath 0.1, trained with the gradient cache on the real CSV input pipeline
-(`florence_mini_run.py`), and the stages switch prompt-augmented texts off at step 3, so the resume must restore
-weights, optimizer moments, the DropPath seed states, the stage and the data position — the latter without reading
-any consumed record (the resumed run asks its input pipeline to start at the checkpointed position).
+The model is florence_mini with DropPath 0.1, trained on the real CSV input pipeline (`florence_mini_run.py`; the
+fault-injection test resumes runs that use the gradient cache), and the stages switch prompt-augmented texts off at
+step 3, so the resume must restore weights, optimizer moments, the DropPath seed states, the stage and the data
+position — the latter without reading any consumed record (the resumed run asks its input pipeline to start at the
+checkpointed position).
 
 The runs are subprocesses of this file (`python resume_test.py DATA MODEL_DIR OUT.npz PAUSE_AFTER_STEP`); the run
 to kill pauses after a given step (already past its last checkpoint) and is SIGKILLed there.
@@ -108,7 +109,7 @@ def main(argv):
 
     trainer = make_trainer(
         model_dir, make_dataset, total_steps=TOTAL_STEPS, global_batch_size=GLOBAL_BATCH,
-        optimizer=AdamWConfig(learning_rate=3e-3, warmup_steps=2), chunk_size=4,
+        optimizer=AdamWConfig(learning_rate=3e-3, warmup_steps=2),
         stages=florence_stages(TOTAL_STEPS, image_size=32, augmented_texts_off_step=STAGE_2_STEP),
         checkpoint_every=2, deterministic=True, seed=11,
     )
