@@ -26,7 +26,9 @@ def read_scalars(tensorboard_dir, tags=CURVE_SCALARS):
     found = {tag: {} for tag in tags}
     for path in sorted(glob.glob(os.path.join(os.fspath(tensorboard_dir), "**", "events.out.tfevents.*"),
                             recursive=True)):
-        for event in tf.compat.v1.train.summary_iterator(path):
+        # Event files are TFRecords of `Event` protos (`summary_iterator` reads the same, with a deprecation warning).
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
             for value in event.summary.value:
                 if value.tag in found:
                     number = (float(tf.make_ndarray(value.tensor)) if value.HasField("tensor")
