@@ -49,6 +49,8 @@ flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (AdamW, warm-up + 
 flags.DEFINE_integer("warmup_steps", 50, "Linear warm-up steps.")
 flags.DEFINE_float("weight_decay", 0.1, "AdamW weight decay (not on norms, biases, logit scale).")
 flags.DEFINE_float("end_learning_rate", 0.0, "Learning rate at the end of the cosine decay.")
+flags.DEFINE_float("greyscale_probability", 0.0, "Fraction of training images made greyscale (their captions lose "
+                   "colour words).")
 flags.DEFINE_integer("gradient_cache_chunk", None, "Per-replica gradient-cache chunk (default: off).")
 flags.DEFINE_bool("activation_checkpointing", False, "Rematerialise blocks in the backward pass.")
 flags.DEFINE_integer("checkpoint_every", 200, "Steps between checkpoints.")
@@ -82,7 +84,7 @@ def main(argv):
         data_format=FLAGS.data_format, preset=FLAGS.preset, image_size=FLAGS.image_size, steps=FLAGS.steps,
         global_batch_size=FLAGS.global_batch_size, strategy=FLAGS.strategy, precision=FLAGS.precision,
         learning_rate=FLAGS.learning_rate, warmup_steps=FLAGS.warmup_steps, weight_decay=FLAGS.weight_decay,
-        end_learning_rate=FLAGS.end_learning_rate,
+        end_learning_rate=FLAGS.end_learning_rate, greyscale_probability=FLAGS.greyscale_probability,
         gradient_cache_chunk=FLAGS.gradient_cache_chunk, activation_checkpointing=FLAGS.activation_checkpointing,
         checkpoint_every=FLAGS.checkpoint_every, deterministic=FLAGS.deterministic, seed=FLAGS.seed,
         prompt_augmented_texts=FLAGS.prompt_augmented_texts,

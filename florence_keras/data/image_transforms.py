@@ -8,7 +8,10 @@ import tensorflow as tf
 
 # [ours, as open_clip] Random-resized-crop area range: mild, so that captions naming every object stay true.
 DEFAULT_CROP_SCALE = (0.9, 1.0)
-DEFAULT_CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+# [ours] Aspect jitter of the crop, width / height: +-10%, far from 3/4 — squeezing an image by 3/4 would turn the
+# built-in "square" into a "diamond"-like aspect (the diamond is a square scaled 0.75 across), and any small real
+# set's shapes are distorted less. (torchvision's default is 3/4..4/3.)
+DEFAULT_CROP_RATIO = (0.9, 1.0 / 0.9)
 
 
 def _to_uint8(image):

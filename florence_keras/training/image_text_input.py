@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from florence_keras.data import image_transforms
 from florence_keras.data import labels as labels_lib
 from florence_keras.data.image_text_dataset import load_image_text_dataset
 
@@ -11,8 +12,10 @@ SHORT_TEXT_WORDS = 3
 
 
 def augment_short_texts(texts, seed, templates=labels_lib.DEFAULT_TEMPLATES, max_words=SHORT_TEXT_WORDS):
-    """Wraps short texts ("red circle") in a prompt template drawn per element.
+    """Wraps short texts ("a red circle") in a prompt template drawn per element ("a photo of a red circle.").
 
+    A leading article is dropped before the text fills the template, and the template's articles agree with
+    the text ("an orange circle" -> "a photo of an orange circle.", never "a photo of a an orange circle.").
     The UniCL label is computed from the original text, so a text and its
     prompted forms stay one class. Longer texts are returned unchanged.
 
@@ -24,13 +27,14 @@ def augment_short_texts(texts, seed, templates=labels_lib.DEFAULT_TEMPLATES, max
     """
     words = tf.strings.split(tf.strings.strip(texts))
     count = words.row_lengths() if isinstance(words, tf.RaggedTensor) else tf.size(words, out_type=tf.int64)
-    prompted = labels_lib.fill_random_template(texts, seed, templates=templates)
+    prompted = labels_lib.fill_random_template(labels_lib.strip_leading_article(texts), seed, templates=templates)
     return tf.where(count <= max_words, prompted, texts)
 
 
 def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True,
                              templates=labels_lib.DEFAULT_TEMPLATES, skip_counter=None,
-                             shuffle_buffer_size=1000, num_parallel_calls=tf.data.AUTOTUNE):
+                             shuffle_buffer_size=1000, num_parallel_calls=tf.data.AUTOTUNE,
+                             greyscale_probability=0.0):
     """Builds the trainer's `make_dataset(request)` for image-text(-label) data on disk.
 
     Each request (see `florence_keras.training.DatasetRequest`) gets this input
@@ -53,7 +57,12 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
         skip_counter: optional `SkipCounter` for unreadable examples.
         shuffle_buffer_size: element shuffle buffer for tar / TFRecord data.
         num_parallel_calls: tf.data parallelism.
+        greyscale_probability: float in [0, 1]; this fraction of training images is turned greyscale and
+            loses the colour words of its caption (`image_transforms.random_greyscale`; its UniCL label is then
+            that of the new text), so captions stay true of the pixels.
     """
+    if not 0.0 <= greyscale_probability <= 1.0:
+        raise ValueError(f"`greyscale_probability` must be in [0, 1]. Received: {greyscale_probability!r}")
     normalize = preprocessor.image_converter.normalizer()  # the loader already crops and resizes
 
     def make_dataset(request):
@@ -69,6 +78,19 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
             shuffle_buffer_size=shuffle_buffer_size, num_parallel_calls=num_parallel_calls,
             start_position=request.start_position,
         )
+        if augment and greyscale_probability > 0:
+            # Before prompting: a greyscale "a red circle" becomes "a circle", with that text's label.
+            grey_seed = request.seed + 11 + 1_000_003 * request.input_pipeline_id
+
+            def greyscale(example):
+                seed = tf.stack([tf.constant(grey_seed, tf.int64), example["positions"]]) % (2**31 - 1)
+                images, texts, _ = image_transforms.random_greyscale(
+                    example["images"], example["texts"], tf.cast(seed, tf.int32), greyscale_probability)
+                labels = tf.where(tf.equal(texts, example["texts"]), example["labels"], labels_lib.text_label(texts))
+                return {**example, "images": images, "texts": texts, "labels": labels}
+
+            dataset = dataset.map(tf.autograph.experimental.do_not_convert(greyscale),
+                                  num_parallel_calls=num_parallel_calls, deterministic=True)
         if stage.prompt_augmented_texts:
             text_seed = request.seed + 7 + 1_000_003 * request.input_pipeline_id
 

@@ -128,6 +128,7 @@ def pretrain_unicl(
     builtin_heldout=600,
     builtin_test=1000,
     end_learning_rate=0.0,
+    greyscale_probability=0.0,
     evaluate=True,
     command=None,
     verbose=1,
@@ -157,6 +158,8 @@ def pretrain_unicl(
         high_resolution_image_size: stage 3 resolution.
         builtin_train, builtin_heldout, builtin_test: sizes of the built-in dataset's splits (training, unseen
             combinations, in-distribution test).
+        greyscale_probability: fraction of training images turned greyscale, their captions losing colour words
+            (see `make_image_text_input_fn`).
         evaluate: score the built-in test splits (built-in data only; `evaluate_builtin`).
         command: the command line, stored in the preset metadata.
         verbose: progress bar.
@@ -198,7 +201,8 @@ def pretrain_unicl(
 
     preprocessor = _load_preprocessor(preset, image_size)
     skips = RecordSkipCounter(name="training data")
-    make_dataset = make_image_text_input_fn(train_data, data_format, preprocessor, skip_counter=skips)
+    make_dataset = make_image_text_input_fn(train_data, data_format, preprocessor, skip_counter=skips,
+                                            greyscale_probability=greyscale_probability)
     stages = florence_stages(
         steps, image_size=image_size, prompt_augmented_texts=prompt_augmented_texts,
         augmented_texts_off_step=augmented_texts_off_step, high_resolution_step=high_resolution_step,
@@ -246,7 +250,7 @@ def pretrain_unicl(
             "command": command, "preset": preset, "train_data": train_data, "data_format": data_format,
             "image_size": image_size, "steps": steps, "global_batch_size": global_batch_size,
             "learning_rate": learning_rate, "warmup_steps": warmup_steps, "weight_decay": weight_decay,
-            "end_learning_rate": end_learning_rate,
+            "end_learning_rate": end_learning_rate, "greyscale_probability": greyscale_probability,
             "precision": precision, "strategy": type(strategy).__name__, "seed": seed,
             "builtin_train": builtin_train if builtin_paths else None,
             "builtin_heldout": builtin_heldout if builtin_paths else None,
