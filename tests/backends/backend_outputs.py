@@ -23,11 +23,13 @@ sys.path.insert(0, ROOT)  # run as a script: import florence_keras and the test 
 
 from florence_keras.models.coswin_backbone import CoSwinBackbone  # noqa: E402
 from florence_keras.models.florence_clip import FlorenceCLIP  # noqa: E402
+from florence_keras.models.florence_image_classifier import FlorenceImageClassifier  # noqa: E402
 from florence_keras.models.florence_text_encoder import FlorenceTextEncoder  # noqa: E402
 from tests.model_fixtures import TINY_IMAGE_SIZE  # noqa: E402
 from tests.model_fixtures import save_tiny_preset  # noqa: E402
 
 TEXTS = ["a red circle", "two blue squares on the left of a green triangle"]
+CLASS_NAMES = ["red circle", "blue square", "green triangle"]
 FIT_TEXTS = ["a red circle", "a blue square", "a green triangle", "a red circle"]
 FIT_LABELS = [0, 1, 2, 0]  # the repeated text is a positive pair (UniCL)
 FIT_LEARNING_RATE = 0.2
@@ -52,7 +54,7 @@ def _forward(model, inputs, training=False):
 
 
 def _saved_models(workdir):
-    """The tiny FlorenceCLIP preset, a Swin-style CoSwin (linear patches, PatchMerging, shifted windows, an image
+    """The tiny FlorenceCLIP preset, a zero-shot FlorenceImageClassifier preset on it, a Swin-style CoSwin (linear patches, PatchMerging, shifted windows, an image
     that needs padding, DropPath > 0) and a GELU text encoder. The first (TensorFlow) run saves them."""
     coswin_path = os.path.join(workdir, "swin_style_coswin.keras")
     text_path = os.path.join(workdir, "gelu_text_encoder.keras")
@@ -66,7 +68,11 @@ def _saved_models(workdir):
         FlorenceTextEncoder(hidden_dim=32, num_layers=2, num_heads=2, vocabulary_size=50, max_sequence_length=12,
                             activation="gelu", eos_token_id=49).save(text_path)
     clip = FlorenceCLIP.from_preset(preset)
-    return clip, keras.saving.load_model(coswin_path), keras.saving.load_model(text_path)
+    classifier_preset = os.path.join(workdir, "classifier_preset")
+    if not os.path.exists(classifier_preset):  # the zero-shot classifier: class embeddings from the text tower
+        FlorenceImageClassifier.from_clip(clip, CLASS_NAMES).save_to_preset(classifier_preset)
+    classifier = FlorenceImageClassifier.from_preset(classifier_preset)
+    return clip, classifier, keras.saving.load_model(coswin_path), keras.saving.load_model(text_path)
 
 
 class _BatchLosses(keras.callbacks.Callback):
@@ -101,7 +107,7 @@ def _fit(clip, out):
 def compute(workdir):
     out = {}
     rng = np.random.default_rng(0)
-    clip, swin_style, gelu_text = _saved_models(workdir)
+    clip, classifier, swin_style, gelu_text = _saved_models(workdir)
     backbone = clip.backbone
     size = TINY_IMAGE_SIZE
     images = rng.normal(size=(2, size, size, 3)).astype("float32")
@@ -126,6 +132,7 @@ def compute(workdir):
     predicted = clip.predict({"images": raw_images, "texts": np.array(TEXTS)}, batch_size=1, verbose=0)
     for key, value in predicted.items():
         out[f"task/predict/{key}"] = _np(value)
+    out["classifier/predict_logits"] = _np(classifier.predict(raw_images, batch_size=1, verbose=0))
 
     swin_images = rng.normal(size=(2, 30, 26, 3)).astype("float32")
     for key, value in _forward(swin_style, swin_images).items():

@@ -1,7 +1,8 @@
 """The model stack under `KERAS_BACKEND=jax` computes what it computes under TensorFlow (<= 1e-5).
 
-Layers (through the models that use all of them), CoSwin, the text encoder, `FlorenceBackbone`, the Task's
-`predict` on raw inputs and `fit` on one device: `backend_outputs.py` runs once per backend in its own process (the
+Layers (through the models that use all of them), CoSwin, the text encoder, `FlorenceBackbone`, the Tasks'
+`predict` on raw inputs (`FlorenceCLIP`, the zero-shot `FlorenceImageClassifier`) and `FlorenceCLIP.fit` on one
+device: `backend_outputs.py` runs once per backend in its own process (the
 Keras backend is process-wide) on the same saved weights and inputs, and this test compares the results. CPU JAX is
 part of the `test` extra; without it this test fails (see tests/test_extras.py). The training systems
 (tf.distribute, the gradient cache, export) are TensorFlow-only and are not run here.
@@ -52,8 +53,8 @@ def test_tokenizer_ids_are_identical(outputs):
     np.testing.assert_array_equal(jax_out["tokenizer/token_ids"], tf_out["tokenizer/token_ids"])
 
 
-@pytest.mark.parametrize("group", ["coswin/", "text_encoder/", "backbone/", "task/predict/", "swin_style_coswin/",
-                                   "gelu_text_encoder/"])
+@pytest.mark.parametrize("group", ["coswin/", "text_encoder/", "backbone/", "task/predict/", "classifier/",
+                                   "swin_style_coswin/", "gelu_text_encoder/"])
 def test_forward_outputs_match(outputs, group):
     tf_out, jax_out = outputs
     keys = [k for k in tf_out if k.startswith(group) and tf_out[k].dtype.kind == "f"]
