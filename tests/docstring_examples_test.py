@@ -28,6 +28,9 @@ MODULES = [
     "florence_keras.data.image_records",
     "florence_keras.data.image_text_dataset",
     "florence_keras.data.builtin_dataset",
+    "florence_keras.data.regular_files",
+    "florence_keras.data.tfrecord_framing",
+    "florence_keras.startup_logging",
 ]
 
 

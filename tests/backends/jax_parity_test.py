@@ -15,11 +15,12 @@ import sys
 import numpy as np
 import pytest
 
+from tests.backends import backend_outputs
 from tests.test_extras import require_installed
 
 require_installed("jax")
 
-SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "backend_outputs.py")
+SCRIPT = backend_outputs.__file__  # run as a script in each backend's process (imported here for its path)
 TOLERANCE = 1e-5
 CHILD_TIMEOUT_S = 1200
 
