@@ -76,6 +76,7 @@ def main(argv):
             "join paths with commas."
         )
     from florence_keras.evaluation.heldout_evaluation import builtin_table
+    from florence_keras.evaluation.heldout_evaluation import evaluate_builtin
     from florence_keras.training.pretrain_unicl import pretrain_unicl
 
     settings = dict(
@@ -92,7 +93,7 @@ def main(argv):
         high_resolution_step=FLAGS.high_resolution_step,
         high_resolution_image_size=FLAGS.high_resolution_image_size,
         builtin_train=FLAGS.builtin_train, builtin_heldout=FLAGS.builtin_heldout, builtin_test=FLAGS.builtin_test,
-        evaluate=FLAGS.evaluate,
+        evaluate=evaluate_builtin if FLAGS.evaluate else None,
         command=" ".join(["python", "recipes/pretrain_unicl.py"] + sys.argv[1:]),
     )
     if FLAGS.tiny:

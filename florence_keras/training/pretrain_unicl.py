@@ -129,7 +129,7 @@ def pretrain_unicl(
     builtin_test=1000,
     end_learning_rate=0.0,
     greyscale_probability=0.0,
-    evaluate=True,
+    evaluate=None,
     command=None,
     verbose=1,
 ):
@@ -160,7 +160,9 @@ def pretrain_unicl(
             combinations, in-distribution test).
         greyscale_probability: fraction of training images turned greyscale, their captions losing colour words
             (see `make_image_text_input_fn`).
-        evaluate: score the built-in test splits (built-in data only; `evaluate_builtin`).
+        evaluate: None, or a callable `(task, builtin_paths, preset_dir, verbose) -> scores dict` run on the
+            built-in data after training (the recipe passes
+            `florence_keras.evaluation.heldout_evaluation.evaluate_builtin`; training does not import evaluation).
         command: the command line, stored in the preset metadata.
         verbose: progress bar.
 
@@ -242,8 +244,8 @@ def pretrain_unicl(
     preset_dir = os.path.join(model_dir, "preset")
     task.save_to_preset(preset_dir)
     result["preset_dir"] = preset_dir
-    if evaluate and builtin_paths is not None:
-        result["scores"] = evaluate_builtin(task, builtin_paths, preset_dir, verbose=verbose)
+    if evaluate is not None and builtin_paths is not None:
+        result["scores"] = evaluate(task, builtin_paths, preset_dir, verbose=bool(verbose))
     result["seconds"], result["cpu_seconds"] = time.time() - start, _cpu_seconds() - start_cpu
     _write_metadata(preset_dir, {
         "florence_training": {
@@ -264,13 +266,6 @@ def pretrain_unicl(
     })
     return result
 
-
-def evaluate_builtin(task, builtin_paths, preset_dir, verbose=1):
-    """`florence_keras.evaluation.heldout_evaluation.evaluate_builtin` (imported late: training does not need the
-    evaluation package otherwise)."""
-    from florence_keras.evaluation.heldout_evaluation import evaluate_builtin as evaluate
-
-    return evaluate(task, builtin_paths, preset_dir, verbose=bool(verbose))
 
 
 def _write_metadata(preset_dir, extra):
