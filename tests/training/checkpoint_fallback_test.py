@@ -17,16 +17,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from toy_dual_encoder import build_toy_dual_encoder  # noqa: E402
-from toy_dual_encoder import make_toy_dataset  # noqa: E402
-
 from florence_keras.training import AdamWConfig  # noqa: E402
 from florence_keras.training import UniCLTrainer  # noqa: E402
 from florence_keras.training import training_checkpoint as tc  # noqa: E402
 from florence_keras.training.training_checkpoint import CheckpointSaveError  # noqa: E402
 from florence_keras.training.training_checkpoint import NoUsableCheckpointError  # noqa: E402
 from florence_keras.training.training_checkpoint import TrainingCheckpoint  # noqa: E402
+from tests.model_fixtures import tiny_clip  # noqa: E402
 
 LOGGER = "florence_keras.training.training_checkpoint"
 
@@ -200,16 +197,27 @@ def test_full_disk_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     print(f"full-disk test used {'a real tmpfs' if mounted else 'injected ENOSPC'}")
 
 
-def _toy_trainer(model_dir, **overrides):
+def _in_memory_dataset(request):
+    """16 random examples (5 labels) for a tiny FlorenceCLIP, batched per replica and repeated."""
+    rng = np.random.default_rng(0)
+    examples = {
+        "images": rng.normal(size=(16, 32, 32, 3)).astype("float32"),
+        "token_ids": rng.integers(1, 1000, size=(16, 77)).astype("int32"),
+        "labels": (np.arange(16) % 5).astype("int64"),
+    }
+    return tf.data.Dataset.from_tensor_slices(examples).repeat().batch(request.batch_size, drop_remainder=True)
+
+
+def _tiny_trainer(model_dir, **overrides):
     kwargs = dict(model_dir=str(model_dir), total_steps=4, global_batch_size=8,
-                  optimizer=AdamWConfig(learning_rate=1e-3, warmup_steps=1), image_size=16, checkpoint_every=1,
+                  optimizer=AdamWConfig(learning_rate=1e-3, warmup_steps=1), image_size=32, checkpoint_every=1,
                   log_every=1, seed=3, verbose=0)
     kwargs.update(overrides)
-    return UniCLTrainer(lambda: build_toy_dual_encoder(), make_toy_dataset(), **kwargs)
+    return UniCLTrainer(tiny_clip, _in_memory_dataset, **kwargs)
 
 
 def test_trainer_goes_on_after_a_failed_periodic_save_and_fails_on_the_final_one(tmp_path, monkeypatch, caplog):
-    trainer = _toy_trainer(tmp_path)
+    trainer = _tiny_trainer(tmp_path)
     real_save = trainer.checkpoint._manager.save
     failing_steps = {2, 4}
 
@@ -226,11 +234,11 @@ def test_trainer_goes_on_after_a_failed_periodic_save_and_fails_on_the_final_one
     assert any("step 4" in m and "Stopping" in m for m in errors), errors
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.index")) == ["ckpt-1.index", "ckpt-3.index"]
     monkeypatch.undo()
-    assert _toy_trainer(tmp_path).fit()["step"] == 4  # resumes from step 3
+    assert _tiny_trainer(tmp_path).fit()["step"] == 4  # resumes from step 3
 
 
 def test_trainer_stops_after_max_failed_saves_in_a_row(tmp_path, monkeypatch):
-    trainer = _toy_trainer(tmp_path, total_steps=5, max_failed_saves=2)
+    trainer = _tiny_trainer(tmp_path, total_steps=5, max_failed_saves=2)
 
     def no_space(checkpoint_number=None, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -8,6 +8,7 @@ import dataclasses
 import pathlib
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,6 +18,7 @@ from florence_mini_run import make_input_fn  # noqa: E402
 from florence_mini_run import write_data  # noqa: E402
 
 from florence_keras.training import AdamWConfig  # noqa: E402
+from florence_keras.training import TrainingCheckpoint  # noqa: E402
 from florence_keras.training import UniCLTrainer  # noqa: E402
 from tests.model_fixtures import tiny_clip  # noqa: E402
 
@@ -94,3 +96,40 @@ def test_a_dataset_without_positions_is_skipped_to_the_step(tmp_path, input_fn):
     straight.fit()
     for a, b in zip(resumed.model.variables, straight.model.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def _small_checkpoint(directory):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.AdamW(1e-3)
+    optimizer.build(model.trainable_variables)
+    return model, optimizer, TrainingCheckpoint(str(directory), model, optimizer, tf.distribute.get_strategy())
+
+
+def test_checkpoint_stores_the_data_position_of_any_length(tmp_path):
+    _, _, checkpoint = _small_checkpoint(tmp_path)
+    checkpoint.save(2, data_position=[0, 5, 7])
+    _, _, fresh = _small_checkpoint(tmp_path)
+    assert fresh.restore_latest() == 2
+    assert fresh.restored_data_position.tolist() == [0, 5, 7]
+    checkpoint.save(3, data_position=[4, 9])  # another number of input pipelines: still restores
+    checkpoint.save(4)  # none
+    for step, expected in ((4, None), (3, [4, 9])):
+        _, _, fresh = _small_checkpoint(tmp_path)
+        (tmp_path / f"ckpt-{step + 1}.index").unlink(missing_ok=True)
+        assert fresh.restore_latest() == step
+        got = fresh.restored_data_position
+        assert (got if got is None else got.tolist()) == expected
+
+
+def test_checkpoint_without_a_data_position_restores(tmp_path):
+    """A checkpoint written before the data position existed (model, optimizer, step only) restores strictly."""
+    model, optimizer, _ = _small_checkpoint(tmp_path / "unused")
+    model.layers[0].kernel.assign(np.full((3, 2), 0.5, "float32"))
+    step = tf.Variable(6, dtype=tf.int64)
+    old_format = tf.train.Checkpoint(model_variables=list(model.variables),
+                                     optimizer_variables=list(optimizer.variables), step=step)
+    tf.train.CheckpointManager(old_format, str(tmp_path / "old"), max_to_keep=3).save(checkpoint_number=6)
+    fresh_model, _, fresh = _small_checkpoint(tmp_path / "old")
+    assert fresh.restore_latest() == 6
+    assert fresh.restored_data_position is None
+    np.testing.assert_array_equal(fresh_model.layers[0].kernel.numpy(), np.full((3, 2), 0.5, "float32"))
