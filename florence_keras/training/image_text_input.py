@@ -47,6 +47,8 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
     whose batches carry each example's `positions` for the trainer's checkpoint.
     Every random draw (order, crop, flip, template) follows from the seed and the
     example's position, so the stream is the same whatever position it starts at.
+    Without `request.deterministic` the last map may deliver batches out of order;
+    a resume then skips (never repeats) the few examples that were in flight.
 
     Args:
         train_data: path(s) (comma-separated str or list).
