@@ -25,8 +25,8 @@ def _cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def make_arrays(num_scenes, split, image_size, seed, target="shape"):
-    """uint8 images `[N, S, S, 3]` and int labels of single-object built-in scenes."""
+def make_arrays(num_scenes, split, image_size, seed, target="shape", with_sizes=False):
+    """uint8 images `[N, S, S, 3]` and int labels of single-object built-in scenes (+ size words)."""
     import numpy as np
 
     from florence_keras.data.scene_generator import SceneGenerator
@@ -35,16 +35,20 @@ def make_arrays(num_scenes, split, image_size, seed, target="shape"):
     names = generator.shapes if target == "shape" else generator.colours
     images = np.zeros((num_scenes, image_size, image_size, 3), np.uint8)
     labels = np.zeros((num_scenes,), np.int32)
+    sizes = []
     for index in range(num_scenes):
         scene = generator.scene(index, split)
         images[index] = scene.image
         labels[index] = names.index(getattr(scene.primary, target))
+        sizes.append(scene.primary.size)
+    if with_sizes:
+        return images, labels, list(names), np.array(sizes)
     return images, labels, list(names)
 
 
-def supervised_check(preset="florence_mini", image_size=64, steps=1500, batch_size=64, learning_rate=2e-3,
+def supervised_check(preset="florence_mini", image_size=64, steps=1500, batch_size=64, learning_rate=5e-4,
                      num_train=8000, num_test=1000, seed=0, target="shape", override=None, flip=True,
-                     warmup_fraction=0.05, weight_decay=0.05, beta_2=0.999, clip_norm=None, verbose=True):
+                     warmup_fraction=0.1, weight_decay=0.05, beta_2=0.999, clip_norm=None, verbose=True):
     """Trains `preset`'s image encoder + a linear head on one label of the built-in scenes and scores it.
 
     Args:
@@ -65,7 +69,8 @@ def supervised_check(preset="florence_mini", image_size=64, steps=1500, batch_si
         verbose: print progress.
 
     Returns:
-        dict: `accuracy`, `per_class_accuracy`, `train_accuracy_last_100`, `wall_seconds`, `cpu_seconds`
+        dict: `accuracy`, `per_class_accuracy`, `per_size_accuracy` (small / medium / large objects),
+        `train_accuracy_last_100`, `wall_seconds`, `cpu_seconds`
         (process user + system), `data_seconds`, `steps`, the encoder config and parameter count.
     """
     import keras
@@ -81,37 +86,12 @@ def supervised_check(preset="florence_mini", image_size=64, steps=1500, batch_si
         raise ValueError(f"`target` must be 'shape' or 'colour'. Received: target={target!r}")
     start_wall, start_cpu = time.time(), _cpu_seconds()
     train_images, train_labels, names = make_arrays(num_train, "train", image_size, seed, target)
-    test_images, test_labels, _ = make_arrays(num_test, "test", image_size, seed, target)
+    test_images, test_labels, _, test_sizes = make_arrays(num_test, "test", image_size, seed, target, with_sizes=True)
     data_seconds = time.time() - start_wall
     keras.utils.set_random_seed(seed)
     config = architecture_config(preset, image_size)["image_encoder"]
     config.update(override or {})
-    import os
-    if os.environ.get("H4_CONVSTEM"):
-        inner_config = dict(config, image_shape=(image_size // 4, image_size // 4, 32), patch_size=1)
-        inner = CoSwinBackbone(**inner_config)
-        images_in = keras.Input((image_size, image_size, 3))
-        x = keras.layers.Conv2D(24, 3, strides=2, padding="same", activation="gelu")(images_in)
-        x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="gelu")(x)
-        encoder = keras.Model(images_in, inner(x))
-        encoder.output_dim = inner.output_dim
-    else:
-        encoder = CoSwinBackbone(**config)
-    if os.environ.get("H4_RPB"):
-        import numpy as np_
-        for variable in encoder.weights:
-            if "relative_position_bias_table" in variable.path:
-                rows, heads = variable.shape
-                w = int(round((np_.sqrt(rows) + 1) / 2))
-                offsets = np_.array([(dy, dx) for dy in range(-(w - 1), w) for dx in range(-(w - 1), w)], np_.float32)
-                distance = np_.sqrt((offsets ** 2).sum(-1))
-                slopes = float(os.environ["H4_RPB"]) * np_.linspace(0.25, 1.0, heads)
-                variable.assign((-distance[:, None] * slopes[None, :]).astype("float32"))
-    if os.environ.get("H4_REINIT"):
-        std = float(os.environ["H4_REINIT"])
-        for variable in encoder.trainable_variables:
-            if variable.path.endswith("kernel") and "block" in variable.path and len(variable.shape) == 2:
-                variable.assign(keras.initializers.TruncatedNormal(stddev=std)(variable.shape))
+    encoder = CoSwinBackbone(**config)
     head = keras.layers.Dense(len(names), name="head")
     head.build((None, encoder.output_dim))
     variables = encoder.trainable_variables + head.trainable_variables
@@ -163,12 +143,15 @@ def supervised_check(preset="florence_mini", image_size=64, steps=1500, batch_si
     correct = predictions == test_labels
     per_class = {name: float(correct[test_labels == k].mean()) for k, name in enumerate(names)
                  if np.any(test_labels == k)}
+    per_size = {size: float(correct[test_sizes == size].mean()) for size in ("small", "medium", "large")
+                if np.any(test_sizes == size)}
     return {
         "preset": preset, "image_size": image_size, "target": target, "encoder_config": config,
         "encoder_parameters": int(encoder.count_params()), "steps": steps, "batch_size": batch_size,
         "learning_rate": learning_rate, "warmup_fraction": warmup_fraction, "weight_decay": weight_decay,
         "beta_2": beta_2, "clip_norm": clip_norm, "num_train": num_train, "num_test": num_test, "seed": seed,
         "accuracy": float(correct.mean()), "chance": 1.0 / len(names), "per_class_accuracy": per_class,
+        "per_size_accuracy": per_size,
         "train_accuracy_last_100": float(np.mean(recent)), "data_seconds": round(data_seconds, 1),
         "wall_seconds": round(time.time() - start_wall, 1), "cpu_seconds": round(_cpu_seconds() - start_cpu, 1),
     }
@@ -180,14 +163,14 @@ def main(argv=None):
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--learning_rate", type=float, default=2e-3)
+    parser.add_argument("--learning_rate", type=float, default=5e-4)
     parser.add_argument("--num_train", type=int, default=8000)
     parser.add_argument("--num_test", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target", choices=("shape", "colour"), default="shape")
     parser.add_argument("--override", default=None, help="JSON dict merged into the image encoder config.")
     parser.add_argument("--no_flip", action="store_true")
-    parser.add_argument("--warmup_fraction", type=float, default=0.05)
+    parser.add_argument("--warmup_fraction", type=float, default=0.1)
     parser.add_argument("--weight_decay", type=float, default=0.05)
     parser.add_argument("--beta_2", type=float, default=0.999)
     parser.add_argument("--clip_norm", type=float, default=None)
