@@ -28,7 +28,7 @@ BATCH = 4
 def _trainer(model_dir, make_dataset, total_steps):
     return UniCLTrainer(tiny_clip, make_dataset, model_dir=str(model_dir), total_steps=total_steps,
                         global_batch_size=BATCH, optimizer=AdamWConfig(learning_rate=1e-3), image_size=32,
-                        checkpoint_every=1, log_every=1, deterministic=True, seed=0, verbose=0)
+                        checkpoint_every=1, log_every=1, seed=0, verbose=0)
 
 
 def _recording(make_dataset, requests, transform=None):
@@ -91,11 +91,12 @@ def test_a_dataset_without_positions_is_skipped_to_the_step(tmp_path, input_fn):
     resumed.fit()
     assert resumed.checkpoint.restored_data_position is None
     assert requests == [0, 0]
-    # The skip delivered the third batch of the stream: the same weights as one uninterrupted run.
+    # The skip delivered the third batch of the stream: the weights of one uninterrupted run (up to float rounding
+    # between two traces; another batch would be ~1e-3 off).
     straight = _trainer(tmp_path / "straight", unpositioned, total_steps=3)
     straight.fit()
     for a, b in zip(resumed.model.variables, straight.model.variables):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6)
 
 
 def _small_checkpoint(directory):

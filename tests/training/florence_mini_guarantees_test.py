@@ -112,7 +112,7 @@ def _replica_run_error(data_dir, model_dir):
     results = {}
     for name, run_strategy in (("mirrored", strategy), ("one_device", "default")):
         trainer = make_trainer(pathlib.Path(model_dir) / name, make_dataset, drop_path_rate=0.0,
-                               strategy=run_strategy, total_steps=STEPS, chunk_size=2, deterministic=True)
+                               strategy=run_strategy, total_steps=STEPS, chunk_size=2)
         assert trainer.fit()["step"] == STEPS
         results[name] = weights(trainer.model)
     return max_abs_diff(results["one_device"], results["mirrored"])
@@ -120,8 +120,8 @@ def _replica_run_error(data_dir, model_dir):
 
 def test_two_mirrored_replicas_equal_one_device(tmp_path):
     # One input pipeline: replica r of step t gets batch 2t + r of 4, i.e. the one device's batch t of 8 split in two
-    # (every random draw of the pipeline follows from an example's position, not from its batch; `deterministic`
-    # keeps the batches in order). DropPath is off: its masks are drawn per replica.
+    # (every random draw of the pipeline follows from an example's position, not from its batch, and the stream keeps
+    # its order). DropPath is off: its masks are drawn per replica.
     (error,) = with_two_logical_cpus(_replica_run_error, __file__, tmp_path / "data", tmp_path / "runs", timeout=900)
     # float32 sums in another order (the gathered loss, the all-reduce) through three AdamW steps of ~1e-3 each.
     assert error <= 5e-5, error
