@@ -39,7 +39,7 @@ def _cpu_seconds():
 class RecordSkipCounter(SkipCounter):
     """A `SkipCounter` that also remembers which distinct records were skipped, and why.
 
-    Reads repeat over epochs (and the resume of a deterministic run re-reads the data it skips over), so the read
+    Reads repeat over epochs (a resume reads none of the records consumed before its checkpoint), so the read
     count grows with training; the distinct records are what to compare with the bad records in the data. At most
     `max_records` are remembered (`complete` says whether any were left out).
     """
