@@ -24,14 +24,14 @@ NUM_RECORDS = 10
 @pytest.fixture(scope="module")
 def builtin(tmp_path_factory):
     return write_builtin_dataset(str(tmp_path_factory.mktemp("builtin")), num_train=NUM_RECORDS, num_heldout=0,
-                                 formats=("csv", "tfrecord"), image_size=32)
+                                 formats=("csv", "tfrecord", "wds"), image_size=32)
 
 
 def _elements(dataset, count):
     return list(dataset.take(count).as_numpy_iterator())
 
 
-@pytest.mark.parametrize("data_format, pipelines", [("csv", 1), ("tfrecord", 2)])
+@pytest.mark.parametrize("data_format, pipelines", [("csv", 1), ("tfrecord", 2), ("wds", 1)])
 def test_resumed_stream_is_the_tail_of_the_whole_stream(builtin, data_format, pipelines):
     context = tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=pipelines - 1)
 
