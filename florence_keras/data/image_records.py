@@ -18,8 +18,9 @@ position, `epoch * EPOCH_STRIDE + index` (the record's index in that epoch's ord
 without reading what comes before it. Index formats are read in a permutation of the records drawn per epoch from
 `(seed, epoch)` — record k of epoch e is row `tf.random.experimental.index_shuffle(k, [seed, e], n - 1)` of the n
 rows of this pipeline's index (files in order, rows in order) — so the stream starts at record k of epoch e directly.
-Record streams (wds, tfrecord) are read in a file order and a shuffle buffer drawn per epoch from `(seed, epoch)`;
-starting inside an epoch passes over the epoch's first records at the pointer level (a tar shard's index, a TFRecord
+Record streams (wds, tfrecord) are read in a file permutation and a block shuffle (blocks of `shuffle_buffer_size`
+records) drawn per epoch from `(seed, epoch)` alone (`keyed_shuffle`: not from tf.random's global seed); starting
+inside an epoch passes over the epoch's first records at the pointer level (a tar shard's index, a TFRecord
 record's bytes) without decoding them, and never re-reads earlier epochs.
 
 Bad examples are skipped and counted (see `guarded_decode.py`); at the end of every epoch one log line reports
@@ -33,6 +34,7 @@ import tensorflow as tf
 
 from florence_keras.data import guarded_decode
 from florence_keras.data import image_decoding
+from florence_keras.data import keyed_shuffle
 from florence_keras.data import tfrecord_example
 from florence_keras.data import tfrecord_framing
 from florence_keras.data import webdataset_index
@@ -62,8 +64,6 @@ _plain = tf.autograph.experimental.do_not_convert
 # 2**40 records per input pipeline [ours].
 EPOCH_STRIDE = 2**40
 _MAX_EPOCHS = 2**23
-# Per-epoch shuffle seeds of record streams: seed + _EPOCH_SEED_STEP * epoch [ours, any odd constant].
-_EPOCH_SEED_STEP = 1_000_003
 
 
 def split_position(position):
@@ -342,7 +342,8 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
         shard_elements = len(files) < num_shards
         if not shard_elements and num_shards > 1:
             files = files[shard_id::num_shards]
-        file_dataset = _file_dataset(files, data_format)
+        file_columns = _file_columns(files, data_format)
+        file_dataset = tf.data.Dataset.from_tensor_slices(file_columns)
         if data_format == "wds":
             extensions = (text_key,) if text_key else webdataset_index.TEXT_EXTENSIONS
             read = lambda item: _wds_pointers(item["paths"], skip_counter, extensions)  # noqa: E731
@@ -352,12 +353,14 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
             kind = guarded_decode.PARSE_EXAMPLE
 
         def epoch_pointers(epoch, first):
-            # epoch None: one epoch, reshuffled each iteration; else epoch `epoch`'s own order, from index `first`.
+            # epoch None: one epoch, reshuffled each iteration; else epoch `epoch`'s own order (a pure function of
+            # (seed, epoch), see keyed_shuffle), from index `first`.
             files_in_order = file_dataset
-            if training:
-                seed_of_files = file_seed if epoch is None else file_seed + _EPOCH_SEED_STEP * epoch
-                files_in_order = files_in_order.shuffle(len(files), seed=seed_of_files,
-                                                        reshuffle_each_iteration=epoch is None)
+            if training and epoch is None:
+                files_in_order = files_in_order.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=True)
+            elif training:
+                files_in_order = keyed_shuffle.permute_slices(file_columns, tf.stack([tf.constant(file_seed, tf.int64),
+                                                                                      epoch]))
             # Training mixes up to 8 files; evaluation reads them one after the other (file order, then record order).
             pointers = files_in_order.interleave(
                 _plain(read), cycle_length=max(1, min(len(files), 8)) if training else 1,
@@ -365,10 +368,11 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
             )
             if shard_elements and num_shards > 1:
                 pointers = pointers.shard(num_shards, shard_id)
-            if training:
-                seed_of_elements = element_seed if epoch is None else element_seed + _EPOCH_SEED_STEP * epoch
-                pointers = pointers.shuffle(shuffle_buffer_size, seed=seed_of_elements,
-                                            reshuffle_each_iteration=epoch is None)
+            if training and epoch is None:
+                pointers = pointers.shuffle(shuffle_buffer_size, seed=element_seed, reshuffle_each_iteration=True)
+            elif training:
+                pointers = keyed_shuffle.block_shuffle(
+                    pointers, shuffle_buffer_size, tf.stack([tf.constant(element_seed, tf.int64), epoch]))
             if epoch is None:
                 return pointers
             positioned = pointers.enumerate().map(
@@ -444,13 +448,11 @@ def _expand_roots(paths):
     return roots
 
 
-def _file_dataset(files, data_format):
+def _file_columns(files, data_format):
     sizes = [tf.io.gfile.stat(path).length for path in files] if data_format == "tfrecord" else [0] * len(files)
     compressed = [path.endswith(".gz") for path in files]
-    return tf.data.Dataset.from_tensor_slices(
-        {"paths": files, "sizes": np.array(sizes, np.int64), "compressed": np.array(compressed, bool)}
-    )
-
+    return {"paths": list(files), "sizes": np.array(sizes, np.int64),
+            "compressed": np.array(compressed, bool)}
 
 
 def count_listed_examples(paths, data_format, image_root=None, image_key=None, text_key=None, class_names=None):

@@ -31,8 +31,16 @@ def _elements(dataset, count):
     return list(dataset.take(count).as_numpy_iterator())
 
 
+@pytest.fixture(params=[None, 0], ids=["no_global_seed", "global_seed_0"])
+def global_seed(request):
+    """Streams must not depend on tf.random's global seed (a process-wide setting other code may have made)."""
+    tf.random.set_seed(request.param)
+    yield request.param
+    tf.random.set_seed(None)
+
+
 @pytest.mark.parametrize("data_format, pipelines", [("csv", 1), ("tfrecord", 2), ("wds", 1)])
-def test_resumed_stream_is_the_tail_of_the_whole_stream(builtin, data_format, pipelines):
+def test_resumed_stream_is_the_tail_of_the_whole_stream(builtin, data_format, pipelines, global_seed):
     context = tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=pipelines - 1)
 
     def stream(start):
