@@ -14,6 +14,7 @@ Prints (and with --report writes as JSON) test accuracy, per-class accuracy, wal
 """
 
 import argparse
+import collections
 import json
 import resource
 import sys
@@ -70,6 +71,7 @@ def supervised_check(preset="florence_mini", image_size=64, steps=1500, batch_si
 
     Returns:
         dict: `accuracy`, `per_class_accuracy`, `per_size_accuracy` (small / medium / large objects),
+        `confusion` (rows: true class, columns: predicted), `small_object_errors` ("true->predicted": count),
         `train_accuracy_last_100`, `wall_seconds`, `cpu_seconds`
         (process user + system), `data_seconds`, `steps`, the encoder config and parameter count.
     """
@@ -145,13 +147,20 @@ def supervised_check(preset="florence_mini", image_size=64, steps=1500, batch_si
                  if np.any(test_labels == k)}
     per_size = {size: float(correct[test_sizes == size].mean()) for size in ("small", "medium", "large")
                 if np.any(test_sizes == size)}
+    confusion = np.zeros((len(names), len(names)), np.int64)
+    np.add.at(confusion, (test_labels, predictions), 1)
+    small_errors = {
+        f"{names[t]}->{names[p]}": int(n)
+        for (t, p), n in collections.Counter(zip(test_labels[(test_sizes == "small") & ~correct],
+                                                 predictions[(test_sizes == "small") & ~correct])).items()
+    }
     return {
         "preset": preset, "image_size": image_size, "target": target, "encoder_config": config,
         "encoder_parameters": int(encoder.count_params()), "steps": steps, "batch_size": batch_size,
         "learning_rate": learning_rate, "warmup_fraction": warmup_fraction, "weight_decay": weight_decay,
         "beta_2": beta_2, "clip_norm": clip_norm, "num_train": num_train, "num_test": num_test, "seed": seed,
         "accuracy": float(correct.mean()), "chance": 1.0 / len(names), "per_class_accuracy": per_class,
-        "per_size_accuracy": per_size,
+        "per_size_accuracy": per_size, "confusion": confusion.tolist(), "small_object_errors": small_errors,
         "train_accuracy_last_100": float(np.mean(recent)), "data_seconds": round(data_seconds, 1),
         "wall_seconds": round(time.time() - start_wall, 1), "cpu_seconds": round(_cpu_seconds() - start_cpu, 1),
     }

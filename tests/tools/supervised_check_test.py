@@ -30,3 +30,6 @@ def test_a_tiny_run_reports_accuracy_consistent_with_its_breakdowns():
     assert result["chance"] == 1 / 8 and result["steps"] == 2 and result["encoder_config"]["depths"] == [1, 1, 1, 1]
     assert result["wall_seconds"] > 0 and result["cpu_seconds"] > 0
     assert set(result["per_size_accuracy"]) <= {"small", "medium", "large"}
+    confusion = np.array(result["confusion"])
+    assert confusion.sum() == 24 and abs(np.trace(confusion) / 24 - result["accuracy"]) < 1e-9
+    assert np.array_equal(confusion.sum(axis=1), [counts[name] for name in names])
