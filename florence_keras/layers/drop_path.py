@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from florence_keras.layers.example_window import current_example_window
+
 
 @keras.saving.register_keras_serializable(package="florence_keras")
 class DropPath(keras.layers.Layer):
@@ -10,6 +12,9 @@ class DropPath(keras.layers.Layer):
 
     In training each example's branch is zeroed with probability `rate` and
     scaled by `1 / (1 - rate)` otherwise; at inference it is the identity.
+    Inside an `example_window` the masks are drawn for the whole global batch and
+    this call keeps its rows, so an example's mask does not depend on how the
+    batch is split over replicas or gradient-cache chunks.
 
     Args:
         rate: float in `[0, 1)`, the drop probability.
@@ -32,9 +37,16 @@ class DropPath(keras.layers.Layer):
     def call(self, inputs, training=None):
         if not training or self.rate == 0.0:
             return inputs
-        shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        rows = ops.shape(inputs)[0]
         keep = 1.0 - self.rate
-        noise = keras.random.uniform(shape, seed=self.seed_generator, dtype=inputs.dtype)
+        window = current_example_window()
+        if window is None:
+            noise = keras.random.uniform((rows,), seed=self.seed_generator, dtype=inputs.dtype)
+        else:  # draw for the global batch, keep this call's rows (see example_window.py)
+            offset, global_batch_size = window
+            noise = keras.random.uniform((global_batch_size,), seed=self.seed_generator, dtype=inputs.dtype)
+            noise = ops.slice(noise, (offset,), (rows,))
+        noise = ops.reshape(noise, (rows,) + (1,) * (len(inputs.shape) - 1))
         # Scale the per-example mask, not the activations: one full-size pass.
         return inputs * (ops.floor(keep + noise) / keep)
 

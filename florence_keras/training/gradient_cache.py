@@ -17,6 +17,9 @@ The replica context is always passed explicitly by the caller (`UniCLTrainer` pa
 
 import tensorflow as tf
 
+from florence_keras.layers.example_window import current_example_window
+from florence_keras.layers.example_window import example_window
+
 # Keys of a trainer batch that are not model inputs: the labels, and each example's stream position (the
 # trainer's data-position bookkeeping, see `DatasetRequest`).
 _DATA_KEYS = ("labels", "positions")
@@ -96,13 +99,17 @@ class GradientCache:
     [B, global B] logits either. What still grows with B: the input batch, the [B, D] embeddings and their
     gradients, and [loss_block_size, global B] blocks.
 
-    Randomness: pass 2 must reproduce pass 1 exactly (same dropout / drop-path masks). Keras layers draw
-    randomness from `keras.random.SeedGenerator` states, which are non-trainable variables of the model;
-    all non-trainable variables (seed states, and moving statistics if any) are snapshotted before pass 1
-    and restored before pass 2, so pass 2 replays pass 1's draws chunk by chunk and the state advances as
-    for a single pass. Randomness not drawn from model variables (unseeded `tf.random.*` ops inside a
-    layer) would differ between the passes: layers must use seeded Keras random ops (Keras's `Dropout`
-    does). Batch-statistics layers (BatchNorm) see per-chunk statistics; Florence has none.
+    Randomness: pass 2 must reproduce pass 1 exactly (same drop-path masks), and the chunks together must
+    draw what the whole batch would. Keras layers draw randomness from `keras.random.SeedGenerator` states,
+    non-trainable variables of the model; all non-trainable variables (seed states, and moving statistics if
+    any) are snapshotted once and restored before every chunk of both passes, and each chunk runs inside
+    `example_window(offset of its rows, global batch)`: DropPath draws the masks of the whole global batch
+    and keeps its chunk's rows, so the cache's masks are the full batch's (and, under the trainer's
+    per-replica window, one device's), and the seed state ends advanced as after one pass. A random layer
+    that ignores the window (Keras's element-wise `Dropout`, rate 0 in every Florence preset) would draw the
+    same mask pattern in every chunk. Randomness not drawn from model variables (unseeded `tf.random.*` ops)
+    would differ between the passes: layers must use seeded Keras random ops. Batch-statistics layers
+    (BatchNorm) see per-chunk statistics; Florence has none.
 
     Args:
         task: a Task with `replica_loss`, `embed` and `loss_from_embeddings` (FlorenceCLIP,
@@ -171,15 +178,26 @@ class GradientCache:
         def chunk_inputs(i):
             return {key: value[i] for key, value in chunks.items()}
 
+        # Every chunk starts from the step's random-seed state and draws for the rows it holds of the global batch
+        # (`example_window`), so chunk i's DropPath masks are rows of the whole batch's, and after the last chunk
+        # the state has advanced as for one pass over the whole batch.
+        outer_offset, global_batch_size = current_example_window() or (0, batch_size)
+
+        def embed_chunk_from_saved_state(i):
+            restores = [op for op in (var.assign(value) for var, value in zip(state, saved_state)) if op is not None]
+            with tf.control_dependencies(restores + saved_state):
+                with example_window(tf.cast(outer_offset, tf.int32) + tf.cast(i, tf.int32) * self.chunk_size,
+                                    global_batch_size):
+                    return task.embed(chunk_inputs(i), training=True)
+
         # Pass 1: the per-example outputs of every chunk, no tape. Chunk 0 runs first, outside the loop, to
         # learn the structure of the Task's outputs (the loop's state).
-        with tf.control_dependencies(saved_state):
-            first = task.embed(chunk_inputs(0), training=True)
+        first = embed_chunk_from_saved_state(0)
         arrays = {key: tf.TensorArray(tf.float32, size=num_chunks).write(0, tf.cast(value, tf.float32))
                   for key, value in first.items()}
 
         def embed_chunk(i, arrays):
-            outputs = task.embed(chunk_inputs(i), training=True)
+            outputs = embed_chunk_from_saved_state(i)
             return i + 1, {key: arrays[key].write(i, tf.cast(outputs[key], tf.float32)) for key in arrays}
 
         _, arrays = tf.while_loop(
@@ -199,13 +217,11 @@ class GradientCache:
             for key in embeddings
         }
 
-        # Replay: restore the random-seed (and any other non-trainable) state of pass 1.
-        restores = [var.assign(value) for var, value in zip(state, saved_state)]
-
-        # Pass 2: re-run each chunk under a tape and back-propagate the cached embedding gradients.
+        # Pass 2: re-run each chunk under a tape (from the same seed state: the same masks as pass 1) and
+        # back-propagate the cached embedding gradients.
         def backprop_chunk(i, *accumulators):
             with tf.GradientTape() as chunk_tape:
-                outputs = task.embed(chunk_inputs(i), training=True)
+                outputs = embed_chunk_from_saved_state(i)
             grads = chunk_tape.gradient(
                 [outputs[key] for key in embedding_grads],
                 variables,
@@ -216,7 +232,7 @@ class GradientCache:
                 for acc, g in zip(accumulators, grads)
             )
 
-        with tf.control_dependencies([op for op in restores if op is not None] + list(embedding_grads.values())):
+        with tf.control_dependencies(list(embedding_grads.values())):
             start = tf.constant(0)
         outputs = tf.while_loop(
             lambda i, *_: i < num_chunks,

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from florence_keras.layers.example_window import example_window
 from florence_keras.training.activation_checkpointing import enable_activation_checkpointing
 from florence_keras.training.dataset_request import DatasetRequest
 from florence_keras.training.distribution import is_chief
@@ -308,10 +309,14 @@ class UniCLTrainer:
         loss_scaling = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
         scale_loss = self.optimizer.scale_loss if loss_scaling else None
         # The gather across replicas is the Task's loss's business; the context is handed over explicitly.
-        if self._compute_gradients is not None:
-            loss, grads = self._compute_gradients(batch, scale_loss, replica_context=context)
-        else:
-            loss, grads = full_batch_gradients(self.model, batch, scale_loss, replica_context=context)
+        # This replica holds rows [id × per_replica, (id + 1) × per_replica) of the global batch: per-example random
+        # draws (DropPath) are made for the global batch, so N replicas draw what one device would.
+        replica_rows = tf.cast(context.replica_id_in_sync_group, tf.int32) * per_replica
+        with example_window(replica_rows, self.global_batch_size):
+            if self._compute_gradients is not None:
+                loss, grads = self._compute_gradients(batch, scale_loss, replica_context=context)
+            else:
+                loss, grads = full_batch_gradients(self.model, batch, scale_loss, replica_context=context)
         variables = self.model.trainable_variables
         # Dense gradients: Keras 3's Adam squares an IndexedSlices gradient slice by slice, so a token
         # that occurs several times in a batch gets Σg² instead of (Σg)² in its second moment (wrong

@@ -64,46 +64,40 @@ def test_gradient_cache_equals_full_batch(batch):
     assert max(np.max(np.abs(g)) for g in _numpy(grads_full)) > 0.1  # not a vacuous comparison
 
 
-def test_gradient_cache_replays_drop_path_masks(batch):
-    """With DropPath 0.1 the cache's gradient equals one tape over the same chunk-by-chunk forward pass (the same
-    masks), its two passes agree, and the seed state advances as for a single pass."""
+def test_gradient_cache_equals_full_batch_with_drop_path(batch):
+    """With DropPath 0.1 the cache's chunks draw the rows of the whole batch's masks (`example_window`): its gradient
+    equals the full batch's, and the seed state ends where one full-batch pass leaves it."""
     keras.utils.set_random_seed(1)
     task = build_task(drop_path_rate=0.1)
     state = [tf.convert_to_tensor(v).numpy() for v in task.non_trainable_variables]
-
-    @tf.function
-    def reference(batch):
-        with tf.GradientTape() as tape:
-            outputs = [task.embed({"images": batch["images"][i:i + CHUNK],
-                                   "token_ids": batch["token_ids"][i:i + CHUNK]}, training=True)
-                       for i in range(0, BATCH, CHUNK)]
-            embeddings = {key: tf.concat([o[key] for o in outputs], 0) for key in outputs[0]}
-            loss = task.loss_from_embeddings(embeddings, batch["labels"])
-        return loss, tape.gradient(loss, task.trainable_variables)
-
-    loss_reference, grads_reference = reference(batch)
-    state_after_reference = [tf.convert_to_tensor(v).numpy() for v in task.non_trainable_variables]
+    loss_full, grads_full = tf.function(lambda b: full_batch_gradients(task, b))(batch)
+    state_after_full = [tf.convert_to_tensor(v).numpy() for v in task.non_trainable_variables]
     for variable, value in zip(task.non_trainable_variables, state):
         variable.assign(value)
     cache = tf.function(lambda b: GradientCache(task, CHUNK)(b))
     loss_cache, grads_cache = cache(batch)
-    error = max_abs_diff(_numpy(grads_reference), _numpy(grads_cache))
-    assert error <= 1e-5, error
-    print(f"florence_mini gradient cache with DropPath 0.1 vs the same masks in one pass: max |diff| = {error:.3g}")
-    assert abs(float(loss_reference) - float(loss_cache)) <= 1e-5
-    np.testing.assert_array_equal(np.concatenate([s.ravel() for s in state_after_reference]),
+    error = max_abs_diff(_numpy(grads_full), _numpy(grads_cache))
+    largest = max(np.max(np.abs(g)) for g in _numpy(grads_full))
+    # float32 rounding of other matmul shapes (chunks of 2 vs 8) and of the blockwise loss: measured 1.26e-5 with the
+    # largest gradient entry 9.4 (1.3e-6 of it); other masks give differences > 1e-3 (below).
+    assert error <= 1e-5 * max(1.0, largest), (error, largest)
+    print(f"florence_mini gradient cache with DropPath 0.1 vs full batch: max |diff| = {error:.3g} "
+          f"(largest gradient entry {largest:.3g})")
+    assert abs(float(loss_full) - float(loss_cache)) <= 1e-5
+    np.testing.assert_array_equal(np.concatenate([s.ravel() for s in state_after_full]),
                                   np.concatenate([tf.convert_to_tensor(v).numpy().ravel()
                                                   for v in task.non_trainable_variables]))
     # DropPath is active: the next draws give another gradient.
     _, grads_again = cache(batch)
-    assert max_abs_diff(_numpy(grads_reference), _numpy(grads_again)) > 1e-3
+    assert max_abs_diff(_numpy(grads_full), _numpy(grads_again)) > 1e-3
 
 
 STEPS = 3
 
 
 def _replica_run_error(data_dir, model_dir):
-    """Max |weights| difference of florence_mini trained 3 steps on 2 mirrored replicas and on one device."""
+    """Max |weights| difference of florence_mini (DropPath on) trained 3 steps on 2 mirrored replicas and on one
+    device."""
     from florence_keras.training import make_strategy
 
     strategy = make_strategy("mirrored")  # the logical CPUs
@@ -111,7 +105,7 @@ def _replica_run_error(data_dir, model_dir):
     make_dataset = make_input_fn(write_data(data_dir))
     results = {}
     for name, run_strategy in (("mirrored", strategy), ("one_device", "default")):
-        trainer = make_trainer(pathlib.Path(model_dir) / name, make_dataset, drop_path_rate=0.0,
+        trainer = make_trainer(pathlib.Path(model_dir) / name, make_dataset,
                                strategy=run_strategy, total_steps=STEPS, chunk_size=2)
         assert trainer.fit()["step"] == STEPS
         results[name] = weights(trainer.model)
@@ -121,7 +115,7 @@ def _replica_run_error(data_dir, model_dir):
 def test_two_mirrored_replicas_equal_one_device(tmp_path):
     # One input pipeline: replica r of step t gets batch 2t + r of 4, i.e. the one device's batch t of 8 split in two
     # (every random draw of the pipeline follows from an example's position, not from its batch, and the stream keeps
-    # its order). DropPath is off: its masks are drawn per replica.
+    # its order). DropPath is on: each replica draws the global batch's masks and keeps its rows.
     (error,) = with_two_logical_cpus(_replica_run_error, __file__, tmp_path / "data", tmp_path / "runs", timeout=900)
     # float32 sums in another order (the gathered loss, the all-reduce) through three AdamW steps of ~1e-3 each.
     assert error <= 5e-5, error

@@ -3,8 +3,8 @@
 florence_mini reads TFRecord shards through the real input pipeline (`florence_mini_run.py`): each worker is one
 input pipeline and reads its own shards. The one-process run sees the same global batches: its input function
 concatenates, per step, the batches of the two pipelines (built with the same `DatasetRequest`s the workers get).
-DropPath is off (0.0) here: its masks are drawn per replica, so with it on the two runs draw different masks by
-design (the resume and gradient-cache tests run with DropPath on).
+DropPath is on (florence_mini_run.DROP_PATH_RATE): each worker draws the masks of the global batch and keeps its own
+rows (`example_window`), so the two runs drop the same branches of the same examples.
 
 The three runs are subprocesses of this file (`python multi_worker_test.py DATA MODEL_DIR OUT.npz`, with TF_CONFIG
 set for a worker); ports are picked free at run time.
@@ -120,7 +120,7 @@ def main(argv):
         return tf.data.Dataset.zip(tuple(parts)).map(
             lambda *batches: {key: tf.concat([b[key] for b in batches], 0) for key in batches[0]})
 
-    trainer = make_trainer(model_dir, input_fn if multi_worker else both_pipelines, drop_path_rate=0.0,
+    trainer = make_trainer(model_dir, input_fn if multi_worker else both_pipelines,
                            strategy=strategy, total_steps=STEPS, global_batch_size=GLOBAL_BATCH, chunk_size=2,
                            deterministic=True)
     result = trainer.fit()
