@@ -6,6 +6,8 @@ disk (every supported format) and encodes it with a `FlorenceCLIP`, for the reci
 equal scores rank the lower index first (see `florence_keras.evaluation.metrics`).
 """
 
+from florence_keras.evaluation.depth_metrics import DepthMetricsAccumulator
+from florence_keras.evaluation.depth_metrics import depth_metrics
 from florence_keras.evaluation.encoded_data import encode_captioned_images
 from florence_keras.evaluation.encoded_data import encode_labelled_images
 from florence_keras.evaluation.encoded_data import encode_texts_cached
