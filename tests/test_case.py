@@ -40,6 +40,21 @@ def random_images(batch, height, width, channels=3, seed=0):
     return np.random.default_rng(seed).random((batch, height, width, channels)).astype("float32")
 
 
+def split_cpu_for_two_replicas():
+    """Splits the CPU into two logical devices (MirroredStrategy's two replicas on one CPU).
+
+    Call it at a test module's import, before TensorFlow initialises its devices; when another module initialised
+    them first it does nothing, and `with_two_logical_cpus` then runs the computation in a fresh process.
+    """
+    import tensorflow as tf
+
+    try:
+        tf.config.set_logical_device_configuration(
+            tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    except RuntimeError:
+        pass
+
+
 def with_two_logical_cpus(compute, script, *args, timeout=300):
     """Numbers computed by `compute(*args)` with two logical CPU devices (MirroredStrategy's two replicas).
 

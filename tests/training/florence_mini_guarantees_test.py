@@ -11,12 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-try:  # two logical CPUs for MirroredStrategy, before TensorFlow initialises
-    tf.config.set_logical_device_configuration(
-        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
-    )
-except RuntimeError:
-    pass
+from tests.test_case import split_cpu_for_two_replicas  # noqa: E402
+
+split_cpu_for_two_replicas()  # before TensorFlow initialises (else a subprocess runs the replica tests)
 
 import keras  # noqa: E402
 
