@@ -1,0 +1,81 @@
+"""`DepthUpsamplingHead`: the depth decoder's last stage — progressive upsampling to full resolution, positive depth."""
+
+import math
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="florence_keras")
+class DepthUpsamplingHead(keras.layers.Layer):
+    """Upsamples the finest fused map to the image's resolution and predicts positive depth in metres.
+
+    `num_upsamplings` times: bilinear ×2 then Conv3x3 + ReLU (halving the channels, at least 8); then a bilinear
+    resize to the image's exact size and a Conv3x3 to one channel `z`. Depth is the exponential of a bounded
+    log-depth, `exp(log min_depth + (log max_depth − log min_depth) · sigmoid(z))`: always in
+    `(min_depth, max_depth)`, smooth, and `z = 0` (the initial bias) gives their geometric mean.
+
+    Args:
+        channels: int > 0, channels of the input map.
+        num_upsamplings: int >= 0, ×2 steps before the final resize. Defaults to 2 (stride 4 -> 1).
+        min_depth, max_depth: floats, 0 < min_depth < max_depth, in metres. Defaults to 0.1 and 100.
+        **kwargs: `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `[features, images]`: `(B, h, w, channels)`, and the images `(B, H, W, 3)` (read for their size).
+
+    Returns:
+        float32 depth `(B, H, W)`.
+    """
+
+    def __init__(self, channels, num_upsamplings=2, min_depth=0.1, max_depth=100.0, **kwargs):
+        if not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"`channels` must be a positive int. Received: channels={channels!r}")
+        if not isinstance(num_upsamplings, int) or num_upsamplings < 0:
+            raise ValueError(f"`num_upsamplings` must be an int >= 0. Received: num_upsamplings={num_upsamplings!r}")
+        if not 0 < min_depth < max_depth:
+            raise ValueError(f"Need 0 < min_depth < max_depth. Received: min_depth={min_depth}, max_depth={max_depth}")
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.num_upsamplings = num_upsamplings
+        self.min_depth = float(min_depth)
+        self.max_depth = float(max_depth)
+
+    def build(self, input_shape):
+        shape = list(input_shape[0])
+        self.convs = []
+        width = self.channels
+        for i in range(self.num_upsamplings):
+            width = max(width // 2, 8)
+            conv = keras.layers.Conv2D(width, 3, padding="same", name=f"upsample_{i}", dtype=self.dtype_policy)
+            conv.build(tuple(shape))
+            shape[-1] = width
+            self.convs.append(conv)
+        self.output_conv = keras.layers.Conv2D(1, 3, padding="same", name="output", dtype=self.dtype_policy)
+        self.output_conv.build(tuple(shape))
+        self.built = True
+
+    def call(self, inputs):
+        x, images = inputs
+        for conv in self.convs:
+            h, w = x.shape[1], x.shape[2]
+            if h is None or w is None:
+                h, w = ops.shape(x)[1], ops.shape(x)[2]
+            x = ops.relu(conv(ops.image.resize(x, (2 * h, 2 * w), interpolation="bilinear")))
+        height, width = images.shape[1], images.shape[2]
+        if height is None or width is None:
+            height, width = ops.shape(images)[1], ops.shape(images)[2]
+        x = ops.image.resize(x, (height, width), interpolation="bilinear")
+        z = ops.cast(self.output_conv(x)[..., 0], "float32")
+        low, high = math.log(self.min_depth), math.log(self.max_depth)
+        return ops.exp(low + (high - low) * ops.sigmoid(z))
+
+    def compute_output_spec(self, inputs):
+        images = inputs[1]
+        return keras.KerasTensor((images.shape[0], images.shape[1], images.shape[2]), dtype="float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"channels": self.channels, "num_upsamplings": self.num_upsamplings,
+                       "min_depth": self.min_depth, "max_depth": self.max_depth})
+        return config
