@@ -1,10 +1,14 @@
 """Markdown rendering of a `run_all.py` result document."""
 
+from benchmarks import machine_info
+
 
 def _fmt_ratio(metric):
     if "median" not in metric:
         return "not measured (" + ", ".join(metric.get("missing", [])) + ")", "", ""
     value = f"**{metric['median']:.2f}** [{metric['min']:.2f}–{metric['max']:.2f}]"
+    if metric["type"] == "throughput":
+        value = f"**{metric['median']:.1f}**/s [{metric['min']:.1f}–{metric['max']:.1f}]"
     if metric["type"] == "mfu":
         value = (f"**{metric['median'] * 100:.0f}%** "
                  f"[{metric['min'] * 100:.0f}–{metric['max'] * 100:.0f}%]")
@@ -21,6 +25,53 @@ def _ms(seconds):
     return f"{seconds * 1e3:.1f}"
 
 
+def _env_text(env):
+    shown = [f"{k}={v}" for k, v in (env or {}).items() if v is not None]
+    return ", ".join(shown) if shown else "none of the recorded variables set"
+
+
+def machine_lines(document):
+    """The "Machine" section: CPU, ISA flags, framework builds, each worker's thread settings."""
+    machine = document.get("machine", {})
+    cpu = machine.get("cpu", {})
+    lines = ["## Machine", ""]
+    key = document.get("results_key") or machine.get("generation_key", "?")
+    lines.append(f"* CPU: {machine_info.describe(machine)}; results key `{key}`.")
+    flags = cpu.get("isa_flags")
+    if flags:
+        lines.append("* ISA flags: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in flags.items())
+                     + ".")
+    packages = machine.get("packages") or {}
+    if packages:
+        lines.append("* Packages: " + ", ".join(f"{k} {v}" for k, v in packages.items() if v) + ".")
+    lines.append(f"* Driver environment: {_env_text(machine.get('env'))}.")
+    for side, info in (document.get("workers") or {}).items():
+        build = info.get("build") or {}
+        if side.startswith("torch"):
+            text = (f"torch {build.get('torch', '?')}, {build.get('num_threads', '?')} threads, "
+                    f"{build.get('num_interop_threads', '?')} inter-op, ATen CPU capability "
+                    f"{build.get('cpu_capability', '?')}, MKL {build.get('mkl', '?')}, oneDNN "
+                    f"{build.get('mkldnn', '?')}")
+        elif build:
+            text = (f"TensorFlow {build.get('tensorflow', '?')}, oneDNN build {build.get('onednn', '?')} "
+                    f"(TF_ENABLE_ONEDNN_OPTS {build.get('onednn_opts', '?')}), intra/inter-op threads "
+                    f"{build.get('intra_op_threads', '?')}/{build.get('inter_op_threads', '?')}")
+            if build.get("gpus"):
+                text += ", GPUs: " + "; ".join(
+                    f"{g['name']} (compute capability {g.get('compute_capability')})"
+                    for g in build["gpus"])
+        else:
+            text = "no build recorded"
+        lines.append(f"* Worker `{side}`: {text}; environment: {_env_text(build.get('env'))}.")
+    configs = document.get("reference_configs")
+    if configs:
+        lines.append("* Reference configurations: " + "; ".join(
+            f"{label}: {c['settings']}" for label, c in configs.items())
+            + ". A speed-up against `transformers` is taken against the faster of the two in "
+              "each round.")
+    return lines + [""]
+
+
 def markdown(document):
     """The results table(s) as Markdown text."""
     lines = [f"# florence_keras benchmarks ({document['mode']})", ""]
@@ -30,7 +81,7 @@ def markdown(document):
         f"Command: `{document['command']}`  ",
         f"Date: {document['date']}; {document['rounds']} interleaved rounds per group, "
         f"{document['threads']} intra-op threads on each side.  ",
-        f"Machine: {machine.get('cpu_model', '?')}, {machine.get('cpu_count')} cores, "
+        f"Machine: {machine_info.describe(machine)}, {machine.get('cpu_count')} cores, "
         f"{machine.get('MemTotal', '?')}; load average at start "
         f"{document['load_average_start'][0]:.1f}, at end "
         f"{document.get('load_average_end', [float('nan')])[0]:.1f}.  ",
@@ -53,6 +104,7 @@ def markdown(document):
               "MFU = achieved FLOP/s (per round) ÷ the best matmul FLOP/s of the same run, in the "
               "same precision (FLOPs = 2 × multiply-adds, attention products included; "
               "benchmarks/flop_counter.py).", ""]
+    lines += machine_lines(document)
     load = document["load_average_start"][0]
     cores = machine.get("cpu_count") or 1
     if load > 1.5 * cores:

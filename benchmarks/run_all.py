@@ -1,6 +1,6 @@
-"""Runs every florence_keras benchmark and writes benchmarks/results/latest.{md,json}.
+"""Runs every florence_keras benchmark and writes benchmarks/results/<CPU generation>/latest.{md,json}.
 
-    python benchmarks/run_all.py [--quick] [--gpu] [--rounds N] [--threads 2] [--only NAME]
+    python benchmarks/run_all.py [--quick] [--gpu] [--rounds N] [--threads 2] [--only NAME] [--dry_run]
 
 Method (shared/docs/PERF.md): florence_keras (TensorFlow) and the reference (transformers, torch
 CPU) live in two long-lived worker processes with the same intra-op thread count and take turns:
@@ -10,10 +10,19 @@ is computed per round and the median over rounds is reported with its min and ma
 times on a shared machine are noise; ratios measured side by side are the result. Nothing here
 asserts a time.
 
+The reference runs twice, in two more workers: as configured by default and tuned
+(`plan.with_reference_configs`, `worker.settings_for`); a speed-up is taken against the faster of
+the two in each round. Every result records the machine (`machine_info.py`: CPU model, ISA flags,
+framework builds, thread settings) and is written under the CPU generation's key
+(`benchmarks/results/amd-zen4-avx512_bf16/latest.md`): results of different CPUs are never mixed.
+
 * `--quick`: tiny models, 2 rounds, memory probes run alongside — checks the harness end to end
   (a few minutes on a busy 2-core machine); writes `quick.{md,json}`, never `latest`.
-* `--gpu`: only the accelerator benchmark (CoSwin-B UniCL step, images/s and MFU against the
-  device's bfloat16 matmul peak measured in the same run); writes `latest_gpu.{md,json}`.
+* `--gpu`: only the accelerator plan (`plan.build_gpu_plan`: CoSwin-B UniCL step images/s and
+  bfloat16 MFU, XLA on/off, input pipeline throughput) within `plan.GPU_TIME_BUDGET_S` (8 min);
+  writes `latest_gpu.{md,json}` under the GPU's key. `--gpu --quick --allow-cpu` runs its tiny
+  version on a CPU (a check of the script, not a measurement).
+* `--dry_run`: prints the plan (groups, members, sizes, time estimates) and runs nothing.
 * Gradient-cache memory: one subprocess per measurement (peak RSS is per process).
 """
 
@@ -22,7 +31,6 @@ import datetime
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +43,7 @@ if REPO not in sys.path:
     # Appended, not prepended: a PYTHONPATH entry (another florence_keras tree) wins.
     sys.path.append(REPO)
 
+from benchmarks import machine_info  # noqa: E402
 from benchmarks import plan as plan_lib  # noqa: E402
 from benchmarks import report  # noqa: E402
 from benchmarks import worker  # noqa: E402
@@ -59,12 +68,17 @@ class Worker:
                                        name=f"bench-{side}", daemon=True)
         self.process.start()
         child.close()
+        self.broken = None
         self.info = self.call(None, READY_TIMEOUT_S)
 
     def call(self, message, timeout):
+        if self.broken:
+            # A late answer to the timed-out request would be taken for the answer to this one.
+            raise WorkerError(f"the {self.side} worker is not used any more: {self.broken}")
         if message is not None:
             self.conn.send(message)
         if not self.conn.poll(timeout):
+            self.broken = f"it did not answer within {timeout:.0f} s"
             raise WorkerError(f"the {self.side} worker did not answer within {timeout:.0f} s")
         try:
             answer = self.conn.recv()
@@ -115,9 +129,10 @@ def add_baseline(groups, root):
         metrics = list(group["metrics"])
         for metric in group["metrics"]:
             names = {k: metric[k] for k in ("num", "den", "step", "peak") if k in metric}
-            if any(v in twins for v in names.values()):
+            if any(label in twins for v in names.values() for label in _labels(v)):
                 twin = dict(metric, name=metric["name"] + BASELINE_SUFFIX)
-                twin.update({k: twins.get(v, v) for k, v in names.items()})
+                twin.update({k: [twins.get(label, label) for label in v] if isinstance(v, list)
+                             else twins.get(v, v) for k, v in names.items()})
                 metrics.append(twin)
         group["members"], group["metrics"] = members, metrics
         if group.get("parity") and group["parity"][0] in twins:
@@ -128,29 +143,6 @@ def add_baseline(groups, root):
 
 def _member_key(group, member):
     return member.get("reuse") or member.get("key") or f"{group['name']}/{member['label']}"
-
-
-def _machine_info():
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu_count": os.cpu_count(), "processor": platform.processor()}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    info["cpu_model"] = line.split(":", 1)[1].strip()
-                    break
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-        info["avx512_bf16"] = "avx512_bf16" in flags
-        info["amx"] = "amx_tile" in flags
-        with open("/proc/meminfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(("MemTotal", "MemAvailable")):
-                    key, value = line.split(":")
-                    info[key] = value.strip()
-    except OSError:
-        pass
-    return info
 
 
 def _git_state():
@@ -179,23 +171,47 @@ def _round_metric(metric, times, infos, best):
     the model (a single big op waits for its slowest thread).
     """
     kind = metric["type"]
+
+    def time(field):  # a list of labels: the fastest of them this round
+        return _fastest(times, metric[field])
+
+    def info(field):  # members of one list do the same work (same FLOPs and items)
+        return infos[_labels(metric[field])[0]]
+
     if kind == "time_ratio":
-        return times[metric["num"]] / times[metric["den"]]
+        return time("num") / time("den")
     if kind == "mfu":
-        achieved = infos[metric["step"]]["flops_per_step"] / times[metric["step"]]
-        return achieved / (infos[metric["peak"]]["flops_per_step"] / best[metric["peak"]])
+        achieved = info("step")["flops_per_step"] / time("step")
+        return achieved / (info("peak")["flops_per_step"] / _fastest(best, metric["peak"]))
     if kind == "flop_rate_ratio":
-        num = infos[metric["num"]]["flops_per_step"] / times[metric["num"]]
-        den = infos[metric["den"]]["flops_per_step"] / times[metric["den"]]
+        num = info("num")["flops_per_step"] / time("num")
+        den = info("den")["flops_per_step"] / time("den")
         return den / num
     if kind == "throughput_ratio":
-        num = infos[metric["num"]]["items_per_step"] / times[metric["num"]]
-        den = infos[metric["den"]]["items_per_step"] / times[metric["den"]]
+        num = info("num")["items_per_step"] / time("num")
+        den = info("den")["items_per_step"] / time("den")
         return num / den
+    if kind == "throughput":
+        return info("step")["items_per_step"] / time("step")
     raise ValueError(f"Unknown metric type {kind!r}")
 
 
-def run_group(group, workers, known, rounds, target_round_s, max_iters, log, warmup_rounds=0):
+def _labels(value):
+    """A metric field's member labels: one label or a list of them."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _fastest(times, value):
+    return min(times[label] for label in _labels(value))
+
+
+def _metric_labels(metric):
+    return [label for k in ("num", "den", "step", "peak") if metric.get(k)
+            for label in _labels(metric[k])]
+
+
+def run_group(group, workers, known, rounds, target_round_s, max_iters, log, warmup_rounds=0,
+              setup_timeout_s=SETUP_TIMEOUT_S):
     """Sets a group up, runs its interleaved rounds and returns its result record.
 
     The first `warmup_rounds` rounds run like the others but are left out of every statistic
@@ -206,7 +222,7 @@ def run_group(group, workers, known, rounds, target_round_s, max_iters, log, war
               "errors": []}
     infos, singles = {}, {}
     # Set up the torch members first: they write the checkpoints the TF members convert.
-    for member in sorted(group["members"], key=lambda m: m["side"] != "torch"):
+    for member in sorted(group["members"], key=lambda m: m["side"] not in worker.REFERENCE_SIDES):
         label, key = member["label"], _member_key(group, member)
         if "reuse" in member:
             if key not in known:
@@ -218,7 +234,7 @@ def run_group(group, workers, known, rounds, target_round_s, max_iters, log, war
         try:
             answer = workers[member["side"]].call(
                 {"op": "setup", "key": key, "kind": member["kind"], "spec": member["spec"]},
-                SETUP_TIMEOUT_S)
+                setup_timeout_s)
         except WorkerError as error:
             result["errors"].append(f"{label}: {error}")
             log(f"  ! {label} failed: {str(error).strip().splitlines()[-1]}")
@@ -277,7 +293,7 @@ def run_group(group, workers, known, rounds, target_round_s, max_iters, log, war
                 record["gflop_per_s"] = info["flops_per_step"] / median / 1e9
         result["members"][label] = record
     for metric in group["metrics"]:
-        names = [metric.get(k) for k in ("num", "den", "step", "peak") if metric.get(k)]
+        names = _metric_labels(metric)
         entry = dict(metric)
         if not complete or any(n not in infos for n in names):
             entry["missing"] = [n for n in names if n not in infos] or ["no complete round"]
@@ -288,12 +304,12 @@ def run_group(group, workers, known, rounds, target_round_s, max_iters, log, war
             entry.update(_summary(values))
             entry["per_round"] = values
             if metric["type"] == "mfu":
-                entry["peak_gflop_per_s"] = (infos[metric["peak"]]["flops_per_step"]
-                                             / best[metric["peak"]] / 1e9)
+                peak = _labels(metric["peak"])[0]
+                entry["peak_gflop_per_s"] = infos[peak]["flops_per_step"] / best[peak] / 1e9
             if metric["type"] == "time_ratio":
                 # Best against best: the least disturbed iteration of each side.
-                entry["best_vs_best"] = (min(samples[metric["num"]])
-                                         / min(samples[metric["den"]]))
+                entry["best_vs_best"] = (_fastest(best, metric["num"])
+                                         / _fastest(best, metric["den"]))
             if metric.get("target") is not None:
                 entry["met"] = entry["median"] >= metric["target"]
         result["metrics"].append(entry)
@@ -404,16 +420,57 @@ def run_memory(memory, threads, log, parallel=2):
     return result
 
 
+def _slug(text):
+    return "-".join("".join(c if c.isalnum() else " " for c in str(text).lower()).split())
+
+
+def results_key(document):
+    """Where a result is filed: the CPU generation ("amd-zen4-avx512_bf16"), or for `--gpu` the GPU
+    ("gpu-nvidia-h100-80gb-hbm3"; the CPU's key when no GPU was visible)."""
+    if document["mode"] == "gpu":
+        gpus = document.get("workers", {}).get("tf", {}).get("build", {}).get("gpus") or []
+        if gpus:
+            return "gpu-" + _slug(gpus[0]["name"])
+    return document["machine"]["generation_key"]
+
+
+def budget_check(group, elapsed_s, budget_s):
+    """`(skip_reason or None, setup_timeout_s)` for a group about to start after `elapsed_s` seconds.
+
+    Without a budget nothing is skipped. With one, a group whose `estimate_s` would take the run past
+    it is skipped, and a set-up may take at most what is left of the budget (30 s at least).
+    """
+    if budget_s is None:
+        return None, SETUP_TIMEOUT_S
+    estimate = group.get("estimate_s") or 0.0
+    if elapsed_s + estimate > budget_s:
+        return (f"skipped: {elapsed_s:.0f} s elapsed + {estimate:.0f} s estimated > the "
+                f"{budget_s:.0f} s budget"), 0.0
+    return None, max(30.0, budget_s - elapsed_s)
+
+
+def _gpu_names(workers):
+    info = workers["tf"].info.get("build", {}) if "tf" in workers else {}
+    return [g["name"] for g in info.get("gpus", [])]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny models, 2 rounds")
-    parser.add_argument("--gpu", action="store_true", help="the accelerator benchmark only")
+    parser.add_argument("--gpu", action="store_true", help="the accelerator plan only")
+    parser.add_argument("--allow-cpu", "--allow_cpu", action="store_true",
+                        help="--gpu: run the plan also without a GPU (with --quick: checks the script)")
+    parser.add_argument("--dry_run", "--dry-run", action="store_true",
+                        help="print the plan (groups, members, sizes, time estimates), run nothing")
+    parser.add_argument("--time-budget", "--time_budget", type=float, default=None,
+                        help="seconds; a group that would end past it is skipped (default: "
+                             f"{plan_lib.GPU_TIME_BUDGET_S} s with --gpu, none otherwise)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per group")
     parser.add_argument("--threads", type=int, default=None,
-                        help="intra-op threads, both sides (default 2; --gpu: TensorFlow's own)")
+                        help="intra-op threads, every side (default 2; --gpu: TensorFlow's own)")
     parser.add_argument("--only", default=None, help="run the groups whose name contains this")
     parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results"),
-                        help="output directory")
+                        help="output directory (results go to OUT/<CPU generation>/)")
     parser.add_argument("--work-dir", default=None, help="scratch directory (default: a temp dir)")
     parser.add_argument("--baseline-root", default=None,
                         help="a directory holding another florence_keras/ tree (e.g. before a "
@@ -426,6 +483,8 @@ def main(argv=None):
         args.threads = 0 if args.gpu else 2
     if args.threads < 0:
         parser.error(f"--threads must be >= 0. Received: --threads={args.threads}")
+    if args.time_budget is None and args.gpu:
+        args.time_budget = plan_lib.GPU_TIME_BUDGET_S
     rounds = args.rounds or (2 if args.quick else 5)
     target_round_s = 0.0 if args.quick else 1.0
     max_iters = 1 if args.quick else 4
@@ -434,25 +493,41 @@ def main(argv=None):
     def log(message):
         print(f"[{time.perf_counter() - started:7.1f}s] {message}", flush=True)
 
-    os.makedirs(args.out, exist_ok=True)
-    scratch = tempfile.TemporaryDirectory(prefix="florence_bench_") if args.work_dir is None else None
-    work_dir = args.work_dir or scratch.name
+    scratch = None
+    if args.work_dir is None and not args.dry_run:
+        scratch = tempfile.TemporaryDirectory(prefix="florence_bench_")
+    work_dir = args.work_dir or (scratch.name if scratch else os.path.join(tempfile.gettempdir(),
+                                                                           "florence_bench"))
     if args.gpu:
-        groups, memory = plan_lib.build_gpu_plan(args.quick), None
+        groups, memory = plan_lib.build_gpu_plan(args.quick, work_dir), None
+        if args.only:
+            groups = [g for g in groups if args.only in g["name"]]
     else:
         groups, memory = plan_lib.build_plan(args.quick, work_dir, args.only)
     if args.baseline_root:
         groups = add_baseline(groups, os.path.abspath(args.baseline_root))
     sides = sorted({m["side"] for g in groups for m in g["members"]})
+    machine = machine_info.collect()
     document = {
         "command": "python benchmarks/run_all.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": "gpu" if args.gpu else ("quick" if args.quick else "full"),
         "baseline_root": args.baseline_root,
-        "rounds": rounds, "threads": args.threads, "machine": _machine_info(),
+        "rounds": rounds, "threads": args.threads, "machine": machine,
+        "reference_configs": {label: {"side": side, "settings": desc} for label, (side, desc)
+                              in plan_lib.REFERENCE_CONFIGS.items()},
+        "time_budget_s": args.time_budget,
         "git": _git_state(), "load_average_start": os.getloadavg(), "groups": [],
         "workers": {}, "errors": [],
     }
+    if args.dry_run:
+        print(f"Machine: {machine_info.describe(machine)} [{machine['generation_key']}]")
+        print(f"Mode: {document['mode']}; {rounds} rounds per group; workers: {', '.join(sides)}")
+        for line in plan_lib.plan_summary(groups, memory, args.time_budget):
+            print(line)
+        return document
+    os.makedirs(args.out, exist_ok=True)
+    log(f"machine: {machine_info.describe(machine)} [{machine['generation_key']}]")
     memory_result = {}
     memory_thread = None
     if memory is not None and args.quick:
@@ -483,19 +558,23 @@ def main(argv=None):
                                            "errors": [f"no {s} worker" for s in missing],
                                            "members": {}, "metrics": []})
                 continue
-            if group.get("requires_gpu"):
-                gpus = workers["tf"].call({"op": "setup", "key": "_gpu_probe", "kind": "matmul",
-                                           "spec": {"n": 64, "dtype": "float32"}}, 600)
-                devices = [d for d in gpus["info"].get("devices", []) if "GPU" in d]
-                if not devices:
-                    document["groups"].append({"name": group["name"], "title": group["title"],
-                                               "errors": ["no GPU visible to TensorFlow: not run"],
-                                               "members": {}, "metrics": []})
-                    log("no GPU visible: the GPU benchmark is not run")
-                    continue
+            if group.get("requires_gpu") and not _gpu_names(workers) and not args.allow_cpu:
+                document["groups"].append({"name": group["name"], "title": group["title"],
+                                           "errors": ["no GPU visible to TensorFlow: not run"],
+                                           "members": {}, "metrics": []})
+                log(f"{group['name']}: no GPU visible: not run (--allow-cpu runs it anyway)")
+                continue
+            elapsed = time.perf_counter() - started
+            reason, setup_timeout = budget_check(group, elapsed, args.time_budget)
+            if reason:
+                document["groups"].append({"name": group["name"], "title": group["title"],
+                                           "errors": [reason], "members": {}, "metrics": []})
+                log(f"{group['name']}: {reason}")
+                continue
             log(f"{group['name']}: {group['title']}")
             result = run_group(group, workers, known, rounds, target_round_s, max_iters, log,
-                               warmup_rounds=0 if args.quick else 1)
+                               warmup_rounds=0 if args.quick else 1,
+                               setup_timeout_s=setup_timeout)
             document["groups"].append(result)
             for metric in result["metrics"]:
                 if "median" in metric:
@@ -522,9 +601,12 @@ def main(argv=None):
         document["memory"] = run_memory(memory, args.threads, log)
     document["load_average_end"] = os.getloadavg()
     document["wall_s"] = time.perf_counter() - started
+    document["results_key"] = results_key(document)
     stem = "latest_gpu" if args.gpu else ("quick" if args.quick else "latest")
-    json_path = os.path.join(args.out, stem + ".json")
-    md_path = os.path.join(args.out, stem + ".md")
+    out_dir = os.path.join(args.out, document["results_key"])
+    os.makedirs(out_dir, exist_ok=True)
+    json_path = os.path.join(out_dir, stem + ".json")
+    md_path = os.path.join(out_dir, stem + ".md")
     with open(json_path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1, default=str)
     with open(md_path, "w", encoding="utf-8") as f:

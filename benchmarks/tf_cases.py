@@ -136,7 +136,7 @@ class FlorenceStep:
 
     The step is written here with the trainer's own pieces — `full_batch_gradients` (forward,
     UniCL loss, backward), dense gradients, `make_optimizer`'s AdamW — because `UniCLTrainer` owns
-    its data loop; the per-step work is the same.
+    its data loop; the per-step work is the same. `spec["jit_compile"]` compiles the step with XLA.
     """
 
     def __init__(self, spec):
@@ -164,8 +164,9 @@ class FlorenceStep:
             "labels": tf.range(self.batch, dtype=tf.int64),
         }
         variables = model.trainable_variables
+        self.jit_compile = bool(spec.get("jit_compile", False))
 
-        @tf.function
+        @tf.function(jit_compile=self.jit_compile)
         def step(batch):
             loss, grads = full_batch_gradients(task, batch)
             grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
@@ -186,7 +187,7 @@ class FlorenceStep:
 
     def info(self):
         return {"flops_per_step": self.flops_per_step, "items_per_step": self.batch,
-                "flops_forward_per_pair": self.flops, "dtype": self.dtype,
+                "flops_forward_per_pair": self.flops, "dtype": self.dtype, "jit_compile": self.jit_compile,
                 "params": int(self.model.count_params()), **_versions()}
 
 

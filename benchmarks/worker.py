@@ -1,8 +1,10 @@
 """Long-lived benchmark worker processes that take turns (interleaved A/B rounds).
 
-The driver (`run_all.py`) starts one TensorFlow worker and one torch worker with
-`multiprocessing`'s spawn context, so each is a fresh interpreter that imports only its own
-framework, with its thread counts set before the import. Messages are dicts over a `Pipe`:
+The driver (`run_all.py`) starts one TensorFlow worker and two torch workers (the reference as
+configured by default, and tuned: `settings_for`) with `multiprocessing`'s spawn context, so each
+is a fresh interpreter that imports only its own framework, with its thread counts set before the
+import. The ready message carries the worker's settings and framework build
+(`machine_info.framework_build`). Messages are dicts over a `Pipe`:
 
 * `{"op": "setup", "key": k, "kind": name, "spec": {...}}` builds case `k` (model, inputs,
   compiled function), runs it twice to warm up and once more to time it; answers
@@ -13,7 +15,7 @@ framework, with its thread counts set before the import. Messages are dicts over
 * `{"op": "close"}` ends the worker.
 
 Any exception is answered as `{"error": traceback}`; the driver records it and goes on.
-Only one worker computes at a time: the other blocks on its pipe, so the two never compete for
+Only one worker computes at a time: the others block on their pipes, so they never compete for
 the cores.
 """
 
@@ -23,35 +25,68 @@ import time
 import traceback
 
 
-def _configure_threads(side, threads):
-    """Same intra-op thread count on both sides (0: the framework's default, for --gpu)."""
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        if threads > 0:
-            os.environ[name] = str(threads)
-    # Idle OpenMP threads sleep instead of spinning. On a shared, oversubscribed machine torch's
-    # default spin-waiting made Swin-T's forward 2x slower (and tiny models 4x): an artefact of
-    # the neighbours, not of the library. TensorFlow's thread pool does not spin-wait long.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # 3: also hides the "failed call to cuInit" line of CPU-only machines.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The reference (torch + transformers) runs in two configurations, each in its own worker:
+# * "torch_default": as a user gets it. Only the thread count is set, to the same number as TensorFlow's (the
+#   compared resource); no environment variable, torch's default inter-op pool.
+# * "torch" (tuned): idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE) and one inter-op thread. On a shared,
+#   oversubscribed machine torch's default spin-waiting made Swin-T's forward 2x slower (tiny models 4x), but on a
+#   quiet machine spinning can be the faster choice.
+# Speed-ups are taken against the faster of the two in each round (plan.with_reference_configs).
+REFERENCE_SIDES = ("torch", "torch_default")
+
+
+def settings_for(side, threads):
+    """What a worker of `side` sets before importing its framework (pure: nothing is applied here).
+
+    Args:
+        side: "tf", "torch" (tuned reference) or "torch_default" (reference as configured by default).
+        threads: intra-op threads (0: the framework's default, for --gpu).
+
+    Returns:
+        dict: `env` (environment variables to set, unless already set by the user), `num_threads` (None: leave
+        it), `num_interop_threads` (None: leave it), and for TensorFlow `tf_threads`.
+    """
+    if side not in ("tf",) + REFERENCE_SIDES:
+        raise ValueError(f"Unknown worker side {side!r}. Known: {('tf',) + REFERENCE_SIDES}")
+    count = threads if threads > 0 else None
+    if side == "torch_default":
+        return {"env": {}, "num_threads": count, "num_interop_threads": None}
+    env = {}
+    if count:
+        env.update({name: str(count) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     if side == "torch":
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+        return {"env": env, "num_threads": count, "num_interop_threads": 1}
+    # TensorFlow: its own thread pools (oneDNN runs on them, not on OpenMP); 3 also hides the "failed call to
+    # cuInit" line of CPU-only machines.
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return {"env": env, "tf_threads": count}
+
+
+def _configure_threads(side, threads):
+    """Applies `settings_for(side, threads)` in this (fresh) worker process."""
+    settings = settings_for(side, threads)
+    for name, value in settings["env"].items():
+        os.environ.setdefault(name, value)
+    if side in REFERENCE_SIDES:
         import torch
 
-        if threads > 0:
-            torch.set_num_threads(threads)
-        torch.set_num_interop_threads(1)
+        if settings["num_threads"]:
+            torch.set_num_threads(settings["num_threads"])
+        if settings["num_interop_threads"]:
+            torch.set_num_interop_threads(settings["num_interop_threads"])
     else:
         import tensorflow as tf
 
-        if threads > 0:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        if settings["tf_threads"]:
+            tf.config.threading.set_intra_op_parallelism_threads(settings["tf_threads"])
+            tf.config.threading.set_inter_op_parallelism_threads(settings["tf_threads"])
         for gpu in tf.config.list_physical_devices("GPU"):
             tf.config.experimental.set_memory_growth(gpu, True)
 
 
 def _factories(side):
-    if side == "torch":
+    if side in REFERENCE_SIDES:
         from benchmarks import torch_cases
 
         return torch_cases.CASES
@@ -65,8 +100,8 @@ def serve(conn, side, threads, source_root=None):
 
     Args:
         conn: the child end of a `multiprocessing.Pipe`.
-        side: `"tf"` or `"torch"`.
-        threads: int, intra-op threads (the same on both sides).
+        side: `"tf"`, `"torch"` (tuned reference) or `"torch_default"` (reference as configured by default).
+        threads: int, intra-op threads (the same on every side).
         source_root: optional directory holding another `florence_keras` tree, imported instead
             of the installed one (`compare_trees.py`: before/after a change, side by side).
     """
@@ -75,7 +110,10 @@ def serve(conn, side, threads, source_root=None):
             sys.path.insert(0, source_root)
         _configure_threads(side, threads)
         factories = _factories(side)
-        conn.send({"ready": True, "pid": os.getpid()})
+        from benchmarks import machine_info
+
+        conn.send({"ready": True, "pid": os.getpid(), "side": side,
+                   "settings": settings_for(side, threads), "build": machine_info.framework_build(side)})
     except Exception:  # report start-up failures to the driver instead of dying silently
         conn.send({"error": traceback.format_exc()})
         return
