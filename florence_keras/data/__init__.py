@@ -14,6 +14,7 @@ from florence_keras.data.builtin_dataset import write_builtin_dataset
 from florence_keras.data.data_format_error import DataFormatError
 from florence_keras.data.depth_augmentation import augment_depth_pair
 from florence_keras.data.depth_augmentation import depth_dataset
+from florence_keras.data.depth_builtin import ensure_builtin_depth_data
 from florence_keras.data.depth_pairs import load_depth_pairs
 from florence_keras.data.image_decoding import DEFAULT_MAX_PIXELS
 from florence_keras.data.image_decoding import decode_image_checked

@@ -1,0 +1,51 @@
+"""train_depth.py and eval_depth.py end to end on a tiny preset and a few built-in scenes."""
+
+import importlib.util
+import json
+import os
+
+import matplotlib.image
+import numpy as np
+
+from florence_keras.models import FlorenceDepthEstimator
+
+_spec = importlib.util.spec_from_file_location(
+    "eval_recipe_data", os.path.join(os.path.dirname(__file__), "eval_recipe_data.py")
+)
+eval_recipe_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(eval_recipe_data)
+
+
+def test_train_then_eval_depth(tmp_path, tiny_preset_dir):
+    model_dir = tmp_path / "m"
+    stdout = eval_recipe_data.run_recipe(
+        "train_depth", f"--preset={tiny_preset_dir}", f"--model_dir={model_dir}", "--image_size=32", "--steps=3",
+        "--batch_size=4", "--builtin_train=8", "--builtin_heldout=5", "--decoder_channels=8", "--warmup_steps=1",
+    )
+    assert "8 training pairs at 32px" in stdout
+    summary = json.loads((model_dir / "train_depth.json").read_text())
+    assert summary["train"]["step"] == 3 and summary["skipped_pairs"] == 0
+    metadata = json.loads((model_dir / "preset" / "metadata.json").read_text())["florence_training"]
+    assert metadata["task"] == "depth" and "train_depth.py" in metadata["command"]
+    estimator = FlorenceDepthEstimator.from_preset(str(model_dir / "preset"))
+    assert estimator.image_size == 32 and estimator.decoder_channels == 8
+
+    # Held-out pairs plus one whose image is missing: scored on the good ones, the bad one counted.
+    heldout = model_dir / "data" / "depth_heldout.csv"
+    rows = heldout.read_text().splitlines()
+    pairs_csv = tmp_path / "pairs.csv"
+    pairs_csv.write_text("\n".join(
+        ["image,depth"] + [",".join(str(model_dir / "data" / p) for p in row.split(",")) for row in rows[1:]]
+        + [f"{tmp_path}/nope.png,{model_dir / 'data' / rows[1].split(',')[1]}"]) + "\n")
+    output = tmp_path / "eval"
+    stdout = eval_recipe_data.run_recipe("eval_depth", f"--preset={model_dir / 'preset'}", f"--data={pairs_csv}",
+                                         f"--output_dir={output}")
+    results = json.loads((output / "results.json").read_text())
+    assert results["pairs"] == 5 and results["skipped_pairs"] == 1 and results["skipped_reasons"] == {"missing": 1}
+    for key in ("metrics", "metrics_median_scaled"):
+        assert set(results[key]) >= {"abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3"}
+        assert 0.0 <= results[key]["delta1"] <= results[key]["delta2"] <= results[key]["delta3"] <= 1.0
+    assert results["metrics"]["median_scaling"] is False and results["metrics_median_scaled"]["median_scaling"]
+    assert "| no median scaling |" in (output / "results.md").read_text() and "| median scaling |" in stdout
+    picture = matplotlib.image.imread(output / "depth_examples.png")
+    assert picture.ndim == 3 and picture.shape[1] > picture.shape[0] / 2 and np.ptp(picture) > 0
