@@ -24,8 +24,14 @@ COLOURS = {
     "pink": (245, 135, 195),
 }
 SIZES = ("small", "medium", "large")
-# Radius ranges as a fraction of the image side, per size word.
-SIZE_RADII = {"small": (0.10, 0.125), "medium": (0.14, 0.17), "large": (0.19, 0.23)}
+# Radius ranges as a fraction of the image side, per size word. The smallest radius is chosen so that every shape is
+# identifiable at the default 64 pixels [ours]: a small hexagon's corners stand only r (1 - cos 30°) = 0.13 r out of
+# its inscribed circle, and at the old smallest radius (0.10: 6.4 px) a hexagon's mask and a circle's mask with the
+# same bounding box differed by as few as 5 pixels; a supervised encoder then confused small circles and hexagons
+# (small objects 0.92, medium 0.99, large 1.0: docs/training_science.md). From radius 0.135 (8.6 px) every two
+# shapes' masks differ by >= 15 pixels (tests/data/scene_generator_test.py), as medium objects did before. The ranges
+# keep the old ratios between sizes (a gap of ~12% between one size's largest and the next one's smallest radius).
+SIZE_RADII = {"small": (0.135, 0.16), "medium": (0.18, 0.21), "large": (0.235, 0.27)}
 # Metres: objects stand between the near and far planes; the background is farther.
 NEAR_DEPTH, FAR_DEPTH, BACKGROUND_NEAR, BACKGROUND_FAR = 1.0, 6.0, 7.0, 12.0
 # 16-bit depth PNGs store millimetres.
