@@ -1,7 +1,8 @@
 """SavedModel export for TF Serving (see docs/serving.md).
 
 A Task contributes a list of `ExportSignature`s (`clip_signatures` for FlorenceCLIP,
-`image_classifier_signatures` for FlorenceImageClassifier); a `SavedModelExporter` writes any such list as
+`image_classifier_signatures` for FlorenceImageClassifier, `estimate_depth_signature` for
+FlorenceDepthEstimator); a `SavedModelExporter` writes any such list as
 `BASE_DIR/VERSION/` with one warm-up request per signature.
 """
 
@@ -10,6 +11,8 @@ from florence_keras.export.classifier_signatures import image_classifier_signatu
 from florence_keras.export.classify_signature import classify_signature
 from florence_keras.export.clip_signatures import CLIP_SERVING_DEFAULT
 from florence_keras.export.clip_signatures import clip_signatures
+from florence_keras.export.depth_signature import DEPTH_SERVING_DEFAULT
+from florence_keras.export.depth_signature import estimate_depth_signature
 from florence_keras.export.export_signature import ExportSignature
 from florence_keras.export.rest_examples import rest_examples_markdown
 from florence_keras.export.rest_examples import rest_predict_example
