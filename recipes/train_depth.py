@@ -23,7 +23,7 @@ flags.DEFINE_list("train_data", ["builtin"], "'builtin' or image,depth CSV file(
 flags.DEFINE_string("preset", "florence_mini_builtin", "Preset name, preset directory or handle to start from.")
 flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard, the trained preset.", required=True)
 flags.DEFINE_integer("image_size", 64, "Training resolution (square; a multiple of the backbone's stride, 32).")
-flags.DEFINE_integer("steps", 1500, "Optimizer steps.")
+flags.DEFINE_integer("steps", 1200, "Optimizer steps.")
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak AdamW learning rate (warm-up + cosine to 0).")
 flags.DEFINE_integer("warmup_steps", 100, "Linear warm-up steps.")
