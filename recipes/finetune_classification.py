@@ -49,7 +49,9 @@ flags.DEFINE_string("templates", "default", "default (8 templates), imagenet80, 
 flags.DEFINE_integer("image_size", None, "Training resolution (default: the preset's).")
 flags.DEFINE_bool("augment", True, "Random-resized-crop and flip on training images.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "tf.distribute strategy.")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Precision policy.")
+flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                  "Precision policy; auto: mixed_bfloat16 on a GPU/TPU or a CPU with native bf16 (avx512_bf16, "
+                  "amx_bf16), float32 elsewhere.")
 flags.DEFINE_integer("checkpoint_every", 100, "Steps between checkpoints.")
 flags.DEFINE_bool("deterministic", False, "Reproducible run: a killed and resumed run ends identical.")
 flags.DEFINE_integer("seed", 0, "Seed of weights, data and the built-in scenes.")

@@ -44,7 +44,9 @@ flags.DEFINE_integer("global_batch_size", 64, "Contrastive batch over all replic
 flags.DEFINE_string("model_dir", os.path.join("runs", "pretrain_unicl"),
                     "Run directory; the trained preset goes to MODEL_DIR/preset.")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"], "tf.distribute strategy.")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Precision policy.")
+flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                  "Precision policy; auto: mixed_bfloat16 on a GPU/TPU or a CPU with native bf16 (avx512_bf16, "
+                  "amx_bf16), float32 elsewhere.")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (AdamW, warm-up + cosine).")
 flags.DEFINE_integer("warmup_steps", 50, "Linear warm-up steps.")
 flags.DEFINE_float("weight_decay", 0.1, "AdamW weight decay (not on norms, biases, logit scale).")

@@ -32,6 +32,7 @@ from florence_keras.models.florence_image_classifier import FlorenceImageClassif
 from florence_keras.training.finetune_trainer import FineTuneTrainer
 from florence_keras.training.image_text_input import make_image_text_input_fn
 from florence_keras.training.optimizer_factory import FINETUNE_ADAMW
+from florence_keras.training.precision_choice import resolve_precision
 from florence_keras.training.training_stage import TrainingStage
 
 logger = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def finetune_classification(
         layer_decay: layer-wise learning-rate decay in (0, 1] (1.0: off).
         templates: prompt templates of the class names (training texts and the UniCL classifier).
         augment: random-resized-crop + flip on training images.
-        strategy, precision, checkpoint_every, deterministic, seed: as in pretraining.
+        strategy, precision, checkpoint_every, deterministic, seed: as in pretraining (precision may be "auto").
         command: the command line, stored in the preset's metadata.
         verbose: progress bar.
 
@@ -211,7 +212,8 @@ def finetune_classification(
 
     trainer = FineTuneTrainer(
         model_fn, make_dataset, layer_decay=layer_decay, optimizer=optimizer, model_dir=output_dir,
-        total_steps=steps, global_batch_size=global_batch_size, strategy=strategy, precision=precision,
+        total_steps=steps, global_batch_size=global_batch_size, strategy=strategy,
+        precision=resolve_precision(precision),
         stages=[TrainingStage("finetune", 0, train_size, prompt_augmented_texts=False)], image_size=train_size,
         checkpoint_every=checkpoint_every, deterministic=deterministic, seed=seed, verbose=verbose,
     )

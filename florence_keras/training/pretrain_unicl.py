@@ -21,6 +21,7 @@ from florence_keras.training.image_text_input import make_image_text_input_fn
 from florence_keras.training.distribution import make_strategy
 from florence_keras.training.training_stage import florence_stages
 from florence_keras.training.optimizer_factory import AdamWConfig
+from florence_keras.training.precision_choice import resolve_precision
 from florence_keras.training.unicl_trainer import UniCLTrainer
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,8 @@ def pretrain_unicl(
         steps: optimizer steps.
         global_batch_size: the contrastive batch across all replicas.
         strategy: "default", "mirrored" or "multi_worker".
-        precision: "float32", "mixed_bfloat16" or "mixed_float16".
+        precision: "float32", "mixed_bfloat16", "mixed_float16", or "auto" (`precision_choice`: mixed_bfloat16 on
+            a GPU/TPU or a CPU with native bfloat16, float32 elsewhere; stored resolved in the preset metadata).
         learning_rate, warmup_steps, weight_decay, end_learning_rate: AdamW with warm-up + cosine decay from
             `learning_rate` to `end_learning_rate`.
         gradient_cache_chunk: per-replica chunk for gradient cache (None: off).
@@ -176,6 +178,7 @@ def pretrain_unicl(
     start, start_cpu = time.time(), _cpu_seconds()
     # MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
     strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+    precision = resolve_precision(precision)
     os.makedirs(model_dir, exist_ok=True)
     builtin_paths = None
     if train_data == BUILTIN and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -245,7 +248,10 @@ def pretrain_unicl(
     task.save_to_preset(preset_dir)
     result["preset_dir"] = preset_dir
     if evaluate is not None and builtin_paths is not None:
-        result["scores"] = evaluate(task, builtin_paths, preset_dir, verbose=bool(verbose))
+        # The scores stored with the preset are the preset's as a user loads it: a loaded preset follows the
+        # caller's Keras policy (float32 by default), so a model trained in mixed precision is scored re-loaded.
+        scored = task if precision == "float32" else FlorenceCLIP.from_preset(preset_dir)
+        result["scores"] = evaluate(scored, builtin_paths, preset_dir, verbose=bool(verbose))
     result["seconds"], result["cpu_seconds"] = time.time() - start, _cpu_seconds() - start_cpu
     _write_metadata(preset_dir, {
         "florence_training": {
