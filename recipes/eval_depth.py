@@ -20,8 +20,8 @@ flags.DEFINE_string("preset", None, "A FlorenceDepthEstimator preset directory (
                     required=True)
 flags.DEFINE_list("data", ["builtin"], "'builtin' (held-out split) or image,depth CSV file(s).")
 flags.DEFINE_string("output_dir", None, "Where results.json, results.md and depth_examples.png go.", required=True)
-flags.DEFINE_integer("eval_size", None, "Resize pairs to this square size before scoring (default: the data's own "
-                     "size for built-in scenes, 64).")
+flags.DEFINE_integer("eval_size", 64, "Resize pairs to this square size before scoring (the built-in scenes' own "
+                     "size: 64); 0 scores each pair at its own size (all pairs of one size).")
 flags.DEFINE_integer("max_examples", None, "Score at most this many pairs.")
 flags.DEFINE_float("max_depth", None, "Ignore ground truth beyond this depth (m).")
 flags.DEFINE_integer("batch_size", 32, "Images per forward pass.")
@@ -49,7 +49,7 @@ def main(argv):
         builtin_dir = FLAGS.builtin_dir or os.path.join(os.path.dirname(os.path.abspath(FLAGS.preset)), "data")
         data = [ensure_builtin_depth_data(builtin_dir, FLAGS.builtin_train, FLAGS.builtin_heldout, image_size=64,
                                           seed=FLAGS.seed)["heldout"]]
-    pairs = load_depth_pairs(data, FLAGS.eval_size or 64, max_examples=FLAGS.max_examples)
+    pairs = load_depth_pairs(data, FLAGS.eval_size or None, max_examples=FLAGS.max_examples)
     estimator = FlorenceDepthEstimator.from_preset(FLAGS.preset)
     scores = evaluate_depth(estimator, pairs["images"], pairs["depth"], batch_size=FLAGS.batch_size,
                             max_depth=FLAGS.max_depth)
@@ -60,7 +60,7 @@ def main(argv):
         row.update({name: metrics[name] for name in METRIC_NAMES})
         rows.append(row)
     results = {
-        "preset": FLAGS.preset, "data": [str(p) for p in data], "eval_size": FLAGS.eval_size or 64,
+        "preset": FLAGS.preset, "data": [str(p) for p in data], "eval_size": FLAGS.eval_size or "native",
         "metrics": scores["metrics"], "metrics_median_scaled": scores["metrics_median_scaled"],
         "pairs": len(pairs["images"]), "skipped_pairs": pairs["skip_counter"].count,
         "skipped_reasons": dict(pairs["skip_counter"].reasons), "seconds": time.time() - start,

@@ -137,7 +137,7 @@ def load_depth_pairs(paths, image_size, skip_counter=None, max_examples=None, im
 
     Args:
         paths: a CSV path or a list of them.
-        image_size: int, the square size of the returned arrays.
+        image_size: int, the square size of the returned arrays; None keeps the pairs' own size (all equal).
         skip_counter: a `SkipCounter` for the bad records (default: a new one, in the result).
         max_examples: optional int, stop after this many good pairs.
         image_root: folder of relative paths (default: each CSV's folder).
@@ -149,8 +149,8 @@ def load_depth_pairs(paths, image_size, skip_counter=None, max_examples=None, im
     Raises:
         ValueError: no good pair at all (the message gives the skip summary).
     """
-    if not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"`image_size` must be a positive int. Received: image_size={image_size!r}")
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+        raise ValueError(f"`image_size` must be None or a positive int. Received: image_size={image_size!r}")
     counter = SkipCounter(name="depth pairs") if skip_counter is None else skip_counter
     images, depths, sources = [], [], []
     for csv_path in [paths] if isinstance(paths, (str, os.PathLike)) else list(paths):
@@ -163,7 +163,11 @@ def load_depth_pairs(paths, image_size, skip_counter=None, max_examples=None, im
             except ValueError as bad:
                 counter.record(str(bad), f"{image_path},{depth_path}")
                 continue
-            image, depth = resize_pair(image, depth, image_size)
+            if image_size is not None:
+                image, depth = resize_pair(image, depth, image_size)
+            elif images and image.shape != images[0].shape:
+                raise ValueError(f"{image_path} is {image.shape[:2]}, the first pair {images[0].shape[:2]}: pass an "
+                                 "`image_size` to resize pairs of different sizes.")
             images.append(image)
             depths.append(depth)
             sources.append(image_path)

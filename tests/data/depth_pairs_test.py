@@ -106,3 +106,15 @@ def test_augmentation_eager_equals_tf_data():
         lambda i, d: augment_depth_pair(i, d, tf.constant([7, 1])))))
     for a, b in zip(eager, traced):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_native_size_needs_equal_sizes(tmp_path):
+    csv_path, _ = _write_pairs(tmp_path, size=12)
+    data = load_depth_pairs(str(csv_path), image_size=None)
+    assert data["images"].shape == (2, 12, 12, 3)
+    cv2.imwrite(str(tmp_path / "big.png"), np.zeros((14, 14, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "big_depth.png"), np.full((14, 14), 1000, np.uint16))
+    with open(csv_path, "a", encoding="utf-8") as f:
+        f.write("big.png,big_depth.png\n")
+    with pytest.raises(ValueError, match="image_size"):
+        load_depth_pairs(str(csv_path), image_size=None)

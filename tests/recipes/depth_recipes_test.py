@@ -6,6 +6,7 @@ import os
 
 import matplotlib.image
 import numpy as np
+import pytest
 
 from florence_keras.models import FlorenceDepthEstimator
 
@@ -49,3 +50,18 @@ def test_train_then_eval_depth(tmp_path, tiny_preset_dir):
     assert "| no median scaling |" in (output / "results.md").read_text() and "| median scaling |" in stdout
     picture = matplotlib.image.imread(output / "depth_examples.png")
     assert picture.ndim == 3 and picture.shape[1] > picture.shape[0] / 2 and np.ptp(picture) > 0
+
+
+def test_prepare_motorcycle_depth(tmp_path):
+    from skimage import data
+
+    eval_recipe_data.run_recipe("prepare_motorcycle_depth", f"--output_dir={tmp_path}")
+    depth = np.load(tmp_path / "depth.npy", allow_pickle=False)
+    _, _, disparity = data.stereo_motorcycle()
+    row, col = 250, 370
+    assert np.isfinite(disparity[row, col])
+    # Z = B f / (d + doffs): 193.001 mm x 994.978 px / (d + 31.086 px), in metres.
+    assert depth[row, col] == pytest.approx(193.001 * 994.978 / (float(disparity[row, col]) + 31.086) / 1000.0,
+                                            rel=1e-6)
+    assert (depth[~np.isfinite(disparity)] == 0).all()
+    assert (tmp_path / "pairs.csv").read_text() == "image,depth\nleft.png,depth.npy\n"
