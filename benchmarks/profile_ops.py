@@ -3,11 +3,13 @@
     python benchmarks/profile_ops.py swin_t_train        # CoSwin-T (Swin mode) fwd + bwd, batch 8
     python benchmarks/profile_ops.py florence_step_bf16  # FlorenceCLIP-T UniCL step, mixed_bfloat16
     python benchmarks/profile_ops.py swin_t_forward --filter StridedSlice   # one op type, by name
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/profile_ops.py swin_t_forward --batch 1   # AVX2-emulated
 
 Runs the case from `benchmarks/tf_cases.py` twice to warm up, traces `--steps` steps with
 `tf.profiler.experimental`, reads the XPlane protobuf it writes (no TensorBoard needed) and prints
 the executed TensorFlow ops grouped by type with their share of the op time. The trace directory
-(`--logdir`) can also be opened in TensorBoard's profile plugin.
+(`--logdir`) can also be opened in TensorBoard's profile plugin. The first line names the machine
+(`machine_info.py`) and the ISA-limiting variables in effect (docs/benchmarks.md: AVX2 emulation).
 """
 
 import argparse
@@ -87,8 +89,19 @@ def main(argv=None):
     parser.add_argument("--filter", default=None, help="also list the ops of this type by name")
     parser.add_argument("--logdir", default=None)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: the case's, 8)")
     args = parser.parse_args(argv)
+    if args.batch is not None and args.batch < 1:
+        parser.error(f"--batch must be >= 1. Received: --batch={args.batch}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from benchmarks import machine_info
+
+    machine = machine_info.collect()
+    limits = {k: v for k, v in machine["env"].items()
+              if v is not None and k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS",
+                                         "XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS")}
+    print(f"machine: {machine_info.describe(machine)} [{machine['generation_key']}]; ISA limits: "
+          + (", ".join(f"{k}={v}" for k, v in limits.items()) or "none"))
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -98,6 +111,8 @@ def main(argv=None):
     kind, spec = CASES[args.case]
     scratch = tempfile.TemporaryDirectory(prefix="florence_profile_")
     spec = dict(spec)
+    if args.batch is not None:
+        spec["batch"] = args.batch
     if kind in ("swin", "clip_text"):
         spec["model_dir"] = os.path.join(scratch.name, kind)
         (_swin_checkpoint if kind == "swin" else _clip_text_checkpoint)(spec["model_dir"])
@@ -111,7 +126,8 @@ def main(argv=None):
     tf.profiler.experimental.stop()
     by_type, by_name = op_table(logdir)
     total = sum(ms for ms, _ in by_type.values())
-    print(f"{args.case}: {total / args.steps:.1f} ms of op time per step ({args.steps} steps)")
+    print(f"{args.case}, batch {spec['batch']}: {total / args.steps:.1f} ms of op time per step "
+          f"({args.steps} steps)")
     print(f"{'op type':34s} {'ms/step':>9s} {'share':>6s} {'count':>6s}")
     for op_type, (ms, count) in sorted(by_type.items(), key=lambda kv: -kv[1][0])[:args.top]:
         print(f"{op_type[:34]:34s} {ms / args.steps:9.1f} {ms / total:6.1%} {count // args.steps:6d}")
