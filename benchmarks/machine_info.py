@@ -34,6 +34,10 @@ PACKAGES = ("tensorflow", "keras", "keras-hub", "torch", "transformers", "numpy"
 
 
 def _load_cpu_features():
+    if not os.path.exists(CPU_FEATURES_PATH):  # not a source checkout: the installed library's (imports TF)
+        from florence_keras.training import cpu_features as installed
+
+        return installed
     module = sys.modules.get("_florence_cpu_features")
     if module is None:
         spec = importlib.util.spec_from_file_location("_florence_cpu_features", CPU_FEATURES_PATH)
