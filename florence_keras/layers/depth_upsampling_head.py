@@ -11,9 +11,10 @@ class DepthUpsamplingHead(keras.layers.Layer):
     """Upsamples the finest fused map to the image's resolution and predicts positive depth in metres.
 
     `num_upsamplings` times: bilinear ×2 then Conv3x3 + ReLU (halving the channels, at least 8); then a bilinear
-    resize to the image's exact size and a Conv3x3 to one channel `z`. Depth is the exponential of a bounded
-    log-depth, `exp(log min_depth + (log max_depth − log min_depth) · sigmoid(z))`: always in
-    `(min_depth, max_depth)`, smooth, and `z = 0` (the initial bias) gives their geometric mean.
+    resize to the image's exact size and a Conv3x3 to one channel `z`. Depth is the exponential of the
+    log-depth `z + (log min_depth + log max_depth) / 2` (so `z = 0` gives their geometric mean), clamped to
+    `[min_depth, max_depth]` in the forward pass with a straight-through gradient: always positive and in
+    range, and never stuck (a sigmoid bound saturates).
 
     Args:
         channels: int > 0, channels of the input map.
@@ -68,7 +69,12 @@ class DepthUpsamplingHead(keras.layers.Layer):
         x = ops.image.resize(x, (height, width), interpolation="bilinear")
         z = ops.cast(self.output_conv(x)[..., 0], "float32")
         low, high = math.log(self.min_depth), math.log(self.max_depth)
-        return ops.exp(low + (high - low) * ops.sigmoid(z))
+        log_depth = z + 0.5 * (low + high)
+        # Clamped in the forward pass, straight-through in the backward pass: a prediction beyond the range
+        # is still pulled back (a sigmoid bound saturates: its gradient is exactly 0 in float32 for z > ~17,
+        # and a first run of train_depth.py stuck every pixel at max_depth).
+        log_depth = log_depth + ops.stop_gradient(ops.clip(log_depth, low, high) - log_depth)
+        return ops.exp(log_depth)
 
     def compute_output_spec(self, inputs):
         images = inputs[1]

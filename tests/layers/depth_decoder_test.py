@@ -35,7 +35,7 @@ def test_decoder_output_is_positive_depth_at_image_size(height, width, levels):
     decoder = DepthDecoder(channels=8, min_depth=0.5, max_depth=20.0)
     depth = np.asarray(decoder([images] + _pyramid(2, height, width, levels)))
     assert depth.shape == (2, height, width) and depth.dtype == np.float32
-    assert depth.min() > 0.5 and depth.max() < 20.0
+    assert depth.min() >= 0.5 and depth.max() <= 20.0
     assert len(decoder.fusions) == levels - 1
 
 
@@ -76,3 +76,19 @@ def test_bad_arguments():
         DepthUpsamplingHead(8, num_upsamplings=-1)
     with pytest.raises(ValueError, match="pyramid level"):
         DepthDecoder(channels=8)([random_images(1, 8, 8)])
+
+
+def test_clamp_is_straight_through():
+    import tensorflow as tf
+
+    head = DepthUpsamplingHead(8, num_upsamplings=0, min_depth=1.0, max_depth=4.0)
+    features, images = random_images(1, 4, 4, 8), random_images(1, 4, 4)
+    head([features, images])
+    kernel, bias = head.output_conv.get_weights()
+    head.output_conv.set_weights([np.zeros_like(kernel), np.full_like(bias, 30.0)])  # far beyond max_depth
+    with tf.GradientTape() as tape:
+        depth = head([features, images])
+        loss = tf.reduce_mean(tf.math.log(depth))
+    np.testing.assert_allclose(depth.numpy(), 4.0, rtol=1e-6)  # clamped
+    gradient = tape.gradient(loss, head.output_conv.bias)
+    np.testing.assert_allclose(gradient.numpy(), [1.0], rtol=1e-5)  # d mean(log depth) / d bias, not 0
