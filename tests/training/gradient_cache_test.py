@@ -22,6 +22,7 @@ from florence_keras.layers.example_window import example_window  # noqa: E402
 from florence_keras.training import DatasetRequest  # noqa: E402
 from florence_keras.training import GradientCache  # noqa: E402
 from florence_keras.training import TrainingStage  # noqa: E402
+from florence_keras.training import enable_activation_checkpointing  # noqa: E402
 from florence_keras.training import full_batch_gradients  # noqa: E402
 from florence_keras.training import make_strategy  # noqa: E402
 from tests.model_fixtures import synthetic_image_text_input_fn  # noqa: E402
@@ -103,6 +104,21 @@ def test_equals_full_batch_with_drop_path(drop_path_run, chunk_size):
     # DropPath is active: the next draws give another gradient (measured max difference 19.8).
     _, grads_again = cache(run["batch"])
     assert _max_error(run["grads"], grads_again) > 1e-2
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "library bug, reported: inside GradientCache, activation checkpointing of a block whose DropPath rate is > 0 "
+    "gives wrong gradients for the layers below it (rematerialising only DropPath-free blocks is exact)"))
+def test_activation_checkpointing_with_drop_path_equals_full_batch(drop_path_run):
+    run = drop_path_run
+    model = _build("float64", drop_path_rate=DROP_PATH_RATE)  # the fixture's weights and seed states
+    for a, b in zip(run["state"], _state(model)):
+        np.testing.assert_array_equal(a, b)
+    enable_activation_checkpointing(model)
+    _, grads = tf.function(lambda b: GradientCache(model, 4)(b))(run["batch"])
+    # Measured today: 1.09 with the largest entry 16.2 (wrong: the stem's and the patch merging's kernels). Without
+    # DropPath, or with only DropPath-free blocks rematerialised, such comparisons give 2e-6 to 4e-6.
+    assert _max_error(run["grads"], grads) < 2e-6 * _scale(run["grads"])
 
 
 def test_equals_full_batch_float32_model():
