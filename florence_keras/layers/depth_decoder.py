@@ -10,7 +10,7 @@ from florence_keras.layers.depth_upsampling_head import DepthUpsamplingHead
 class DepthDecoder(keras.layers.Layer):
     """Fuses a feature pyramid top-down and upsamples to depth in metres at the image's resolution.
 
-    The coarsest map (P5 for a 4-stage CoSwin) is projected to `channels` by a 1×1 conv; each finer map is
+    Each level is layer-normalised; the coarsest map (P5 for a 4-stage CoSwin) is projected to `channels` by a 1×1 conv; each finer map is
     fused in by a `DepthFusionBlock` (bilinear upsampling of the running map + 1×1 lateral + residual
     refinement), down to P2 (stride 4); `DepthUpsamplingHead` then upsamples ×2 twice with convolutions and
     resizes to the image's exact size, predicting bounded positive depth. Any number of levels ≥ 1 works (a
@@ -55,6 +55,13 @@ class DepthDecoder(keras.layers.Layer):
             raise ValueError(f"DepthDecoder needs [images, P2, ...]: at least one pyramid level. Received: "
                              f"{len(input_shape)} input(s)")
         image_shape, levels = input_shape[0], list(input_shape[1:])
+        # A LayerNorm on every level, as Swin's dense-prediction backbones put on each output stage: the raw
+        # stage outputs grow with depth (P5's spread is ~10x P2's in florence_mini_builtin).
+        self.level_norms = []
+        for index, shape in enumerate(levels):
+            norm = keras.layers.LayerNormalization(epsilon=1e-5, name=f"norm_p{index + 2}", dtype=self.dtype_policy)
+            norm.build(shape)
+            self.level_norms.append(norm)
         self.top = keras.layers.Conv2D(self.channels, 1, name="top", dtype=self.dtype_policy)
         self.top.build(levels[-1])
         self.fusions = []
@@ -66,7 +73,8 @@ class DepthDecoder(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        images, levels = inputs[0], list(inputs[1:])
+        images = inputs[0]
+        levels = [norm(level) for norm, level in zip(self.level_norms, inputs[1:])]
         x = self.top(levels[-1])
         for block, lateral in zip(self.fusions, reversed(levels[:-1])):
             x = block([x, lateral])

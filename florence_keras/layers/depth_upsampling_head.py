@@ -10,7 +10,7 @@ from keras import ops
 class DepthUpsamplingHead(keras.layers.Layer):
     """Upsamples the finest fused map to the image's resolution and predicts positive depth in metres.
 
-    `num_upsamplings` times: bilinear ×2 then Conv3x3 + ReLU (halving the channels, at least 8); then a bilinear
+    `num_upsamplings` times: bilinear ×2 then Conv3x3 + GELU (halving the channels, at least 8); then a bilinear
     resize to the image's exact size and a Conv3x3 to one channel `z`. Depth is the exponential of the
     log-depth `z + (log min_depth + log max_depth) / 2` (so `z = 0` gives their geometric mean), clamped to
     `[min_depth, max_depth]` in the forward pass with a straight-through gradient: always positive and in
@@ -62,7 +62,9 @@ class DepthUpsamplingHead(keras.layers.Layer):
             h, w = x.shape[1], x.shape[2]
             if h is None or w is None:
                 h, w = ops.shape(x)[1], ops.shape(x)[2]
-            x = ops.relu(conv(ops.image.resize(x, (2 * h, 2 * w), interpolation="bilinear")))
+            # GELU, not ReLU: a head whose units all died would predict one constant depth (a ReLU head did,
+            # in a default training run), and nothing downstream of it has a residual path.
+            x = ops.gelu(conv(ops.image.resize(x, (2 * h, 2 * w), interpolation="bilinear")))
         height, width = images.shape[1], images.shape[2]
         if height is None or width is None:
             height, width = ops.shape(images)[1], ops.shape(images)[2]
