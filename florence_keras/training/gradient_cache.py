@@ -183,21 +183,26 @@ class GradientCache:
         # the state has advanced as for one pass over the whole batch.
         outer_offset, global_batch_size = current_example_window() or (0, batch_size)
 
+        def chunk_window(i):
+            return example_window(tf.cast(outer_offset, tf.int32) + tf.cast(i, tf.int32) * self.chunk_size,
+                                  global_batch_size)
+
         def embed_chunk_from_saved_state(i):
+            """Chunk i's outputs; call it inside `chunk_window(i)`."""
             restores = [op for op in (var.assign(value) for var, value in zip(state, saved_state)) if op is not None]
             with tf.control_dependencies(restores + saved_state):
-                with example_window(tf.cast(outer_offset, tf.int32) + tf.cast(i, tf.int32) * self.chunk_size,
-                                    global_batch_size):
-                    return task.embed(chunk_inputs(i), training=True)
+                return task.embed(chunk_inputs(i), training=True)
 
         # Pass 1: the per-example outputs of every chunk, no tape. Chunk 0 runs first, outside the loop, to
         # learn the structure of the Task's outputs (the loop's state).
-        first = embed_chunk_from_saved_state(0)
+        with chunk_window(0):
+            first = embed_chunk_from_saved_state(0)
         arrays = {key: tf.TensorArray(tf.float32, size=num_chunks).write(0, tf.cast(value, tf.float32))
                   for key, value in first.items()}
 
         def embed_chunk(i, arrays):
-            outputs = embed_chunk_from_saved_state(i)
+            with chunk_window(i):
+                outputs = embed_chunk_from_saved_state(i)
             return i + 1, {key: arrays[key].write(i, tf.cast(outputs[key], tf.float32)) for key in arrays}
 
         _, arrays = tf.while_loop(
@@ -220,13 +225,17 @@ class GradientCache:
         # Pass 2: re-run each chunk under a tape (from the same seed state: the same masks as pass 1) and
         # back-propagate the cached embedding gradients.
         def backprop_chunk(i, *accumulators):
-            with tf.GradientTape() as chunk_tape:
-                outputs = embed_chunk_from_saved_state(i)
-            grads = chunk_tape.gradient(
-                [outputs[key] for key in embedding_grads],
-                variables,
-                output_gradients=[tf.cast(embedding_grads[key][i], outputs[key].dtype) for key in embedding_grads],
-            )
+            # The window stays open for the backward pass too: activation checkpointing recomputes blocks there,
+            # and their DropPath must draw the same rows again.
+            with chunk_window(i):
+                with tf.GradientTape() as chunk_tape:
+                    outputs = embed_chunk_from_saved_state(i)
+                grads = chunk_tape.gradient(
+                    [outputs[key] for key in embedding_grads],
+                    variables,
+                    output_gradients=[tf.cast(embedding_grads[key][i], outputs[key].dtype)
+                                      for key in embedding_grads],
+                )
             return (i + 1,) + tuple(
                 acc if g is None else acc + tf.cast(_dense(g), acc.dtype)
                 for acc, g in zip(accumulators, grads)
