@@ -47,8 +47,9 @@ flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker"]
 flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16", "mixed_float16"],
                   "Precision policy; auto: mixed_bfloat16 on a GPU/TPU or a CPU with native bf16 (avx512_bf16, "
                   "amx_bf16), float32 elsewhere.")
-flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (AdamW, warm-up + cosine).")
-flags.DEFINE_integer("warmup_steps", 50, "Linear warm-up steps.")
+flags.DEFINE_float("learning_rate", 5e-4, "Peak learning rate (AdamW, warm-up + cosine).")
+flags.DEFINE_integer("warmup_steps", None, "Linear warm-up steps (default: --warmup_fraction of --steps).")
+flags.DEFINE_float("warmup_fraction", 0.1, "Linear warm-up as a fraction of --steps, when --warmup_steps is unset.")
 flags.DEFINE_float("weight_decay", 0.1, "AdamW weight decay (not on norms, biases, logit scale).")
 flags.DEFINE_float("end_learning_rate", 0.0, "Learning rate at the end of the cosine decay.")
 flags.DEFINE_float("greyscale_probability", 0.0, "Fraction of training images made greyscale (their captions lose "
@@ -69,6 +70,23 @@ flags.DEFINE_bool("evaluate", True, "Evaluate on the built-in test splits.")
 flags.DEFINE_bool("tiny", False, "Smoke-test mode: a few steps on a few scenes.")
 
 
+def resolve_warmup_steps(steps, warmup_steps=None, warmup_fraction=0.1):
+    """Warm-up steps: `warmup_steps` when given, else `warmup_fraction` of `steps` (at least 1).
+
+    A fraction keeps the warm-up in proportion when the run is longer or shorter: the encoder's residual stream
+    blows up when the peak rate arrives within a few dozen steps (docs/training_science.md).
+
+    Example:
+    >>> resolve_warmup_steps(1200), resolve_warmup_steps(1200, warmup_steps=50), resolve_warmup_steps(4)
+    (120, 50, 1)
+    """
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise app.UsageError(f"--warmup_fraction must be in [0, 1). Received: {warmup_fraction}")
+    if warmup_steps is not None:
+        return warmup_steps
+    return max(1, int(round(warmup_fraction * steps)))
+
+
 def main(argv):
     del argv
     if FLAGS["train_data"].present > 1:
@@ -81,12 +99,13 @@ def main(argv):
     from florence_keras.evaluation.heldout_evaluation import evaluate_builtin
     from florence_keras.training.pretrain_unicl import pretrain_unicl
 
+    warmup_steps = resolve_warmup_steps(FLAGS.steps, FLAGS.warmup_steps, FLAGS.warmup_fraction)
     settings = dict(
         model_dir=FLAGS.model_dir,
         train_data="builtin" if FLAGS.train_data == ["builtin"] else FLAGS.train_data,
         data_format=FLAGS.data_format, preset=FLAGS.preset, image_size=FLAGS.image_size, steps=FLAGS.steps,
         global_batch_size=FLAGS.global_batch_size, strategy=FLAGS.strategy, precision=FLAGS.precision,
-        learning_rate=FLAGS.learning_rate, warmup_steps=FLAGS.warmup_steps, weight_decay=FLAGS.weight_decay,
+        learning_rate=FLAGS.learning_rate, warmup_steps=warmup_steps, weight_decay=FLAGS.weight_decay,
         end_learning_rate=FLAGS.end_learning_rate, greyscale_probability=FLAGS.greyscale_probability,
         gradient_cache_chunk=FLAGS.gradient_cache_chunk, activation_checkpointing=FLAGS.activation_checkpointing,
         checkpoint_every=FLAGS.checkpoint_every, deterministic=FLAGS.deterministic, seed=FLAGS.seed,

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -92,3 +93,17 @@ def test_main_job_tiny_and_resume(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert "already holds a finished run of 4 steps: nothing to train" in second.stdout
     assert "Stage stage1 from step 0" not in second.stderr
+
+
+def test_warmup_is_a_fraction_of_the_steps_unless_given():
+    sys.path.insert(0, os.path.join(ROOT, "recipes"))
+    try:
+        import pretrain_unicl
+    finally:
+        sys.path.remove(os.path.join(ROOT, "recipes"))
+    assert pretrain_unicl.resolve_warmup_steps(1200) == 120
+    assert pretrain_unicl.resolve_warmup_steps(3000, warmup_fraction=0.05) == 150
+    assert pretrain_unicl.resolve_warmup_steps(1200, warmup_steps=50) == 50
+    assert pretrain_unicl.resolve_warmup_steps(4) == 1
+    with pytest.raises(Exception, match="warmup_fraction"):
+        pretrain_unicl.resolve_warmup_steps(100, warmup_fraction=1.5)
