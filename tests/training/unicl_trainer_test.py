@@ -1,4 +1,5 @@
-"""UniCLTrainer in-process tests: replica equivalence, precisions, SIGTERM, NaN, stages, TensorBoard."""
+"""UniCLTrainer in-process tests on a tiny FlorenceCLIP (CoSwin + text tower): replica equivalence with DropPath,
+precisions, SIGTERM, NaN, stages, TensorBoard, weight decay, argument checks."""
 
 import glob
 import os
@@ -19,16 +20,21 @@ except RuntimeError:
 
 import keras  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from toy_dual_encoder import build_toy_dual_encoder  # noqa: E402
-from toy_dual_encoder import make_toy_dataset  # noqa: E402
-
 from florence_keras.training import AdamWConfig  # noqa: E402
 from florence_keras.training import NonFiniteLossError  # noqa: E402
 from florence_keras.training import TrainingStage  # noqa: E402
 from florence_keras.training import UniCLTrainer  # noqa: E402
 from florence_keras.training import florence_stages  # noqa: E402
+from tests.model_fixtures import synthetic_image_text_input_fn  # noqa: E402
+from tests.model_fixtures import tiny_clip  # noqa: E402
 from tests.test_case import with_two_logical_cpus  # noqa: E402
+
+IMAGE_SIZE = 16
+DROP_PATH_RATE = 0.3
+# The tiny model's blocks, which `activation_checkpointing=True` rematerialises (tests/model_fixtures.py: CoSwin
+# depths [1, 2] with a patch-merging stage embedding, two text layers).
+TINY_BLOCKS = ["stem", "stage_0_block_0", "stage_1_embedding", "stage_1_block_0", "stage_1_block_1", "embedding",
+               "block_0", "block_1"]
 
 
 def _trainer(model_dir, **overrides):
@@ -37,47 +43,99 @@ def _trainer(model_dir, **overrides):
         total_steps=3,
         global_batch_size=8,
         optimizer=AdamWConfig(learning_rate=1e-3, warmup_steps=1),
-        image_size=16,
+        image_size=IMAGE_SIZE,
         checkpoint_every=100,
         log_every=1,
         seed=3,
         verbose=0,
     )
     kwargs.update(overrides)
-    dropout = kwargs.pop("dropout", 0.0)
-    make_dataset = kwargs.pop("make_dataset", make_toy_dataset())
-    return UniCLTrainer(lambda: build_toy_dual_encoder(dropout=dropout), make_dataset, **kwargs)
+    drop_path_rate = kwargs.pop("drop_path_rate", 0.0)
+    make_dataset = kwargs.pop("make_dataset", synthetic_image_text_input_fn())
+    return UniCLTrainer(lambda: tiny_clip(IMAGE_SIZE, drop_path_rate=drop_path_rate), make_dataset, **kwargs)
 
 
 def _weights(model):
     return [tf.convert_to_tensor(v).numpy() for v in model.trainable_variables]
 
 
-def _mirrored_equivalence_error(tmp_path):
-    """Max weight difference after 3 steps: default strategy vs mirrored (2 replicas), chunks + remat."""
-    single = _trainer(tmp_path / "single")
+def _state(model):
+    return [tf.convert_to_tensor(v).numpy() for v in model.non_trainable_variables]
+
+
+def _max_difference(a, b):
+    assert len(a) == len(b)
+    return max((float(np.max(np.abs(x.astype("float64") - y.astype("float64")))) for x, y in zip(a, b)), default=0.0)
+
+
+def _mirrored_equivalence_errors(tmp_path):
+    """3 steps of a tiny FlorenceCLIP with DropPath 0.3: one device in one pass vs mirrored (2 replicas) with the
+    gradient cache in chunks of 2, then mirrored with activation checkpointing (in one pass: with the cache too it
+    hits a library bug, see gradient_cache_test.py); all clip the global gradient norm at 1.
+
+    AdamW's epsilon is 1e-3 here: with the default 1e-6, an entry whose gradient is float32 rounding noise (e.g.
+    where DropPath dropped a branch) moves by ±lr whatever its size, so two runs' weights differ by ~lr = 1e-3 for
+    nothing (measured 9.5e-4 from activation checkpointing alone on one device), as much as different DropPath masks
+    make them differ. With epsilon 1e-3 an update is at most lr × |gradient| / epsilon: rounding noise stays noise.
+
+    Returns:
+        (max |weight change| of the one-device run, then for mirrored in chunks / with activation checkpointing:
+        max |weight difference|, max |difference| of the DropPath seed states).
+    """
+    kwargs = dict(drop_path_rate=DROP_PATH_RATE, clip_norm=1.0,
+                  optimizer=AdamWConfig(learning_rate=1e-3, warmup_steps=1, epsilon=1e-3))
+    single = _trainer(tmp_path / "single", **kwargs)
+    initial = _weights(single.model)
     single.fit()
-    mirrored = _trainer(
-        tmp_path / "mirrored", strategy="mirrored", chunk_size=2, activation_checkpointing=True, clip_norm=100.0
-    )
-    assert mirrored.strategy.num_replicas_in_sync == 2
-    assert mirrored.checkpointed_layers == ["image_block", "text_block"]
-    mirrored.fit()
-    return max(float(np.max(np.abs(a - b))) for a, b in zip(_weights(single.model), _weights(mirrored.model)))
+    figures = [_max_difference(initial, _weights(single.model))]
+    for checkpointing in (False, True):
+        mirrored = _trainer(tmp_path / f"mirrored_{checkpointing}", strategy="mirrored",
+                            chunk_size=None if checkpointing else 2, activation_checkpointing=checkpointing,
+                            **kwargs)
+        assert mirrored.strategy.num_replicas_in_sync == 2
+        assert mirrored.checkpointed_layers == (TINY_BLOCKS if checkpointing else [])
+        assert mirrored.model.non_trainable_variables  # the DropPath seed states
+        mirrored.fit()
+        figures += [_max_difference(_weights(single.model), _weights(mirrored.model)),
+                    _max_difference(_state(single.model), _state(mirrored.model))]
+    return figures
 
 
-def test_mirrored_chunked_run_matches_single_device(tmp_path):
-    (error,) = with_two_logical_cpus(_mirrored_equivalence_error, __file__, tmp_path)
-    # Adam's first steps move every weight by ~lr whatever the gradient's size, so differences of
-    # float rounding in near-zero gradient entries are amplified; 1e-3 × lr bounds them.
-    assert error < 1e-6, error
+@pytest.fixture(scope="module")
+def mirrored_errors(tmp_path_factory):
+    change, error, state_error, checkpointed_error, checkpointed_state_error = with_two_logical_cpus(
+        _mirrored_equivalence_errors, __file__, tmp_path_factory.mktemp("mirrored"), timeout=900)
+    return {"change": change, "error": error, "state_error": state_error, "checkpointed_error": checkpointed_error,
+            "checkpointed_state_error": checkpointed_state_error}
+
+
+def test_mirrored_chunked_run_matches_single_device(mirrored_errors):
+    """DropPath on: each replica and each gradient-cache chunk draws its rows of the global batch's masks, so 2
+    replicas in chunks train like one device in one pass. Both clip at norm 1 (the tiny model's gradients have
+    entries of 10-20, see gradient_cache_test.py): the clip must see the global gradient."""
+    assert mirrored_errors["change"] > 1e-3, mirrored_errors  # the runs trained (measured: 2.2e-3)
+    # float32 sums in another order (chunks, the gathered loss, the all-reduce) through three AdamW steps.
+    # Measured: 3.0e-8, the seed states equal.
+    assert mirrored_errors["error"] < 1e-6, mirrored_errors
+    assert mirrored_errors["state_error"] == 0, mirrored_errors
+
+
+def test_mirrored_checkpointed_run_matches_single_device(mirrored_errors):
+    """2 replicas with the model's blocks rematerialised in the backward pass (DropPath redraws the forward pass's
+    masks) train like one device. (With the gradient cache as well, today's library gives the image tower wrong
+    gradients, 1.4e-3 of weight difference after 3 steps: gradient_cache_test.py pins that bug.)"""
+    # Measured: 3.0e-8, the seed states equal.
+    assert mirrored_errors["checkpointed_error"] < 1e-6, mirrored_errors
+    assert mirrored_errors["checkpointed_state_error"] == 0, mirrored_errors
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_runs_with_float32_loss(tmp_path, precision):
     trainer = _trainer(tmp_path, precision=precision, total_steps=2, clip_norm=1.0)
-    assert trainer.model.patch.compute_dtype == precision.split("_")[1]
-    assert trainer.model.patch.variable_dtype == "float32"
+    for layer in (trainer.model.backbone.image_encoder.get_layer("stem"),
+                  trainer.model.backbone.text_encoder.get_layer("block_0")):
+        assert layer.compute_dtype == precision.split("_")[1], layer.name
+        assert layer.variable_dtype == "float32", layer.name
     result = trainer.fit()
     assert np.isfinite(result["loss"]) and result["step"] == 2
     if precision == "mixed_float16":
@@ -112,7 +170,7 @@ def test_sigterm_saves_and_stops(tmp_path):
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path):
-    good = make_toy_dataset()
+    good = synthetic_image_text_input_fn()
 
     def poisoned(request):
         dataset = good(request)
@@ -141,11 +199,11 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path)
 
 def test_stages_switch_data_and_tensorboard_scalars(tmp_path):
     requests = []
-    toy = make_toy_dataset()
+    make_dataset = synthetic_image_text_input_fn()
 
     def recording(request):
         requests.append(request)
-        return toy(request)
+        return make_dataset(request)
 
     stages = florence_stages(
         6, image_size=16, augmented_texts_off_step=2, high_resolution_step=4, high_resolution_image_size=24
@@ -166,11 +224,37 @@ def test_stages_switch_data_and_tensorboard_scalars(tmp_path):
 
 
 def test_weight_decay_skips_norms_biases_and_logit_scale(tmp_path):
-    trainer = _trainer(tmp_path)
+    config = AdamWConfig(learning_rate=1e-3, warmup_steps=1, no_decay_names=("relative_position_bias",))
+    trainer = _trainer(tmp_path, optimizer=config)
     optimizer = trainer.optimizer
+    paths = {v.path for v in trainer.model.trainable_variables}
     decayed = {v.path for v in trainer.model.trainable_variables if optimizer._use_weight_decay(v)}
-    assert any(p.endswith("patch/kernel") for p in decayed)
-    assert not any(p.endswith(("bias", "gamma", "beta", "log_logit_scale")) for p in decayed)
+    # Matrices and kernels of both towers are decayed: the CoSwin stem's convolution, window attention and MLP, the
+    # token embedding, the text attention, the projections.
+    for path in ("stem/conv/kernel", "stage_1_block_1/attention/qkv/kernel", "stage_0_block_0/mlp_dense_1/kernel",
+                 "embedding/token_embedding/embeddings", "block_0/attention/query/kernel", "image_projection/kernel",
+                 "text_projection/kernel"):
+        assert path in decayed, (path, sorted(decayed))
+    # Norm scales and offsets, biases, the logit scale and (named in the config) Swin's relative position bias
+    # tables are not.
+    skipped = paths - decayed
+    for path in ("stage_0_block_0/norm_before/gamma", "final_norm/beta", "stem/conv/bias",
+                 "block_1/layer_norm_2/gamma", "block_0/attention/attention_output/bias", "logit_scale/log_logit_scale",
+                 "stage_1_block_0/attention/relative_position_bias_table"):
+        assert path in skipped, (path, sorted(skipped))
+    # (Every bias but the text attention's query/key/value biases: see the next test.)
+    assert not any(p.endswith(("gamma", "beta", "log_logit_scale", "relative_position_bias_table"))
+                   for p in decayed), sorted(decayed)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "library bug, reported: no_weight_decay_variables excludes variables of rank <= 1, so the text attention's "
+    "query/key/value biases, of shape [heads, head_dim], are decayed"))
+def test_weight_decay_skips_every_bias(tmp_path):
+    trainer = _trainer(tmp_path)
+    decayed = {v.path for v in trainer.model.trainable_variables if trainer.optimizer._use_weight_decay(v)}
+    # Measured today: the 6 query/key/value biases of block_0 and block_1 (shape [2, 16]) are decayed.
+    assert not any(p.endswith("bias") for p in decayed), sorted(p for p in decayed if p.endswith("bias"))
 
 
 def test_bad_arguments(tmp_path):
@@ -185,13 +269,14 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="AdamWConfig"):
         _trainer(tmp_path, optimizer={"learning_rate": 1e-3})
     with pytest.raises(ValueError, match="owns its loss.*without replica_loss"):
-        UniCLTrainer(lambda: keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]), make_toy_dataset(),
-                     model_dir=str(tmp_path / "dense"), total_steps=1, global_batch_size=8)
+        UniCLTrainer(lambda: keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)]),
+                     synthetic_image_text_input_fn(), model_dir=str(tmp_path / "dense"), total_steps=1,
+                     global_batch_size=8)
     with pytest.raises(ValueError, match="optimizer_fn"):
         _trainer(tmp_path, optimizer_fn="adamw")
 
     def wrong_size(request):
-        return make_toy_dataset()(request).map(
+        return synthetic_image_text_input_fn()(request).map(
             lambda b: {**b, "images": tf.image.resize(b["images"], (12, 12))}
         )
 
@@ -199,11 +284,11 @@ def test_bad_arguments(tmp_path):
         _trainer(tmp_path / "size", make_dataset=wrong_size).fit()
 
     def finite(request):
-        return make_toy_dataset()(request).take(2)
+        return synthetic_image_text_input_fn()(request).take(2)
 
     with pytest.raises(ValueError, match="repeated"):
         _trainer(tmp_path / "short", make_dataset=finite, total_steps=3).fit()
 
 
 if __name__ == "__main__":
-    print(_mirrored_equivalence_error(pathlib.Path(sys.argv[1])))
+    print(*_mirrored_equivalence_errors(pathlib.Path(sys.argv[1])))
