@@ -101,9 +101,9 @@ def depth_metrics(y_true, y_pred, min_depth=1e-3, max_depth=None, median_scaling
         dict of floats, with `median_scaling` (bool), `num_images` and `num_pixels`.
 
     Example:
-    >>> m = depth_metrics([[2.0, 4.0]], [[2.0, 5.0]])
+    >>> m = depth_metrics([[2.0, 4.0]], [[2.0, 5.0]])  # ratios 1 and 1.25 (not < 1.25)
     >>> round(m["abs_rel"], 4), m["delta1"], m["median_scaling"]
-    (0.125, 1.0, False)
+    (0.125, 0.5, False)
     """
     per_image = depth_metrics_per_image(y_true, y_pred, min_depth=min_depth, max_depth=max_depth,
                                         median_scaling=median_scaling, mask=mask)

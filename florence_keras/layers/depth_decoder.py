@@ -34,7 +34,7 @@ class DepthDecoder(keras.layers.Layer):
     >>> decoder = DepthDecoder(channels=16)
     >>> images = np.zeros((2, 32, 32, 3), "float32")
     >>> p2, p3 = np.zeros((2, 8, 8, 4), "float32"), np.zeros((2, 4, 4, 8), "float32")
-    >>> decoder([images, p2, p3]).shape
+    >>> tuple(decoder([images, p2, p3]).shape)
     (2, 32, 32)
     """
 

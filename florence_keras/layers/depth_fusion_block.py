@@ -25,7 +25,7 @@ class DepthFusionBlock(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> block = DepthFusionBlock(8)
-    >>> block([np.zeros((1, 2, 2, 8), "float32"), np.zeros((1, 4, 4, 5), "float32")]).shape
+    >>> tuple(block([np.zeros((1, 2, 2, 8), "float32"), np.zeros((1, 4, 4, 5), "float32")]).shape)
     (1, 4, 4, 8)
     """
 

@@ -92,3 +92,15 @@ def test_clamp_is_straight_through():
     np.testing.assert_allclose(depth.numpy(), 4.0, rtol=1e-6)  # clamped
     gradient = tape.gradient(loss, head.output_conv.bias)
     np.testing.assert_allclose(gradient.numpy(), [1.0], rtol=1e-5)  # d mean(log depth) / d bias, not 0
+
+
+@pytest.mark.parametrize("name", [
+    "florence_keras.layers.depth_decoder", "florence_keras.layers.depth_fusion_block",
+    "florence_keras.losses.scale_invariant_log_loss", "florence_keras.evaluation.depth_metrics",
+])
+def test_depth_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
