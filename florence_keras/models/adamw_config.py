@@ -14,8 +14,10 @@ def no_weight_decay_variables(variables, extra_names=()):
     """Selects the variables that AdamW must not decay.
 
     Rule [ours, as open_clip / UniCL]: every variable of rank <= 1 — normalisation scales and offsets,
-    biases, the scalar logit scale — plus any variable whose path contains one of `extra_names`
-    (e.g. `"relative_position_bias"` for Swin's bias tables). Matrices and convolution kernels are decayed.
+    biases, the scalar logit scale — every bias whatever its rank (a variable named `bias`, e.g. the
+    `[heads, head_dim]` query/key/value biases of keras-hub's attention), plus any variable whose path contains
+    one of `extra_names` (e.g. `"relative_position_bias"` for Swin's bias tables). Matrices and convolution
+    kernels are decayed.
 
     Args:
         variables: iterable of Keras variables.
@@ -35,7 +37,7 @@ def no_weight_decay_variables(variables, extra_names=()):
     return [
         v
         for v in variables
-        if len(v.shape) <= 1 or any(name in v.path for name in extra_names)
+        if len(v.shape) <= 1 or v.path.rsplit("/", 1)[-1] == "bias" or any(name in v.path for name in extra_names)
     ]
 
 
