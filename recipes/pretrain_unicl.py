@@ -1,7 +1,8 @@
 r"""UniCL pretraining of Florence — the toolkit's main job.
 
-With no flags it generates the built-in scenes, trains `florence_mini` (64 px) on a
-2-core CPU in under 10 minutes, evaluates what it learned — zero-shot shape, colour,
+With no flags it generates the built-in scenes, trains `florence_mini` (64 px, 1200 steps
+of batch 64, AdamW at 5e-4 with a warm-up over the first 10% of the steps) on a 2-core CPU
+in under 10 minutes, evaluates what it learned — zero-shot shape, colour,
 count and place on an in-distribution test split, zero-shot shape and shape+colour on
 unseen shape-colour combinations, image<->text retrieval — prints the table (each score
 beside its chance level), draws MODEL_DIR/loss_curve.png and writes a preset to
@@ -39,7 +40,7 @@ flags.DEFINE_enum("data_format", "csv", ["csv", "tsv", "csvlabel", "coco", "imag
                   "Format of --train_data.")
 flags.DEFINE_string("preset", "florence_mini", "Architecture preset, preset directory or handle to start from.")
 flags.DEFINE_integer("image_size", 64, "Training resolution.")
-flags.DEFINE_integer("steps", 600, "Optimizer steps.")
+flags.DEFINE_integer("steps", 1200, "Optimizer steps.")
 flags.DEFINE_integer("global_batch_size", 64, "Contrastive batch over all replicas.")
 flags.DEFINE_string("model_dir", os.path.join("runs", "pretrain_unicl"),
                     "Run directory; the trained preset goes to MODEL_DIR/preset.")
