@@ -13,15 +13,22 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from florence_mini_run import IMAGE_SIZE  # noqa: E402
 from florence_mini_run import build_task  # noqa: E402
 
+from florence_keras.models.presets import ARCHITECTURE_PRESETS  # noqa: E402
 from florence_keras.training import enable_activation_checkpointing  # noqa: E402
 from florence_keras.training import find_blocks  # noqa: E402
 from florence_keras.training import full_batch_gradients  # noqa: E402
 
-# find_blocks on florence_mini: the CoSwin stem, blocks and patch-merging embeddings, then the text tower's.
-FLORENCE_MINI_BLOCKS = [
-    "stem", "stage_0_block_0", "stage_1_embedding", "stage_1_block_0", "stage_2_embedding", "stage_2_block_0",
-    "stage_2_block_1", "stage_3_embedding", "stage_3_block_0", "embedding", "block_0", "block_1", "block_2",
-]
+def _florence_mini_blocks():
+    """find_blocks on florence_mini, from its architecture preset: the CoSwin stem, each stage's patch-merging
+    embedding (after the first) and blocks, then the text tower's embedding and blocks."""
+    config = ARCHITECTURE_PRESETS["florence_mini"]
+    names = ["stem"]
+    for stage, depth in enumerate(config["image_encoder"]["depths"]):
+        names += ([f"stage_{stage}_embedding"] if stage else []) + [f"stage_{stage}_block_{i}" for i in range(depth)]
+    return names + ["embedding"] + [f"block_{i}" for i in range(config["text_encoder"]["num_layers"])]
+
+
+FLORENCE_MINI_BLOCKS = _florence_mini_blocks()
 
 
 def _build(policy="float32", drop_path_rate=0.1):
