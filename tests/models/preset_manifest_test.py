@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 
 import pytest
 
@@ -81,3 +82,23 @@ def test_links_are_refused_when_writing(preset_dir):
     os.symlink("/etc/hostname", preset_dir / "link.json")
     with pytest.raises(PresetFileError, match="link.json': is not a regular file"):
         preset_manifest.write_manifest(str(preset_dir))
+
+
+def test_links_to_the_saved_files_verify_and_links_elsewhere_are_named(preset_dir, tmp_path_factory):
+    """A tree of links to the saved files (Bazel runfiles) verifies; a link to other content is named."""
+    preset_manifest.write_manifest(str(preset_dir))
+    farm = tmp_path_factory.mktemp("farm")
+    for root, _, files in os.walk(preset_dir):
+        for name in files:
+            source = os.path.join(root, name)
+            link = farm / os.path.relpath(source, preset_dir)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(source, link)
+    assert preset_manifest.verify_manifest(str(farm))
+    other = tmp_path_factory.mktemp("other") / "other.json"
+    other.write_text("{}")
+    victim = next(p for p in sorted(farm.rglob("*")) if p.is_symlink() and p.name != "manifest.json")
+    victim.unlink()
+    os.symlink(other, victim)
+    with pytest.raises(PresetFileError, match=re.escape(victim.name) + "': changed since the preset was saved"):
+        preset_manifest.verify_manifest(str(farm))

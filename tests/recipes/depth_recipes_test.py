@@ -16,6 +16,15 @@ _spec = importlib.util.spec_from_file_location(
 eval_recipe_data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(eval_recipe_data)
 
+# The recipes these tests run as subprocesses, named by path so that Bazel's generated BUILD gives the test them
+# (tools/generate_build.py: a test's dependencies include the first-party files it names by path).
+RECIPES = ("recipes/train_depth.py", "recipes/eval_depth.py", "recipes/prepare_motorcycle_depth.py")
+
+
+def test_the_recipes_are_where_the_tests_run_them():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert all(os.path.isfile(os.path.join(root, path)) for path in RECIPES)
+
 
 def test_train_then_eval_depth(tmp_path, tiny_preset_dir):
     model_dir = tmp_path / "m"
