@@ -109,12 +109,12 @@ def pretrain_unicl(
     data_format="csv",
     preset="florence_mini",
     image_size=64,
-    steps=600,
+    steps=1200,
     global_batch_size=64,
     strategy="default",
     precision="float32",
-    learning_rate=1e-3,
-    warmup_steps=50,
+    learning_rate=5e-4,
+    warmup_steps=None,
     weight_decay=0.1,
     gradient_cache_chunk=None,
     activation_checkpointing=False,
@@ -148,7 +148,9 @@ def pretrain_unicl(
         precision: "float32", "mixed_bfloat16", "mixed_float16", or "auto" (`precision_choice`: mixed_bfloat16 on
             a GPU/TPU or a CPU with native bfloat16, float32 elsewhere; stored resolved in the preset metadata).
         learning_rate, warmup_steps, weight_decay, end_learning_rate: AdamW with warm-up + cosine decay from
-            `learning_rate` to `end_learning_rate`.
+            `learning_rate` to `end_learning_rate`. The defaults are the main job's (`recipes/pretrain_unicl.py`):
+            lr 5e-4 and `warmup_steps=None`, i.e. 10% of `steps` (1e-3 with a short warm-up breaks florence_mini's
+            encoder, docs/training_science.md).
         gradient_cache_chunk: per-replica chunk for gradient cache (None: off).
         activation_checkpointing: rematerialise the transformer blocks.
         checkpoint_every: steps between checkpoints.
@@ -204,6 +206,8 @@ def pretrain_unicl(
         holder["task"] = FlorenceCLIP.from_preset(preset, **architecture_args)
         return holder["task"]
 
+    if warmup_steps is None:  # 10% of the run (the recipe's --warmup_fraction default)
+        warmup_steps = max(1, int(round(0.1 * steps)))
     preprocessor = _load_preprocessor(preset, image_size)
     skips = RecordSkipCounter(name="training data")
     make_dataset = make_image_text_input_fn(train_data, data_format, preprocessor, skip_counter=skips,
