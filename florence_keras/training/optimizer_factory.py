@@ -1,5 +1,7 @@
 """The training optimizer: AdamW from an `AdamWConfig`, warm-up + cosine decay, no decay on norms and biases."""
 
+import logging
+
 import keras
 
 from florence_keras.models.adamw_config import FINETUNE_ADAMW  # noqa: F401  (re-exported)
@@ -58,10 +60,19 @@ def make_optimizer(
     if not isinstance(config, AdamWConfig):
         raise ValueError(f"`config` must be an AdamWConfig. Received: config={config!r}")
     trainable_variables = list(trainable_variables)
+    warmup_steps = config.warmup_steps
+    if isinstance(total_steps, int) and isinstance(warmup_steps, int) and warmup_steps >= total_steps > 0:
+        # Flags compose: a warm-up as long as the run (e.g. the default warm-up with --steps=30) is shortened to
+        # 10% of the run, not refused.
+        shortened = int(0.1 * total_steps)
+        logging.getLogger(__name__).warning(
+            "Warm-up of %d steps is not shorter than the run (%d steps); using %d.", warmup_steps, total_steps,
+            shortened)
+        warmup_steps = shortened
     schedule = WarmupCosineDecay(
         config.learning_rate,
         total_steps=total_steps,
-        warmup_steps=config.warmup_steps,
+        warmup_steps=warmup_steps,
         end_learning_rate=config.end_learning_rate,
     )
     optimizer = (optimizer_class or FusedAdamW)(

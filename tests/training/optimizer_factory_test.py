@@ -137,3 +137,15 @@ def test_compile_default_optimizer_uses_the_same_config():
     decayed = {v.path for v in model.trainable_variables if optimizer._use_weight_decay(v)}
     assert decayed == {"dense/kernel", "head/kernel"}
     assert float(optimizer.learning_rate) == pytest.approx(5e-4) and optimizer.beta_2 == 0.98
+
+
+def test_a_warmup_as_long_as_the_run_is_shortened_not_refused():
+    import keras as _keras
+
+    from florence_keras.training.optimizer_factory import AdamWConfig as _Config
+    from florence_keras.training.optimizer_factory import make_optimizer as _make
+
+    variable = _keras.Variable([[1.0]])
+    optimizer = _make([variable], _Config(learning_rate=1e-3, warmup_steps=100), total_steps=30)
+    schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate
+    assert schedule.warmup_steps == 3  # 10% of the 30-step run
