@@ -23,6 +23,9 @@ INSTALL_REQUIRES = [
     "opencv-python-headless==5.0.0.93",
     "absl-py==1.4.0",
     "pycocotools==2.0.11",
+    # COCO caption metrics (BLEU, METEOR, ROUGE-L, CIDEr) for captioning; METEOR and its
+    # PTB tokenizer run bundled Java jars (needs `java` on PATH; see docs/captioning.md).
+    "pycocoevalcap==1.2",
     "safetensors==0.8.0",
     "tensorflow-serving-api==2.20.0",
     "matplotlib==3.11.2",
