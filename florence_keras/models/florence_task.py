@@ -11,6 +11,7 @@ from keras_hub.models import Task
 from florence_keras.models import preset_directory
 from florence_keras.models import preset_manifest
 from florence_keras.models import preset_registry
+from florence_keras.models import training_batch
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,22 @@ class FlorenceTask(Task):
         for extra in self.losses:
             loss = loss + ops.cast(ops.sum(extra), loss.dtype)
         return loss
+
+    # The batches the toolkit's trainer feeds `replica_loss`: key -> (dtype, rank), batch first (see
+    # `models/training_batch.py`). The default is the image-text batch of UniCL; a Task with other inputs
+    # (depth maps, boxes, clips) names its own keys.
+    training_batch_spec = {"images": ("float", 4), "token_ids": ("int32", 2), "labels": ("int64", 1)}
+
+    def check_training_batch(self, element_spec, image_size=None):
+        """Raises a ValueError naming the problem unless batches of `element_spec` fit this Task's training.
+
+        Called by the trainer on its data pipeline's `element_spec` before the first step.
+
+        Args:
+            element_spec: the training dataset's `element_spec`.
+            image_size: int or None, the resolution the training stage asks for.
+        """
+        training_batch.check_batch_spec(element_spec, self.training_batch_spec, image_size, type(self).__name__)
 
     @_classproperty
     def presets(cls):

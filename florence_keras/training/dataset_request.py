@@ -9,9 +9,13 @@ from florence_keras.training.training_stage import TrainingStage
 class DatasetRequest:
     """The argument of the trainer's `make_dataset(request) -> tf.data.Dataset` callable.
 
-    Contract (HELPER_CONTEXT.md data contract): the returned dataset yields **per-replica** batches
+    Contract: the returned dataset yields **per-replica** batches, dicts of tensors with the batch first and
+    static inner shapes, with the keys the Task names in `training_batch_spec` (checked by its
+    `check_training_batch` before the first step). For UniCL (`FlorenceCLIP`):
     `{"images": float32 [batch_size, H, W, 3] normalised, "token_ids": int32 [batch_size, 77],
-    "labels": int64 [batch_size]}` with `H = W = stage.image_size`, built for this input pipeline only
+    "labels": int64 [batch_size]}`; for depth `{"images", "depth"}`. `H = W = stage.image_size`. `"labels"`
+    goes to `replica_loss` as its second argument (None without it), the other keys as `x`; built for this
+    input pipeline only
     (shard files or examples by `input_pipeline_id` of `num_input_pipelines`), endless
     (the trainer decides when to stop), batched with `drop_remainder=True`.
 

@@ -26,12 +26,10 @@ _DATA_KEYS = ("labels", "positions")
 
 
 def split_batch(batch):
-    """`(x, labels)` of a trainer batch `{"images", "token_ids", "labels", ...}` (x: the model inputs)."""
-    if not isinstance(batch, dict) or "labels" not in batch:
-        raise ValueError(
-            f"A training batch must be a dict with 'labels'. Received: "
-            f"{sorted(batch) if isinstance(batch, dict) else type(batch).__name__}")
-    return {k: v for k, v in batch.items() if k not in _DATA_KEYS}, batch["labels"]
+    """`(x, labels)` of a trainer batch (x: the model inputs; labels: `batch["labels"]`, or None without one)."""
+    if not isinstance(batch, dict):
+        raise ValueError(f"A training batch must be a dict. Received: {type(batch).__name__}")
+    return {k: v for k, v in batch.items() if k not in _DATA_KEYS}, batch.get("labels")
 
 
 def check_task(task, gradient_cache=False):

@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from florence_keras.layers.example_window import example_window
+from florence_keras.models.florence_task import FlorenceTask
+from florence_keras.models.training_batch import check_batch_spec
 from florence_keras.training.activation_checkpointing import enable_activation_checkpointing
 from florence_keras.training.dataset_request import DatasetRequest
 from florence_keras.training.distribution import is_chief
@@ -35,6 +37,7 @@ POSITIONS = "positions"
 # What the trainer's input function puts in its place: [num_input_pipelines] int64, this pipeline's slot holding one
 # past the batch's largest position, the other slots 0.
 _CONSUMED = "_consumed_positions"
+_IMAGE_TEXT_BATCH = FlorenceTask.training_batch_spec  # for a Task without `check_training_batch`
 
 
 def _consumed_positions(own):
@@ -64,26 +67,13 @@ class _StopRequest:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def _check_element_spec(spec, stage):
-    if not isinstance(spec, dict) or {"images", "token_ids", "labels"} - set(spec):
-        raise ValueError(
-            "make_dataset must return batches {'images', 'token_ids', 'labels'}. "
-            f"Received: element_spec={spec}"
-        )
-    if not spec["images"].dtype.is_floating or spec["images"].shape.rank != 4:
-        raise ValueError(
-            f"'images' must be float [batch, H, W, C]. Received: {spec['images']}"
-        )
-    size = spec["images"].shape[1:3].as_list()
-    if None not in size and size != [stage.image_size, stage.image_size]:
-        raise ValueError(
-            f"Stage {stage.name!r} asks for {stage.image_size}x{stage.image_size} images. "
-            f"Received: images of {size[0]}x{size[1]}"
-        )
-    if spec["token_ids"].dtype != tf.int32 or spec["token_ids"].shape.rank != 2:
-        raise ValueError(f"'token_ids' must be int32 [batch, length]. Received: {spec['token_ids']}")
-    if spec["labels"].dtype != tf.int64 or spec["labels"].shape.rank != 1:
-        raise ValueError(f"'labels' must be int64 [batch]. Received: {spec['labels']}")
+def _check_element_spec(spec, stage, task):
+    """The Task checks its batches (`check_training_batch`); a Task without the hook gets UniCL's batch check."""
+    check = getattr(task, "check_training_batch", None)
+    if check is not None:
+        check(spec, stage.image_size)
+    else:
+        check_batch_spec(spec, _IMAGE_TEXT_BATCH, stage.image_size, type(task).__name__)
 
 
 class UniCLTrainer:
@@ -401,7 +391,7 @@ class UniCLTrainer:
                 raise ValueError(
                     f"make_dataset must return a tf.data.Dataset. Received: {type(dataset).__name__}"
                 )
-            _check_element_spec(dataset.element_spec, stage)
+            _check_element_spec(dataset.element_spec, stage, self.model)
             positioned = isinstance(dataset.element_spec, dict) and POSITIONS in dataset.element_spec
             if positioned:
                 spec = dataset.element_spec[POSITIONS]

@@ -271,3 +271,13 @@ def test_bad_arguments(tmp_path):
 
 if __name__ == "__main__":
     print(*_mirrored_equivalence_errors(pathlib.Path(sys.argv[1])))
+
+
+def test_batches_that_do_not_fit_the_task_are_named_before_training(tmp_path):
+    base = synthetic_image_text_input_fn()
+
+    def without_token_ids(request):
+        return base(request).map(lambda b: {k: v for k, v in b.items() if k != "token_ids"})
+
+    with pytest.raises(ValueError, match=r"FlorenceCLIP trains on batches with keys .*missing \['token_ids'\]"):
+        _trainer(tmp_path, make_dataset=without_token_ids).fit()
