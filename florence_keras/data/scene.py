@@ -130,12 +130,14 @@ def shape_mask(shape, center, radius, angle, image_size):
 
 @dataclasses.dataclass
 class Background:
-    """A scene's background: a grey level, a vertical gradient and the seed of its pixel noise."""
+    """A scene's background: a grey level, a vertical gradient and the seed of its pixel noise; `ground`: None (the
+    default flat backdrop) or a `ground_plane.GroundPlane` (a floor and a wall seen by a camera above the floor)."""
 
     level: float
     gradient: float
     tint: tuple
     noise_seed: int
+    ground: object = None
 
 
 def visible_masks(objects, image_size):
@@ -170,10 +172,13 @@ def render(objects, background, image_size):
     size = image_size
     rows = np.linspace(0.0, 1.0, size, dtype=np.float32)
     noise_rng = np.random.default_rng(background.noise_seed)
-    base = background.level + background.gradient * (rows - 0.5)
-    image = base[:, None, None] + np.asarray(background.tint, np.float32) + np.zeros((1, size, 3), np.float32)
-    image += 5.0 * noise_rng.standard_normal((size, size, 3), dtype=np.float32)
-    depth = np.repeat((BACKGROUND_FAR - (BACKGROUND_FAR - BACKGROUND_NEAR) * rows)[:, None], size, axis=1)
+    if background.ground is not None:
+        image, depth = background.ground.render(background, noise_rng, size)
+    else:
+        base = background.level + background.gradient * (rows - 0.5)
+        image = base[:, None, None] + np.asarray(background.tint, np.float32) + np.zeros((1, size, 3), np.float32)
+        image += 5.0 * noise_rng.standard_normal((size, size, 3), dtype=np.float32)
+        depth = np.repeat((BACKGROUND_FAR - (BACKGROUND_FAR - BACKGROUND_NEAR) * rows)[:, None], size, axis=1)
     masks, _ = visible_masks(objects, size)
     shade = 1.0 - 0.12 * (rows - 0.5)  # lit from above
     for obj, mask in zip(objects, masks):
