@@ -16,9 +16,12 @@ are never training images: the in-distribution test set.
 
 import numpy as np
 
+from florence_keras.data import ground_plane
 from florence_keras.data import scene as scene_lib
+from florence_keras.data.ground_plane import GroundPlane
 
 SPLITS = ("train", "heldout", "test")
+LAYOUTS = ("flat", "ground_plane")
 _SPLIT_IDS = {"train": 0, "heldout": 1, "test": 2}
 
 # (shape, colour) pairs that never occur in the training split: shape i gets colour (3 i + 1) mod 8.
@@ -51,6 +54,9 @@ class SceneGenerator:
         caption_style_probabilities: dict style -> probability (styles of `scene.CAPTION_STYLES`, summing to 1):
             how often each style is a scene's caption. Defaults to `CAPTION_STYLE_PROBABILITIES`. Images do not
             depend on it (the style is drawn last), so two generators that differ only here give the same images.
+        layout: `"flat"` (the default: objects at random depths in front of a backdrop; depth is not visible in the
+            image) or `"ground_plane"` (a camera over a floor: an object's depth sets its apparent size and the row
+            it stands on, and the floor's depth follows its row: `ground_plane.GroundPlane`).
 
     Example:
     >>> generator = SceneGenerator(image_size=64, seed=0)
@@ -64,13 +70,16 @@ class SceneGenerator:
     shapes = scene_lib.SHAPES
     colours = tuple(scene_lib.COLOURS)
 
-    def __init__(self, image_size=64, seed=0, max_objects=3, caption_style_probabilities=None):
+    def __init__(self, image_size=64, seed=0, max_objects=3, caption_style_probabilities=None, layout="flat"):
         if not isinstance(image_size, int) or image_size < 32:
             raise ValueError(f"`image_size` must be an int >= 32. Received: image_size={image_size!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"`seed` must be an int >= 0. Received: seed={seed!r}")
         if max_objects not in (1, 2, 3):
             raise ValueError(f"`max_objects` must be 1, 2 or 3. Received: max_objects={max_objects!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"`layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
+        self.layout = layout
         styles = dict(CAPTION_STYLE_PROBABILITIES if caption_style_probabilities is None
                       else caption_style_probabilities)
         unknown = sorted(set(styles) - set(scene_lib.CAPTION_STYLES))
@@ -105,8 +114,11 @@ class SceneGenerator:
         size = scene_lib.SIZES[int(rng.integers(len(scene_lib.SIZES)))]
         low, high = scene_lib.SIZE_RADII[size]
         radius = float(rng.uniform(low, high)) * self.image_size
-        margin = radius + 1.0
-        center = tuple(float(v) for v in rng.uniform(margin, self.image_size - margin, 2))
+        if self.layout == "ground_plane":  # depth sets the apparent size and the row the object stands on
+            radius, center = GroundPlane.place_object(radius, depth, rng, self.image_size)
+        else:
+            margin = radius + 1.0
+            center = tuple(float(v) for v in rng.uniform(margin, self.image_size - margin, 2))
         angle = float(rng.uniform(-15.0, 15.0)) if shape not in ("circle", "ring") else 0.0
         jitter = rng.integers(-18, 19, 3)
         rgb = tuple(min(255, max(0, c + int(j))) for c, j in zip(scene_lib.COLOURS[colour], jitter))
@@ -129,7 +141,9 @@ class SceneGenerator:
         rng = self._rng(split, index, 0)
         count = 1 + int(rng.choice(len(_OBJECT_COUNT_PROBABILITIES), p=_OBJECT_COUNT_PROBABILITIES))
         count = min(count, self.max_objects)
-        depths = np.sort(rng.uniform(scene_lib.NEAR_DEPTH, scene_lib.FAR_DEPTH, count))
+        ground = self.layout == "ground_plane"
+        near, far = ground_plane.OBJECT_DEPTHS if ground else (scene_lib.NEAR_DEPTH, scene_lib.FAR_DEPTH)
+        depths = np.sort(rng.uniform(near, far, count))
         train = self.train_combinations
         primary_pool = self.heldout_combinations if split == "heldout" else train
         others_pool = train + self.heldout_combinations if split == "heldout" else train
@@ -145,6 +159,7 @@ class SceneGenerator:
             gradient=float(rng.uniform(-30.0, 30.0)),
             tint=tuple(float(v) for v in rng.uniform(-10.0, 10.0, 3)),
             noise_seed=int(rng.integers(2**31)),
+            ground=GroundPlane.draw(rng) if ground else None,
         )
         styles = list(self.caption_style_probabilities)
         probabilities = np.array(list(self.caption_style_probabilities.values()), np.float64)
