@@ -274,7 +274,7 @@ def _write_clips(out_dir, split, generator, count, num_frames):
 
 def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0, formats=DEFAULT_FORMATS,
                           num_shards=4, jpeg_quality=95, num_clips=None, clip_frames=8, verbose=False, num_test=0,
-                          caption_style_probabilities=None):
+                          caption_style_probabilities=None, layout="flat"):
     """Generates the built-in scenes and writes them in the standard on-disk formats.
 
     Args:
@@ -291,6 +291,7 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
         verbose: show a progress bar.
         num_test: int >= 0, in-distribution test images (seen combinations, images never in the training split).
         caption_style_probabilities: the caption mix (see `SceneGenerator`); None: its default.
+        layout: `"flat"` (default) or `"ground_plane"` (depth visible in the image; see `SceneGenerator`).
 
     Returns:
         dict: `root`, `info` (builtin_info.json), `class_names`, `heldout_combinations`, and per format a dict
@@ -319,7 +320,8 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     generator = generator_lib.SceneGenerator(image_size=image_size, seed=seed,
-                                             caption_style_probabilities=caption_style_probabilities)
+                                             caption_style_probabilities=caption_style_probabilities,
+                                             layout=layout)
     progress = None
     if verbose:
         from tqdm import tqdm  # local: only for the progress bar
@@ -350,6 +352,7 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
         "heldout_combinations": result["heldout_combinations"],
         "caption_style_probabilities": generator.caption_style_probabilities,
         "depth_png_scale": scene_lib.DEPTH_PNG_SCALE,
+        "layout": layout,
         "formats": list(formats),
         "splits": counts,
     }
