@@ -18,6 +18,7 @@ real loaders gives identical examples. Layout under `out_dir` (`{split}` is `tra
     depth/{split}/..png, depth_{split}.csv      depth: 16-bit PNG depth (millimetres), filepath,depth pairs
     vqa/questions_{split}.json, vqa/annotations_{split}.json   vqa: VQA v2 layout (+ an "images" list)
     video/{split}/{label}/..avi, video_{split}.csv             video (not default): MJPG clips, path,label
+    video_captions_{split}.csv                                  video: the clips' captions, filepath,caption
     builtin_info.json                           classes, colours, held-out combinations, counts, seed
 """
 
@@ -252,7 +253,7 @@ def _write_split(out_dir, split, count, generator, formats, num_shards, jpeg_qua
 
 
 def _write_clips(out_dir, split, generator, count, num_frames):
-    rows = []
+    rows, captions = [], []
     for index in range(count):
         clip = generator.clip(index, num_frames, split)
         label_dir = clip.label.replace(" ", "_")
@@ -267,8 +268,11 @@ def _write_clips(out_dir, split, generator, count, num_frames):
             writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
         writer.release()
         rows.append((relative, clip.label))
+        captions.append((relative, clip.caption))
     path = os.path.join(out_dir, f"video_{split}.csv")
     _write_csv(path, ("path", "label"), rows)
+    # Text-video pairs ("a red circle moving left") beside the class-per-folder tree.
+    _write_csv(os.path.join(out_dir, f"video_captions_{split}.csv"), ("filepath", "caption"), captions)
     return path
 
 
