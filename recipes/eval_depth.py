@@ -5,7 +5,7 @@ Run:
   python recipes/eval_depth.py --preset=M/preset --data=pairs.csv --output_dir=OUT
 
 `--data=builtin` (the default) scores the built-in scenes' held-out split (written to --builtin_dir, by default
-`<preset>/../data` as train_depth.py leaves it). The model predicts at each image's own resolution (`predict`
+`<preset>/../data` as train_depth.py leaves it; --builtin_layout as trained, by default the ground plane). The model predicts at each image's own resolution (`predict`
 resizes the input and the depth back), so the ground truth is scored as stored. Writes `OUT/results.json`,
 `OUT/results.md` (a Markdown table) and `OUT/depth_examples.png` (image / ground truth / prediction / error).
 """
@@ -29,6 +29,8 @@ flags.DEFINE_string("builtin_dir", None, "Built-in scenes folder (default: <pres
 flags.DEFINE_integer("builtin_train", 4000, "Built-in training scenes (must match train_depth.py's).")
 flags.DEFINE_integer("builtin_heldout", 600, "Built-in held-out scenes.")
 flags.DEFINE_integer("seed", 0, "Built-in scenes' seed (must match train_depth.py's).")
+flags.DEFINE_enum("builtin_layout", "ground_plane", ["ground_plane", "flat"],
+                  "Built-in scenes' layout (must match train_depth.py's).")
 
 FLAGS = flags.FLAGS
 
@@ -48,7 +50,7 @@ def main(argv):
     if data == ["builtin"]:
         builtin_dir = FLAGS.builtin_dir or os.path.join(os.path.dirname(os.path.abspath(FLAGS.preset)), "data")
         data = [ensure_builtin_depth_data(builtin_dir, FLAGS.builtin_train, FLAGS.builtin_heldout, image_size=64,
-                                          seed=FLAGS.seed)["heldout"]]
+                                          seed=FLAGS.seed, layout=FLAGS.builtin_layout)["heldout"]]
     pairs = load_depth_pairs(data, FLAGS.eval_size or None, max_examples=FLAGS.max_examples)
     estimator = FlorenceDepthEstimator.from_preset(FLAGS.preset)
     scores = evaluate_depth(estimator, pairs["images"], pairs["depth"], batch_size=FLAGS.batch_size,

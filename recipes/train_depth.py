@@ -3,9 +3,13 @@ r"""Train monocular depth (issue #16): a `FlorenceDepthEstimator` (CoSwin pyrami
 Run (pairs listed in a CSV `image,depth`: 16-bit PNG in millimetres, 0 = invalid, or `.npy` in metres):
   python recipes/train_depth.py --train_data=pairs.csv --preset=PRESET --model_dir=M [--image_size=N] [--steps=N]
 
-On the built-in scenes (the default: their depth PNGs; ~15 min on 2 CPU cores):
+On the built-in scenes (the default: their depth PNGs, in the ground-plane layout where depth is visible in the
+image; ~15 min on 2 CPU cores):
   python recipes/train_depth.py --model_dir=/tmp/depth
 then score the held-out split: python recipes/eval_depth.py --preset=/tmp/depth/preset --output_dir=/tmp/depth/eval
+
+The last --validation_pairs training pairs are held back and scored after training (`M/train_depth.json`,
+"validation"): choose settings on them, never on the held-out split.
 
 Training runs on the toolkit's loop (`UniCLTrainer`: checkpoints in `M/checkpoints`, rerunning resumes, TensorBoard
 in `M/tensorboard`) with the Task's own loss (scale-invariant log loss, λ = --silog_lambda, plus gradient matching)
@@ -31,7 +35,9 @@ flags.DEFINE_float("weight_decay", 0.05, "AdamW weight decay (not on norms and b
 flags.DEFINE_integer("decoder_channels", 64, "Width of the depth decoder.")
 flags.DEFINE_float("silog_lambda", 0.85, "λ of the scale-invariant log loss (1 = fully scale-invariant).")
 flags.DEFINE_float("gradient_weight", 0.5, "Weight of the gradient-matching loss.")
-flags.DEFINE_float("max_shift", 0.125, "Largest random shift (fraction of the side); 0 and --noflip: no augmentation.")
+flags.DEFINE_float("max_shift", 0.125, "Largest random horizontal shift (fraction of the side).")
+flags.DEFINE_float("max_vertical_shift", 0.0, "Largest random vertical shift (fraction of the side). 0: a fixed "
+                   "camera's horizon stays put (the built-in scenes' depth follows the row).")
 flags.DEFINE_bool("augment", True, "Random flip and shift, identical on image and depth.")
 flags.DEFINE_integer("max_examples", None, "Use at most this many training pairs.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
@@ -39,6 +45,10 @@ flags.DEFINE_integer("seed", 0, "Seed of the decoder's init, the data order and 
 flags.DEFINE_string("builtin_dir", None, "Where the built-in scenes are written/reused (default <model_dir>/data).")
 flags.DEFINE_integer("builtin_train", 4000, "Built-in training scenes.")
 flags.DEFINE_integer("builtin_heldout", 600, "Built-in held-out scenes (for eval_depth.py).")
+flags.DEFINE_enum("builtin_layout", "ground_plane", ["ground_plane", "flat"], "Built-in scenes' layout: "
+                  "'ground_plane' (depth visible: size and row) or 'flat' (object depth random, not learnable).")
+flags.DEFINE_integer("validation_pairs", 200, "Training pairs held back and scored after training (at most a "
+                     "tenth of the pairs).")
 
 FLAGS = flags.FLAGS
 
@@ -51,6 +61,7 @@ def main(argv):
     from florence_keras.data.depth_builtin import ensure_builtin_depth_data
     from florence_keras.data.depth_pairs import load_depth_pairs
     from florence_keras.evaluation import reporting
+    from florence_keras.evaluation.depth_evaluation import evaluate_depth
     from florence_keras.models.florence_depth_estimator import FlorenceDepthEstimator
     from florence_keras.training import AdamWConfig
     from florence_keras.training import UniCLTrainer
@@ -60,9 +71,14 @@ def main(argv):
     if train_data == ["builtin"]:
         builtin_dir = FLAGS.builtin_dir or os.path.join(FLAGS.model_dir, "data")
         train_data = [ensure_builtin_depth_data(builtin_dir, FLAGS.builtin_train, FLAGS.builtin_heldout,
-                                                image_size=64, seed=FLAGS.seed)["train"]]
+                                                image_size=64, seed=FLAGS.seed, layout=FLAGS.builtin_layout)["train"]]
     pairs = load_depth_pairs(train_data, FLAGS.image_size, max_examples=FLAGS.max_examples)
-    print(f"{len(pairs['images'])} training pairs at {FLAGS.image_size}px; {pairs['skip_counter'].summary()}")
+    num_validation = min(FLAGS.validation_pairs, len(pairs["images"]) // 10)
+    train_images, train_depth = pairs["images"], pairs["depth"]
+    if num_validation:
+        train_images, train_depth = train_images[:-num_validation], train_depth[:-num_validation]
+    print(f"{len(train_images)} training pairs at {FLAGS.image_size}px (+{num_validation} held back for "
+          f"validation); {pairs['skip_counter'].summary()}")
 
     def model_fn():
         return FlorenceDepthEstimator.from_preset(
@@ -73,9 +89,9 @@ def main(argv):
 
     def make_dataset(request):
         normalize = trainer.model.preprocessor.image_converter.normalizer()
-        return depth_dataset(pairs["images"], pairs["depth"], request.batch_size, normalize,
+        return depth_dataset(train_images, train_depth, request.batch_size, normalize,
                              seed=request.seed * 1009 + request.input_pipeline_id, augment=FLAGS.augment,
-                             max_shift=FLAGS.max_shift, trainer_keys=True)
+                             max_shift=FLAGS.max_shift, max_vertical_shift=FLAGS.max_vertical_shift)
 
     optimizer = AdamWConfig(learning_rate=FLAGS.learning_rate, weight_decay=FLAGS.weight_decay, beta_2=0.999,
                             epsilon=1e-8, warmup_steps=min(FLAGS.warmup_steps, FLAGS.steps - 1))
@@ -91,15 +107,27 @@ def main(argv):
     preset_dir = os.path.join(FLAGS.model_dir, "preset")
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
-        "decoder_channels", "silog_lambda", "gradient_weight", "max_shift", "augment", "seed")}
+        "decoder_channels", "silog_lambda", "gradient_weight", "max_shift", "max_vertical_shift", "augment", "seed",
+        "builtin_layout", "validation_pairs")}
+    validation = None
+    if num_validation:  # scored as eval_depth.py scores: raw images in, depth at their size out
+        scores = evaluate_depth(trainer.model, pairs["images"][-num_validation:], pairs["depth"][-num_validation:])
+        validation = {"pairs": num_validation, "metrics": scores["metrics"],
+                      "metrics_median_scaled": scores["metrics_median_scaled"]}
+        metrics = scores["metrics"]
+        print(f"Validation ({num_validation} training pairs held back, no median scaling): "
+              f"AbsRel {metrics['abs_rel']:.4f}, RMSE {metrics['rmse']:.3f}, δ1 {metrics['delta1']:.4f}")
     trainer.model.save_to_preset(preset_dir, metadata={"florence_training": dict(
         settings, task="depth", command=command, train_data=[str(p) for p in train_data],
-        final_loss=result["loss"], train_seconds=train_seconds)})
+        final_loss=result["loss"], train_seconds=train_seconds, validation=validation)})
     reporting.write_json({"train": result, "settings": settings, "command": command, "preset_dir": preset_dir,
-                          "train_pairs": len(pairs["images"]), "skipped_pairs": pairs["skip_counter"].count,
-                          "skipped_reasons": dict(pairs["skip_counter"].reasons), "seconds": train_seconds},
+                          "train_pairs": len(train_images), "validation": validation,
+                          "skipped_pairs": pairs["skip_counter"].count,
+                          "skipped_reasons": dict(pairs["skip_counter"].reasons), "seconds": train_seconds,
+                          "process_cpu_seconds": time.process_time()},
                          os.path.join(FLAGS.model_dir, "train_depth.json"))
-    print(f"Trained {result['step']} steps in {train_seconds:.0f} s (final loss {result['loss']:.4f}); "
+    print(f"Trained {result['step']} steps in {train_seconds:.0f} s wall, {time.process_time():.0f} s process CPU "
+          f"(final loss {result['loss']:.4f}); "
           f"wrote the preset {preset_dir}")
 
 

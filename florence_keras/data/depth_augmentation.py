@@ -5,25 +5,33 @@ import tensorflow as tf
 _plain = tf.autograph.experimental.do_not_convert
 
 
-def augment_depth_pair(image, depth, seed, max_shift=0.125, flip=True):
+def augment_depth_pair(image, depth, seed, max_shift=0.125, flip=True, max_vertical_shift=None):
     """A random horizontal flip and translation, the same for the image and its depth.
 
-    Translation pads by `round(max_shift · size)` pixels (image: edge pixels repeated; depth: 0 = invalid, so
-    the padding is never learned as depth) and crops the original size at a random offset. No zoom: scaling
-    an image changes the apparent distance, which a metric-depth model must read from the image [ours].
+    Translation pads by `round(max_shift · size)` pixels left and right and `round(max_vertical_shift · size)`
+    above and below (image: edge pixels mirrored; depth: 0 = invalid, so the padding is never learned as depth)
+    and crops the original size at a random offset. No zoom: scaling an image changes the apparent distance,
+    which a metric-depth model must read from the image [ours]. A vertical shift moves the horizon, so where a
+    fixed camera makes depth a function of the row (the built-in ground-plane scenes, a car's camera), leave it
+    at 0.
 
     Args:
         image: uint8 or float `(S, S, 3)`.
         depth: float32 `(S, S)`.
         seed: int32 `(2,)` stateless seed.
-        max_shift: float in [0, 0.5), the largest shift as a fraction of the side.
+        max_shift: float in [0, 0.5), the largest horizontal shift as a fraction of the side.
         flip: bool.
+        max_vertical_shift: float in [0, 0.5), the largest vertical shift; None: `max_shift`.
 
     Returns:
         `(image, depth)` of the input shapes and dtypes.
     """
     if not 0.0 <= max_shift < 0.5:
         raise ValueError(f"`max_shift` must be in [0, 0.5). Received: max_shift={max_shift!r}")
+    max_vertical_shift = max_shift if max_vertical_shift is None else max_vertical_shift
+    if not 0.0 <= max_vertical_shift < 0.5:
+        raise ValueError(f"`max_vertical_shift` must be in [0, 0.5). Received: "
+                         f"max_vertical_shift={max_vertical_shift!r}")
     image_shape = image.shape  # static where known: the crop below must not lose it
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
     height, width = tf.shape(image)[0], tf.shape(image)[1]
@@ -32,12 +40,14 @@ def augment_depth_pair(image, depth, seed, max_shift=0.125, flip=True):
         flipped = tf.random.stateless_uniform([], seeds[0]) < 0.5
         image = tf.cond(flipped, lambda: tf.reverse(image, [1]), lambda: image)
         depth = tf.cond(flipped, lambda: tf.reverse(depth, [1]), lambda: depth)
-    pad = int(round(max_shift * (image.shape[0] or 0))) if image.shape[0] else 0
-    if pad:
-        paddings = [[pad, pad], [pad, pad], [0, 0]]
+    pad_y = int(round(max_vertical_shift * image.shape[0])) if image.shape[0] else 0
+    pad_x = int(round(max_shift * image.shape[1])) if image.shape[1] else 0
+    if pad_y or pad_x:
+        paddings = [[pad_y, pad_y], [pad_x, pad_x], [0, 0]]
         padded_image = tf.pad(image, paddings, mode="SYMMETRIC")
         padded_depth = tf.pad(depth, paddings)
-        offsets = tf.random.stateless_uniform([2], seeds[1], 0, 2 * pad + 1, dtype=tf.int32)
+        offsets = tf.random.stateless_uniform([2], seeds[1], 0, tf.int32.max, dtype=tf.int32) % tf.constant(
+            [2 * pad_y + 1, 2 * pad_x + 1])
         image = padded_image[offsets[0]:offsets[0] + height, offsets[1]:offsets[1] + width]
         depth = padded_depth[offsets[0]:offsets[0] + height, offsets[1]:offsets[1] + width]
     image = tf.ensure_shape(image, image_shape)
@@ -45,7 +55,7 @@ def augment_depth_pair(image, depth, seed, max_shift=0.125, flip=True):
 
 
 def depth_dataset(images, depth, batch_size, normalize, seed=0, augment=True, repeat=True, max_shift=0.125,
-                  trainer_keys=False, drop_remainder=True):
+                  drop_remainder=True, max_vertical_shift=None):
     """A tf.data stream of `{"images": normalised float32 (B, S, S, 3), "depth": float32 (B, S, S)}`.
 
     Args:
@@ -56,10 +66,10 @@ def depth_dataset(images, depth, batch_size, normalize, seed=0, augment=True, re
         seed: int; the shuffle order and each example's augmentation follow from it (and the epoch).
         augment: bool, `augment_depth_pair` on each example.
         repeat: bool, repeat for ever (training) or one pass (evaluation, in order, no shuffle).
-        max_shift: see `augment_depth_pair`.
-        trainer_keys: bool, add the `token_ids` (int32 `(B, 1)`) and `labels` (int64 `(B,)`) placeholders that
-            the training system's batch contract asks for (UniCL's; the depth loss reads neither).
+        max_shift, max_vertical_shift: see `augment_depth_pair`.
         drop_remainder: bool.
+
+    The batches are what `FlorenceDepthEstimator.check_training_batch` asks the trainer for.
     """
     count = int(images.shape[0])
     dataset = tf.data.Dataset.from_tensor_slices({"images": images, "depth": depth})
@@ -74,7 +84,8 @@ def depth_dataset(images, depth, batch_size, normalize, seed=0, augment=True, re
         if augment:
             @_plain
             def augment_one(example, example_seed):
-                image, d = augment_depth_pair(example["images"], example["depth"], example_seed, max_shift=max_shift)
+                image, d = augment_depth_pair(example["images"], example["depth"], example_seed, max_shift=max_shift,
+                                              max_vertical_shift=max_vertical_shift)
                 return {"images": image, "depth": d}
             dataset = dataset.map(augment_one, num_parallel_calls=tf.data.AUTOTUNE)
         else:
@@ -83,11 +94,7 @@ def depth_dataset(images, depth, batch_size, normalize, seed=0, augment=True, re
 
     @_plain
     def finish(batch):
-        out = {"images": tf.cast(normalize(batch["images"]), tf.float32), "depth": tf.cast(batch["depth"], tf.float32)}
-        if trainer_keys:
-            size = tf.shape(out["depth"])[0]
-            out["token_ids"] = tf.zeros([size, 1], tf.int32)
-            out["labels"] = tf.zeros([size], tf.int64)
-        return out
+        return {"images": tf.cast(normalize(batch["images"]), tf.float32),
+                "depth": tf.cast(batch["depth"], tf.float32)}
 
     return dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)

@@ -49,6 +49,8 @@ class FlorenceDepthEstimator(FlorenceTask):
 
     backbone_cls = FlorenceBackbone
     preprocessor_cls = FlorenceCLIPPreprocessor
+    # The toolkit trainer's batches (`check_training_batch`): normalised images and depth in metres (0 = invalid).
+    training_batch_spec = {"images": ("float", 4), "depth": ("float", 3)}
 
     def __init__(self, backbone, preprocessor=None, image_size=None, decoder_channels=64, min_depth=0.1,
                  max_depth=100.0, silog_lambda=0.85, gradient_weight=0.5, **kwargs):
@@ -107,11 +109,25 @@ class FlorenceDepthEstimator(FlorenceTask):
         tokenize)."""
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
+    def check_training_batch(self, element_spec, image_size=None):
+        """Raises a ValueError unless the trainer's batches are `{"images": float (B, S, S, 3), "depth": float
+        (B, S, S)}` with `S` this estimator's `image_size` (the keys of `training_batch_spec`; others pass)."""
+        super().check_training_batch(element_spec, image_size)
+        if image_size is not None and image_size != self.image_size:
+            raise ValueError(f"This depth estimator takes {self.image_size}x{self.image_size} images; training asks "
+                             f"for {image_size}x{image_size}. Build it with image_size={image_size}.")
+        images = element_spec["images"].shape.as_list()
+        depth = element_spec["depth"].shape.as_list()
+        for axis, name in ((1, "height"), (2, "width")):
+            if images[axis] is not None and depth[axis] is not None and images[axis] != depth[axis]:
+                raise ValueError(f"Batch 'depth' must have the images' {name}: images {element_spec['images']}, "
+                                 f"depth {element_spec['depth']}")
+
     def replica_loss(self, x, y=None, replica_context=None, training=True):
         """One replica's share of the loss on its batch `x = {"images", "depth", ...}` (the training system's step).
 
         Σ over local images of the per-image loss / global batch size, so the replicas' losses sum to the global
-        mean. `y` (the trainer's `labels`) is not used. The loss is the compiled one, else `default_loss()`.
+        mean. `y` (the trainer's `labels`, None when the batch has none) is not used. The loss is the compiled one, else `default_loss()`.
         """
         if not isinstance(x, dict) or "images" not in x or "depth" not in x:
             raise ValueError("Depth batches are {'images', 'depth', ...}. Received: "

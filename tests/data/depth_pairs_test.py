@@ -78,19 +78,38 @@ def test_augmentation_moves_image_and_depth_together():
         assert out_image.shape == (size, size, 3) and valid.mean() >= 0.5
 
 
+def test_without_vertical_shift_every_row_stays_in_place():
+    # A fixed camera's depth follows the row: with max_vertical_shift=0 each pixel keeps its row (it may move
+    # sideways or be mirrored), and the shifts do happen.
+    size = 16
+    base = np.arange(size * size, dtype=np.float32).reshape(size, size) + 1  # every value names its pixel
+    image = np.repeat((base[..., None] % 251), 3, axis=-1).astype(np.uint8)
+    moved = 0
+    for i in range(12):
+        _, out_depth = augment_depth_pair(tf.constant(image), tf.constant(base), tf.constant([5, i]),
+                                          max_shift=0.25, max_vertical_shift=0.0)
+        out_depth = out_depth.numpy()
+        rows = np.nonzero(out_depth > 0)[0]
+        np.testing.assert_array_equal((out_depth[out_depth > 0] - 1) // size, rows)
+        moved += not np.array_equal(out_depth, base)
+    assert moved >= 6
+    with pytest.raises(ValueError, match="max_vertical_shift"):
+        augment_depth_pair(tf.constant(image), tf.constant(base), tf.constant([5, 0]), max_vertical_shift=0.5)
+
+
 def test_depth_dataset_is_seeded_and_ordered_without_repeat():
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (5, 8, 8, 3)).astype(np.uint8)
     depth = rng.uniform(1, 5, (5, 8, 8)).astype(np.float32)
     def make():
-        return depth_dataset(images, depth, 2, lambda x: tf.cast(x, tf.float32) / 255.0, seed=4, trainer_keys=True)
+        return depth_dataset(images, depth, 2, lambda x: tf.cast(x, tf.float32) / 255.0, seed=4)
 
     dataset = make()
     first = [batch for batch in dataset.take(3)]
     second = [batch for batch in make().take(3)]  # the same seed: the same stream
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a["depth"].numpy(), b["depth"].numpy())
-    assert first[0]["images"].shape == (2, 8, 8, 3) and first[0]["labels"].dtype == tf.int64
+    assert first[0]["images"].shape == (2, 8, 8, 3) and set(first[0]) == {"images", "depth"}
     assert dataset.element_spec["images"].shape.as_list() == [2, 8, 8, 3]
     ordered = list(depth_dataset(images, depth, 2, lambda x: tf.cast(x, tf.float32), repeat=False,
                                  drop_remainder=False))
