@@ -1,0 +1,44 @@
+"""The VQA training / evaluation stream: `{"images", "token_ids", "answer_scores", "labels"}` batches."""
+
+import tensorflow as tf
+
+_plain = tf.autograph.experimental.do_not_convert
+
+
+def vqa_dataset(images, image_index, token_ids, answer_scores, batch_size, normalize, seed=0, repeat=True,
+                drop_remainder=True):
+    """Batches of normalised images, question token ids and soft answer targets.
+
+    Args:
+        images: uint8 `(M, S, S, 3)` distinct images; image_index: int `(N,)`, the image of each question.
+        token_ids: int32 `(N, L)` packed questions; answer_scores: float32 `(N, V)` soft targets.
+        batch_size: int.
+        normalize: callable on `(B, S, S, 3)` images -> normalised float (the preset converter's `normalizer()`).
+        seed: the shuffle seed (training).
+        repeat: True: shuffled, repeated for ever (training); False: one pass in order (evaluation).
+        drop_remainder: bool.
+
+    Returns:
+        a `tf.data.Dataset` of dicts: `images` float32 `(B, S, S, 3)`, `token_ids` int32 `(B, L)`,
+        `answer_scores` float32 `(B, V)`, `labels` int64 `(B,)` (the question's row; the training system's batch
+        contract asks for it, the VQA loss does not read it). No image augmentation: a flip would turn "left"
+        questions into "right" ones, and a crop can cut the asked-about object out.
+    """
+    count = int(len(image_index))
+    if count == 0:
+        raise ValueError("The VQA dataset is empty.")
+    image_table = tf.constant(images)
+    dataset = tf.data.Dataset.from_tensor_slices({
+        "image_index": tf.constant(image_index, tf.int32), "token_ids": tf.constant(token_ids, tf.int32),
+        "answer_scores": tf.constant(answer_scores, tf.float32), "labels": tf.range(count, dtype=tf.int64)})
+    if repeat:
+        dataset = dataset.repeat().shuffle(min(count, 8192), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+
+    @_plain
+    def with_images(batch):
+        pixels = tf.gather(image_table, batch.pop("image_index"))
+        batch["images"] = tf.cast(normalize(pixels), tf.float32)
+        return batch
+
+    return dataset.map(with_images, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

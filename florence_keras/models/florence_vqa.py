@@ -1,0 +1,262 @@
+"""FlorenceVQA: visual question answering with METER co-attention over CoSwin and text tokens, as a keras-hub Task."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from florence_keras.layers.fusion_encoder import FusionEncoder
+from florence_keras.models.florence_backbone import FlorenceBackbone
+from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
+from florence_keras.models.florence_task import FlorenceTask
+
+
+@keras.saving.register_keras_serializable(package="florence_keras")
+class FlorenceVQA(FlorenceTask):
+    """Image + question -> answer over a fixed answer vocabulary (METER's VQA head; SPEC §3, the modality axis).
+
+    Image tokens: the CoSwin encoder's last-stage map (after its final norm), `h·w` tokens, preceded by their mean
+    (the image stream's first, pooled token, as METER does with Swin). Question tokens: the text encoder's
+    `sequence_output` (start token first); positions after the first end-of-text token are padding and are masked
+    in the fusion. A `FusionEncoder` (co-attention, `fusion_layers` deep) fuses them; its pooled output
+    `(B, 2·fusion_dim)` goes through the head `Dense(2·fusion_dim) -> LayerNorm -> GELU -> Dense(#answers)`.
+
+    Calling the Task on `{"images": normalised (B, S, S, 3), "token_ids": int32 (B, question_length)}` returns the
+    answer logits `(B, len(answer_vocabulary))`. `predict(images, questions)` takes raw images and strings and
+    returns the answers and their scores (sigmoid of the best logit).
+
+    Training: soft targets `answer_scores` (0.3/0.6/0.9/1.0 for 1/2/3/>=4 agreeing humans, see
+    `florence_keras.data.vqa_targets`) and binary cross-entropy with logits summed over the answers and averaged
+    over the questions (METER's `BCE(mean) × #answers`). The training system calls `replica_loss` with batches
+    `{"images", "token_ids", "answer_scores", ...}`; `fit` takes `x = {"images", "token_ids"}`,
+    `y = answer_scores`. The CLIP projections and logit scale are not used and are frozen.
+
+    Args:
+        backbone: a `FlorenceBackbone` (its `image_encoder` a `CoSwinBackbone`).
+        answer_vocabulary: list of str, the answers (normalised as the official evaluator normalises answers).
+        preprocessor: a `FlorenceCLIPPreprocessor` (tokenizer + image converter). Optional.
+        image_size: int, the square input size; defaults to the image encoder's.
+        question_length: int, question tokens (start and end tokens included). Defaults to 32.
+        fusion_dim, fusion_layers, fusion_heads: the fusion stack. Defaults 768 / 6 / 12 (METER).
+        fusion_intermediate_dim: FFN width. Defaults to `4 * fusion_dim`.
+        dropout: float, the fusion's dropout. Defaults to 0.1.
+        **kwargs: `keras.Model` arguments.
+
+    Example:
+    >>> vqa = FlorenceVQA.from_preset("florence_mini_builtin", answer_vocabulary=["yes", "no"],
+    ...                               fusion_dim=64, fusion_layers=2, fusion_heads=4)   # doctest: +SKIP
+    >>> vqa.predict(images, ["is there a circle?"])["answers"]   # doctest: +SKIP
+    """
+
+    backbone_cls = FlorenceBackbone
+    preprocessor_cls = FlorenceCLIPPreprocessor
+
+    def __init__(self, backbone, answer_vocabulary, preprocessor=None, image_size=None, question_length=32,
+                 fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
+                 **kwargs):
+        encoder = backbone.image_encoder
+        if not hasattr(encoder, "forward_features"):
+            raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
+                             f"{type(encoder).__name__}.")
+        answer_vocabulary = list(answer_vocabulary or [])
+        if not answer_vocabulary or not all(isinstance(a, str) for a in answer_vocabulary):
+            raise ValueError("`answer_vocabulary` must be a non-empty list of strings.")
+        if len(set(answer_vocabulary)) != len(answer_vocabulary):
+            raise ValueError("`answer_vocabulary` holds duplicate answers.")
+        image_size = int(encoder.image_shape[0]) if image_size is None else image_size
+        if not isinstance(image_size, int) or image_size < 1:
+            raise ValueError(f"`image_size` must be a positive int. Received: image_size={image_size!r}")
+        max_length = int(backbone.sequence_length)
+        if not isinstance(question_length, int) or not 2 < question_length <= max_length:
+            raise ValueError(f"`question_length` must be an int in 3..{max_length} (the text encoder's context). "
+                             f"Received: question_length={question_length!r}")
+        # === Config === (before the functional model: keras-hub's Task compiles in its constructor)
+        self.answer_vocabulary = answer_vocabulary
+        self.image_size = image_size
+        self.question_length = question_length
+        self.fusion_dim = fusion_dim
+        self.fusion_layers = fusion_layers
+        self.fusion_heads = fusion_heads
+        self.dropout = float(dropout)
+        self.eos_token_id = int(backbone.text_encoder.eos_token_id)
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        for unused in (backbone.text_projection, backbone.image_projection, backbone.logit_scale_layer):
+            unused.trainable = False
+        policy = dict(dtype=backbone.dtype_policy)
+        self.fusion = FusionEncoder(fusion_dim, fusion_layers, fusion_heads, fusion_intermediate_dim, dropout,
+                                    name="fusion", **policy)
+        self.fusion_intermediate_dim = self.fusion.intermediate_dim
+        init = keras.initializers.TruncatedNormal(stddev=0.02)
+        self.head_dense = keras.layers.Dense(2 * fusion_dim, kernel_initializer=init, name="head_dense", **policy)
+        self.head_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="head_norm", **policy)
+        self.head_output = keras.layers.Dense(len(answer_vocabulary), kernel_initializer=init, name="head_output",
+                                              dtype="float32")
+        # === Functional model ===
+        images = keras.Input(shape=(image_size, image_size, 3), name="images")
+        token_ids = keras.Input(shape=(question_length,), dtype="int32", name="token_ids")
+        feature_map = encoder.forward_features(images)["feature_map"]
+        height, width, channels = feature_map.shape[1], feature_map.shape[2], feature_map.shape[3]
+        grid = ops.reshape(feature_map, (-1, height * width, channels))
+        image_tokens = ops.concatenate([ops.mean(grid, axis=1, keepdims=True), grid], axis=1)
+        text_tokens = backbone.text_encoder(token_ids)["sequence_output"]
+        fused = self.fusion(text_tokens, image_tokens, text_mask=self.question_mask(token_ids))
+        hidden = keras.activations.gelu(self.head_norm(self.head_dense(fused["pooled_output"])), approximate=False)
+        logits = self.head_output(hidden)
+        super().__init__(inputs={"images": images, "token_ids": token_ids}, outputs=logits, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------
+    # Questions.
+
+    def question_mask(self, token_ids):
+        """int32 `(B, L)`: 1 up to and including the first end-of-text token, 0 after (the padding)."""
+        is_end = ops.cast(ops.equal(token_ids, self.eos_token_id), "int32")
+        ends_before = ops.cumsum(is_end, axis=1) - is_end
+        return ops.cast(ops.equal(ends_before, 0), "int32")
+
+    def tokenize_questions(self, questions):
+        """Strings `(B,)` (or one) -> int32 `(B, question_length)`: start token, BPE tokens (lower-cased by the
+        CLIP tokenizer; cut so the end token fits), end token, end-token padding. TensorFlow ops (tf.data,
+        serving)."""
+        if self.preprocessor is None or self.preprocessor.tokenizer is None:
+            raise ValueError("This FlorenceVQA has no tokenizer; pass token ids instead.")
+        texts = tf.convert_to_tensor(questions)
+        if texts.dtype != tf.string:
+            raise ValueError(f"`questions` must be strings. Received dtype: {texts.dtype}")
+        single = texts.shape.rank == 0
+        texts = texts[None] if single else texts
+        tokenizer = self.preprocessor.tokenizer
+        start, end = tokenizer.start_token_id, tokenizer.end_token_id
+        tokens = tokenizer(texts)
+        if isinstance(tokens, (list, tuple)):  # eager keras-hub tokenizers return Python lists
+            tokens = tf.ragged.constant(tokens, dtype=tf.int32, ragged_rank=1) if len(tokens) else \
+                tf.zeros([0, 0], tf.int32)
+        body_length = self.question_length - 2
+        if isinstance(tokens, tf.RaggedTensor):
+            body = tokens.to_tensor(default_value=end, shape=[None, body_length])
+        else:
+            tokens = tf.convert_to_tensor(tokens)[:, :body_length]
+            body = tf.pad(tokens, [[0, 0], [0, body_length - tf.shape(tokens)[1]]], constant_values=end)
+        body = tf.cast(body, tf.int32)
+        column = tf.ones([tf.shape(body)[0], 1], tf.int32)
+        ids = tf.concat([column * start, body, column * end], axis=1)
+        return ids[0] if single else ids
+
+    # ------------------------------------------------------------------------------------------------
+    # Training.
+
+    def default_loss(self):
+        """Binary cross-entropy with logits (per question: mean over the answers; `compute_loss` multiplies by the
+        number of answers, METER's `BCE(mean) × #answers`)."""
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss of the answer logits against soft targets `y` `(B, #answers)`, × #answers."""
+        if y is None:
+            raise ValueError("The VQA loss needs soft answer targets `y`.")
+        loss = self.task_loss_or_raise()(ops.cast(y, "float32"), ops.cast(y_pred, "float32"), sample_weight)
+        return self.with_layer_losses(loss * len(self.answer_vocabulary))
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        """`fit` / `evaluate` take `{"images", "token_ids"}` and soft targets: passed unchanged."""
+        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+    def check_training_batch(self, element_spec, image_size):
+        """Raises a clear ValueError when the training batches don't fit this Task."""
+        needed = {"images", "token_ids", "answer_scores"}
+        if not isinstance(element_spec, dict) or needed - set(element_spec):
+            raise ValueError(f"VQA batches are {sorted(needed)} (+ bookkeeping). Received: {element_spec}")
+        images, ids, scores = (element_spec[k] for k in ("images", "token_ids", "answer_scores"))
+        if images.shape.rank != 4 or tuple(images.shape[1:3]) != (image_size, image_size):
+            raise ValueError(f"'images' must be (B, {image_size}, {image_size}, 3). Received: {images}")
+        if ids.dtype != tf.int32 or ids.shape.rank != 2 or ids.shape[1] != self.question_length:
+            raise ValueError(f"'token_ids' must be int32 (B, {self.question_length}). Received: {ids}")
+        if scores.shape.rank != 2 or scores.shape[1] != len(self.answer_vocabulary):
+            raise ValueError(f"'answer_scores' must be (B, {len(self.answer_vocabulary)}). Received: {scores}")
+
+    def replica_loss(self, x, y=None, replica_context=None, training=True):
+        """One replica's share of the loss on `x = {"images", "token_ids", "answer_scores", ...}`: Σ over its
+        questions of the per-question loss / the global batch size (the replicas' losses sum to the global mean).
+        `y` (the trainer's `labels`) is not used."""
+        if not isinstance(x, dict) or {"images", "token_ids", "answer_scores"} - set(x):
+            raise ValueError("VQA batches are {'images', 'token_ids', 'answer_scores', ...}. Received: "
+                             f"{sorted(x) if isinstance(x, dict) else type(x).__name__}")
+        loss_fn = getattr(self, "task_loss", None) or self._training_loss()
+        logits = self({"images": x["images"], "token_ids": x["token_ids"]}, training=training)
+        per_question = loss_fn.call(ops.cast(x["answer_scores"], "float32"), ops.cast(logits, "float32"))
+        per_question = per_question * len(self.answer_vocabulary)
+        replicas = 1 if replica_context is None else replica_context.num_replicas_in_sync
+        global_batch = ops.cast(ops.shape(per_question)[0] * replicas, "float32")
+        return self.with_layer_losses(ops.sum(per_question) / global_batch)
+
+    def _training_loss(self):
+        if getattr(self, "_default_loss", None) is None:
+            self._default_loss = self.default_loss()
+        return self._default_loss
+
+    # ------------------------------------------------------------------------------------------------
+    # Inference on raw images and strings.
+
+    def image_inputs(self, images):
+        """Raw images `(B, H, W, C)` in `[0, 255]` -> normalised `(B, S, S, 3)`: whole-image bilinear (antialiased)
+        resize, then the preset converter's normalisation (used by `predict` and serving)."""
+        if self.preprocessor is None or self.preprocessor.image_converter is None:
+            raise ValueError("This FlorenceVQA has no image converter; call it on normalised images instead.")
+        images = ops.cast(ops.convert_to_tensor(images), "float32")
+        if tuple(images.shape[1:3]) != (self.image_size, self.image_size):
+            images = ops.image.resize(images, (self.image_size, self.image_size), interpolation="bilinear",
+                                      antialias=True)
+        return ops.cast(self.preprocessor.image_converter.normalizer()(images), "float32")
+
+    def predict(self, x, questions=None, batch_size=32, verbose=None, **kwargs):
+        """Answers to questions about images.
+
+        Args:
+            x: raw images in `[0, 255]`: `(B, H, W, C)`, one `(H, W, C)`, or a list of `(H, W, C)` of any sizes;
+                or a dict `{"images", "questions"}`.
+            questions: a string or a list of B strings (one per image).
+            batch_size: questions per forward pass.
+            verbose, **kwargs: ignored (Keras's `predict` arguments).
+
+        Returns:
+            dict: `answers` (list of str; one str for one image and one question), `scores` float32 numpy
+            (sigmoid of the chosen answer's logit, in (0, 1)), `indices` int numpy (vocabulary rows).
+        """
+        del verbose, kwargs
+        if isinstance(x, dict):
+            x, questions = x.get("images"), x.get("questions", questions)
+        if questions is None:
+            raise ValueError("`predict` needs `questions` (one string per image).")
+        single = isinstance(questions, str)
+        questions = [questions] if single else list(questions)
+        if isinstance(x, (list, tuple)):
+            images = [np.asarray(image) for image in x]
+        else:
+            x = np.asarray(x)
+            images = [x] if x.ndim == 3 else list(x)
+        if len(images) != len(questions):
+            raise ValueError(f"One question per image: {len(images)} images, {len(questions)} questions.")
+        for image in images:
+            if image.ndim != 3 or min(image.shape[:2]) < 1:
+                raise ValueError(f"Each image must be (H, W, C). Received shape: {image.shape}")
+        logits = []
+        for start in range(0, len(images), batch_size):
+            batch = [self.image_inputs(image[None])[0] for image in images[start:start + batch_size]]
+            token_ids = self.tokenize_questions(tf.constant(questions[start:start + batch_size]))
+            logits.append(np.asarray(self({"images": ops.stack(batch), "token_ids": token_ids}, training=False)))
+        logits = np.concatenate(logits, axis=0)
+        indices = logits.argmax(axis=-1)
+        scores = (1.0 / (1.0 + np.exp(-logits[np.arange(len(indices)), indices]))).astype(np.float32)
+        answers = [self.answer_vocabulary[i] for i in indices]
+        if single and len(answers) == 1:
+            return {"answers": answers[0], "scores": scores[0], "indices": indices[0]}
+        return {"answers": answers, "scores": scores, "indices": indices}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"answer_vocabulary": list(self.answer_vocabulary), "image_size": self.image_size,
+                       "question_length": self.question_length, "fusion_dim": self.fusion_dim,
+                       "fusion_layers": self.fusion_layers, "fusion_heads": self.fusion_heads,
+                       "fusion_intermediate_dim": self.fusion_intermediate_dim, "dropout": self.dropout})
+        return config

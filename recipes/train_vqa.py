@@ -1,0 +1,153 @@
+r"""Train visual question answering (issue #14): a `FlorenceVQA` (CoSwin + text tokens, METER co-attention, answer
+classifier) on a VQA v2 set.
+
+Run:
+  python recipes/train_vqa.py --questions=Q.json --annotations=A.json --image_dir=DIR \
+      [--image_template='COCO_{split}_{image_id:012d}.jpg'] --preset=PRESET --model_dir=M [--image_size=N] [--steps=N]
+
+On the built-in scenes (the default: their VQA v2 files; ~15 min on 2 CPU cores):
+  python recipes/train_vqa.py --model_dir=/tmp/vqa
+then score the held-out split: python recipes/eval_vqa.py --preset=/tmp/vqa/preset --output_dir=/tmp/vqa/eval
+
+The answer vocabulary is the --num_answers most frequent answers of the training annotations after the official
+evaluator's normalisation; targets are soft (0.3/0.6/0.9/1.0 for 1/2/3/>=4 agreeing humans); the loss is BCE.
+Training runs on the toolkit's loop (`UniCLTrainer`: checkpoints in `M/checkpoints`, rerunning resumes) with AdamW
+(warm-up + cosine); the whole model is fine-tuned (--freeze_backbone trains the fusion and head only). Writes the
+`FlorenceVQA` preset `M/preset` (the vocabulary is in its config; `metadata.json` records how it was trained) and
+`M/train_vqa.json`. Bad records (no annotation, bad answers, missing or undecodable images) are skipped and counted.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+flags.DEFINE_string("questions", "builtin", "VQA v2 questions JSON, or 'builtin' (the built-in scenes).")
+flags.DEFINE_string("annotations", None, "VQA v2 annotations JSON (required unless --questions=builtin).")
+flags.DEFINE_string("image_dir", None, "Folder of the images (default: the questions file's folder).")
+flags.DEFINE_string("image_template", "COCO_{split}_{image_id:012d}.jpg",
+                    "Image file name under --image_dir: str.format with {split} (the questions file's "
+                    "data_subtype), {image_id}, {file_name} (from the questions file's 'images' list).")
+flags.DEFINE_string("split", None, "The {split} of --image_template (default: the questions file's data_subtype).")
+flags.DEFINE_string("preset", "florence_mini_builtin", "Preset name, preset directory or handle to start from.")
+flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard, the trained preset.", required=True)
+flags.DEFINE_integer("image_size", 64, "Training resolution (square; a multiple of the backbone's stride, 32).")
+flags.DEFINE_integer("steps", 1500, "Optimizer steps.")
+flags.DEFINE_integer("batch_size", 64, "Global batch size.")
+flags.DEFINE_float("learning_rate", 5e-4, "Peak AdamW learning rate (warm-up + cosine to 0).")
+flags.DEFINE_integer("warmup_steps", 100, "Linear warm-up steps.")
+flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not on norms and biases).")
+flags.DEFINE_integer("num_answers", 3129, "Answer vocabulary size (most frequent normalised training answers).")
+flags.DEFINE_integer("question_length", 24, "Question tokens, start and end tokens included.")
+flags.DEFINE_integer("fusion_dim", 128, "Fusion width (METER: 768).")
+flags.DEFINE_integer("fusion_layers", 2, "Co-attention layers per stream (METER: 6).")
+flags.DEFINE_integer("fusion_heads", 4, "Fusion attention heads (METER: 12).")
+flags.DEFINE_float("dropout", 0.1, "Fusion dropout.")
+flags.DEFINE_bool("freeze_backbone", False, "Train the fusion and the head only.")
+flags.DEFINE_integer("max_questions", None, "Use at most this many training questions.")
+flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
+flags.DEFINE_integer("seed", 0, "Seed of the fusion's init, the data order and the built-in scenes.")
+flags.DEFINE_string("builtin_dir", None, "Where the built-in scenes are written/reused (default <model_dir>/data).")
+flags.DEFINE_integer("builtin_train", 4000, "Built-in training scenes.")
+flags.DEFINE_integer("builtin_heldout", 600, "Built-in held-out scenes (for eval_vqa.py).")
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    import time
+
+    import keras
+    import numpy as np
+
+    from florence_keras.data.vqa_builtin import ensure_builtin_vqa_data
+    from florence_keras.data.vqa_dataset import vqa_dataset
+    from florence_keras.data.vqa_targets import build_answer_vocabulary
+    from florence_keras.data.vqa_targets import soft_scores
+    from florence_keras.data.vqa_v2 import load_vqa_images
+    from florence_keras.data.vqa_v2 import read_vqa_v2
+    from florence_keras.evaluation import reporting
+    from florence_keras.models.florence_vqa import FlorenceVQA
+    from florence_keras.training import AdamWConfig
+    from florence_keras.training import UniCLTrainer
+
+    start = time.time()
+    questions, annotations = FLAGS.questions, FLAGS.annotations
+    image_dir, image_template = FLAGS.image_dir, FLAGS.image_template
+    if questions == "builtin":
+        builtin = ensure_builtin_vqa_data(FLAGS.builtin_dir or os.path.join(FLAGS.model_dir, "data"),
+                                          FLAGS.builtin_train, FLAGS.builtin_heldout, image_size=64, seed=FLAGS.seed)
+        questions, annotations = builtin["train"]["questions"], builtin["train"]["annotations"]
+        image_dir = image_dir or builtin["image_dir"]
+        if FLAGS["image_template"].using_default_value:  # the built-in files name their images themselves
+            image_template = builtin["image_template"]
+    if annotations is None:
+        raise app.UsageError("--annotations is required with --questions (training needs the answers).")
+    image_dir = image_dir or os.path.dirname(os.path.abspath(questions))
+    data = read_vqa_v2(questions, annotations, image_dir=image_dir, image_template=image_template,
+                       split=FLAGS.split, max_questions=FLAGS.max_questions)
+    loaded = load_vqa_images(data["records"], FLAGS.image_size, skip_counter=data["skip_counter"])
+    records = loaded["records"]
+    vocabulary = build_answer_vocabulary([r["answers"] for r in records], FLAGS.num_answers)
+    scores = soft_scores([r["answers"] for r in records], vocabulary)
+    covered = float((scores.max(axis=1) > 0).mean())
+    print(f"{len(records)} training questions on {len(loaded['images'])} images at {FLAGS.image_size}px; "
+          f"{len(vocabulary)} answers (cover {100 * covered:.1f}% of the questions); "
+          f"{data['skip_counter'].summary()}")
+
+    def model_fn():
+        keras.utils.set_random_seed(FLAGS.seed)
+        model = FlorenceVQA.from_preset(
+            FLAGS.preset, answer_vocabulary=vocabulary, image_size=FLAGS.image_size,
+            question_length=FLAGS.question_length, fusion_dim=FLAGS.fusion_dim, fusion_layers=FLAGS.fusion_layers,
+            fusion_heads=FLAGS.fusion_heads, dropout=FLAGS.dropout)
+        if FLAGS.freeze_backbone:
+            model.backbone.trainable = False
+        return model
+
+    trainer = None
+    token_ids = None
+
+    def make_dataset(request):
+        nonlocal token_ids
+        model = trainer.model
+        if token_ids is None:
+            token_ids = np.concatenate([
+                np.asarray(model.tokenize_questions([r["question"] for r in records[i:i + 4096]]))
+                for i in range(0, len(records), 4096)])
+        return vqa_dataset(loaded["images"], loaded["image_index"], token_ids, scores, request.batch_size,
+                           model.preprocessor.image_converter.normalizer(),
+                           seed=request.seed * 1009 + request.input_pipeline_id)
+
+    optimizer = AdamWConfig(learning_rate=FLAGS.learning_rate, weight_decay=FLAGS.weight_decay, beta_2=0.999,
+                            epsilon=1e-8, warmup_steps=min(FLAGS.warmup_steps, FLAGS.steps - 1))
+    trainer = UniCLTrainer(model_fn, make_dataset, model_dir=FLAGS.model_dir, total_steps=FLAGS.steps,
+                           global_batch_size=FLAGS.batch_size, optimizer=optimizer, image_size=FLAGS.image_size,
+                           checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
+    result = trainer.fit()
+    train_seconds = time.time() - start
+    if result["preempted"]:
+        print(f"Stopped at step {result['step']} (preempted); rerun to resume.")
+        return
+    command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])
+    preset_dir = os.path.join(FLAGS.model_dir, "preset")
+    settings = {name: FLAGS[name].value for name in (
+        "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
+        "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout",
+        "freeze_backbone", "seed")}
+    trainer.model.save_to_preset(preset_dir, metadata={"florence_training": dict(
+        settings, task="vqa", command=command, questions=str(questions), annotations=str(annotations),
+        final_loss=result["loss"], train_seconds=train_seconds)})
+    reporting.write_json({"train": result, "settings": settings, "command": command, "preset_dir": preset_dir,
+                          "train_questions": len(records), "train_images": int(len(loaded["images"])),
+                          "answers": len(vocabulary), "answer_coverage": covered,
+                          "skipped": data["skip_counter"].count, "skipped_reasons": dict(data["skip_counter"].reasons),
+                          "seconds": train_seconds}, os.path.join(FLAGS.model_dir, "train_vqa.json"))
+    print(f"Trained {result['step']} steps in {train_seconds:.0f} s (final loss {result['loss']:.4f}); "
+          f"wrote the preset {preset_dir}")
+
+
+if __name__ == "__main__":
+    app.run(main)
