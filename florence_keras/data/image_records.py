@@ -29,9 +29,12 @@ is built; tar shards are indexed in Python once per shard while reading (`tf.py_
 and everything per example stay in the graph.
 """
 
+import logging
+
 import numpy as np
 import tensorflow as tf
 
+from florence_keras.data import caption_groups
 from florence_keras.data import guarded_decode
 from florence_keras.data import image_decoding
 from florence_keras.data import keyed_shuffle
@@ -48,6 +51,7 @@ from florence_keras.data.skip_counter import dataset_stats
 
 DATA_FORMATS = ("csv", "tsv", "csvlabel", "coco", "imagefolder", "wds", "tfrecord")
 _INDEX_FORMATS = ("csv", "tsv", "csvlabel", "coco", "imagefolder")
+logger = logging.getLogger(__name__)
 _TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec", ".tfrecord.gz", ".tfrecords.gz")
 _DEFAULT_KEYS = {
     "csv": ("filepath", "caption"),
@@ -152,15 +156,29 @@ def _table_pointers(table, shuffle_seed, shuffle):
     return order.map(_plain(lambda index: {key: tf.gather(values, index) for key, values in table.items()}))
 
 
-def _permuted_table_pointers(table, seed, epoch, first):
+def _caption_groups(table):
+    """The table's grouping words (`caption_groups.caption_word_ids` of each caption and class name)."""
+    texts = [(text + b" " + name).decode("utf-8", "replace")
+             for text, name in zip(table["texts"].numpy().tolist(), table["class_names"].numpy().tolist())]
+    values, row_splits, vocabulary = caption_groups.caption_word_ids(texts)
+    logger.info("Hard-negative groups: %d grouping words over %d examples.", len(vocabulary), len(texts))
+    return values, row_splits
+
+
+def _permuted_table_pointers(table, seed, epoch, first, groups=None):
     """Epoch `epoch` of a table from index `first` of its order on, with `positions`: the order is the permutation
-    `index_shuffle(., (seed, epoch))`, so index k is found without drawing the ones before it."""
+    `index_shuffle(., (seed, epoch))`, so index k is found without drawing the ones before it; with `groups`
+    (`(values, row_splits, fraction, group_size)`) it is `keyed_shuffle.grouped_order` of the same key."""
     count = _table_size(table)
     key = tf.stack([tf.constant(seed, tf.int64), epoch])
     last = tf.constant(count - 1, tf.int64)
+    order = None if groups is None else keyed_shuffle.grouped_order(*groups[:2], key, *groups[2:])
 
     def pointer(index):
-        row = tf.random.experimental.index_shuffle(index, key, last)
+        if order is None:
+            row = tf.random.experimental.index_shuffle(index, key, last)
+        else:
+            row = tf.gather(order, index)
         values = {name: tf.gather(column, row) for name, column in table.items()}
         values["positions"] = epoch * EPOCH_STRIDE + index
         return values
@@ -265,7 +283,8 @@ def _record_files(paths, data_format):
 def load_image_records(paths, data_format, training=False, seed=None, input_context=None, shuffle_buffer_size=1000,
                        skip_counter=None, max_image_pixels=image_decoding.DEFAULT_MAX_PIXELS, image_root=None,
                        image_key=None, text_key=None, class_names=None, keep_encoded=False,
-                       num_parallel_calls=tf.data.AUTOTUNE, log_skips_each_epoch=True, start_position=None):
+                       num_parallel_calls=tf.data.AUTOTUNE, log_skips_each_epoch=True, start_position=None,
+                       hard_negative_fraction=0.0, hard_negative_group=16):
     """Decoded images with their caption or class name, from any supported format.
 
     Args:
@@ -289,6 +308,12 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
         start_position: None (one epoch), or an int >= 0 for an endless positioned stream that starts there
             (training with a `seed` only; see the module docstring): each element gets `positions`, and the stream
             built with `start_position = p + 1` continues right after the element at position p.
+        hard_negative_fraction: float in [0, 1]; in a positioned stream of an index format, this share of each
+            epoch is ordered in groups of `hard_negative_group` examples whose captions (or class names) share a
+            word (`keyed_shuffle.grouped_order`): in-batch hard negatives. Other formats (tar / TFRecord shards,
+            read in a streaming order) log a warning and shuffle as usual.
+        hard_negative_group: int >= 1, the size of those groups (at most the per-replica batch, for them to land
+            in one batch).
 
     Returns:
         `tf.data.Dataset` of dicts: `images` uint8 `[H, W, 3]` (RGB), `texts` (caption or ""), `class_names`
@@ -317,6 +342,10 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
         if not training or seed is None:
             raise ValueError("A positioned stream (`start_position`) is for training with a seed. "
                              f"Received: training={training!r}, seed={seed!r}")
+    if not 0.0 <= hard_negative_fraction <= 1.0:
+        raise ValueError(f"`hard_negative_fraction` must be in [0, 1]. Received: {hard_negative_fraction!r}")
+    if not isinstance(hard_negative_group, int) or hard_negative_group < 1:
+        raise ValueError(f"`hard_negative_group` must be an int >= 1. Received: {hard_negative_group!r}")
     skip_counter = dataset_stats if skip_counter is None else skip_counter
     num_shards, shard_id = _pipeline_shard(input_context)
     default_image_key, default_text_key = _DEFAULT_KEYS.get(data_format, (None, None))
@@ -332,12 +361,18 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
         if table is None:
             raise ValueError(f"No examples listed in {files} for input pipeline {shard_id} of {num_shards}.")
         kind = guarded_decode.READ_FILE
+        groups = None
+        if hard_negative_fraction > 0 and start_position is not None:
+            groups = _caption_groups(table) + (hard_negative_fraction, hard_negative_group)
 
         def epoch_pointers(epoch, first):
             if epoch is None:
                 return _table_pointers(table, element_seed, training)
-            return _permuted_table_pointers(table, seed, epoch, first)
+            return _permuted_table_pointers(table, seed, epoch, first, groups)
     else:
+        if hard_negative_fraction > 0 and start_position is not None:
+            logger.warning("Hard-negative groups need an index format (%s); %s shards are shuffled as usual.",
+                           ", ".join(_INDEX_FORMATS), data_format)
         files = _record_files(paths, data_format)
         shard_elements = len(files) < num_shards
         if not shard_elements and num_shards > 1:

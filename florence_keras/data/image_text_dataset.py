@@ -30,7 +30,7 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
                             shuffle_buffer_size=1000, skip_counter=None, max_image_pixels=DEFAULT_MAX_PIXELS,
                             image_root=None, image_key=None, text_key=None, class_names=None,
                             num_parallel_calls=tf.data.AUTOTUNE, log_skips_each_epoch=True, keep_sources=False,
-                            start_position=None):
+                            start_position=None, hard_negative_fraction=0.0, hard_negative_group=16):
     """Image-text examples with UniCL labels from files on disk.
 
     Args:
@@ -61,6 +61,8 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
         keep_sources: also yield `sources`, a str naming each example (path, `shard.tar:key`, `file#index`).
         start_position: None (one epoch), or an int >= 0: an endless positioned stream starting there (training with
             a `seed`; see `load_image_records`), whose elements carry `positions` (int64).
+        hard_negative_fraction, hard_negative_group: in a positioned stream of an index format, order this share
+            of each epoch in groups of examples whose captions share a word (`load_image_records`).
 
     Returns:
         `tf.data.Dataset` of `{"images": uint8 [S, S, 3], "texts": tf.string, "labels": int64}` (+ `sources`,
@@ -85,7 +87,8 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
         shuffle_buffer_size=shuffle_buffer_size, skip_counter=skip_counter, max_image_pixels=max_image_pixels,
         image_root=image_root, image_key=image_key, text_key=text_key, class_names=class_names,
         num_parallel_calls=num_parallel_calls, log_skips_each_epoch=log_skips_each_epoch,
-        start_position=start_position,
+        start_position=start_position, hard_negative_fraction=hard_negative_fraction,
+        hard_negative_group=hard_negative_group,
     )
     random_seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     if input_context is not None:

@@ -34,7 +34,7 @@ def augment_short_texts(texts, seed, templates=labels_lib.DEFAULT_TEMPLATES, max
 def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True,
                              templates=labels_lib.DEFAULT_TEMPLATES, skip_counter=None,
                              shuffle_buffer_size=1000, num_parallel_calls=tf.data.AUTOTUNE,
-                             greyscale_probability=0.0):
+                             greyscale_probability=0.0, hard_negative_fraction=0.0, hard_negative_group=16):
     """Builds the trainer's `make_dataset(request)` for image-text(-label) data on disk.
 
     Each request (see `florence_keras.training.DatasetRequest`) gets this input
@@ -63,6 +63,9 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
         greyscale_probability: float in [0, 1]; this fraction of training images is turned greyscale and
             loses the colour words of its caption (`image_transforms.random_greyscale`; its UniCL label is then
             that of the new text), so captions stay true of the pixels.
+        hard_negative_fraction: float in [0, 1]; this share of each epoch comes in groups of examples whose
+            captions share a word (in-batch hard negatives; index formats, see `load_image_records`).
+        hard_negative_group: int >= 1, the size of those groups; at most the per-replica batch size.
     """
     if not 0.0 <= greyscale_probability <= 1.0:
         raise ValueError(f"`greyscale_probability` must be in [0, 1]. Received: {greyscale_probability!r}")
@@ -79,7 +82,8 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
             train_data, data_format, image_size=stage.image_size, training=True, seed=request.seed,
             input_context=context, augment=augment, templates=templates, skip_counter=skip_counter,
             shuffle_buffer_size=shuffle_buffer_size, num_parallel_calls=num_parallel_calls,
-            start_position=request.start_position,
+            start_position=request.start_position, hard_negative_fraction=hard_negative_fraction,
+            hard_negative_group=min(hard_negative_group, request.batch_size),
         )
         if augment and greyscale_probability > 0:
             # Before prompting: a greyscale "a red circle" becomes "a circle", with that text's label.

@@ -130,6 +130,8 @@ def pretrain_unicl(
     builtin_test=1000,
     end_learning_rate=0.0,
     greyscale_probability=0.0,
+    hard_negative_fraction=0.0,
+    hard_negative_group=16,
     evaluate=None,
     command=None,
     verbose=1,
@@ -164,6 +166,9 @@ def pretrain_unicl(
             combinations, in-distribution test).
         greyscale_probability: fraction of training images turned greyscale, their captions losing colour words
             (see `make_image_text_input_fn`).
+        hard_negative_fraction, hard_negative_group: the share of each epoch ordered in groups of
+            `hard_negative_group` examples whose captions share a word: in-batch hard negatives (see
+            `make_image_text_input_fn`; index formats such as csv and coco).
         evaluate: None, or a callable `(task, builtin_paths, preset_dir, verbose) -> scores dict` run on the
             built-in data after training (the recipe passes
             `florence_keras.evaluation.heldout_evaluation.evaluate_builtin`; training does not import evaluation).
@@ -211,7 +216,9 @@ def pretrain_unicl(
     preprocessor = _load_preprocessor(preset, image_size)
     skips = RecordSkipCounter(name="training data")
     make_dataset = make_image_text_input_fn(train_data, data_format, preprocessor, skip_counter=skips,
-                                            greyscale_probability=greyscale_probability)
+                                            greyscale_probability=greyscale_probability,
+                                            hard_negative_fraction=hard_negative_fraction,
+                                            hard_negative_group=hard_negative_group)
     stages = florence_stages(
         steps, image_size=image_size, prompt_augmented_texts=prompt_augmented_texts,
         augmented_texts_off_step=augmented_texts_off_step, high_resolution_step=high_resolution_step,
@@ -263,6 +270,7 @@ def pretrain_unicl(
             "image_size": image_size, "steps": steps, "global_batch_size": global_batch_size,
             "learning_rate": learning_rate, "warmup_steps": warmup_steps, "weight_decay": weight_decay,
             "end_learning_rate": end_learning_rate, "greyscale_probability": greyscale_probability,
+            "hard_negative_fraction": hard_negative_fraction, "hard_negative_group": hard_negative_group,
             "precision": precision, "strategy": type(strategy).__name__, "seed": seed,
             "builtin_train": builtin_train if builtin_paths else None,
             "builtin_heldout": builtin_heldout if builtin_paths else None,
