@@ -17,6 +17,9 @@ A `FlorenceImageClassifier` preset (what `finetune_classification.py` writes to 
 `classify` (= serving_default) over the class names it was trained on (`--class_names` / `--templates` are not
 used), plus, for the UniCL head, the four encode signatures of its backbone.
 
+A `FlorenceDepthEstimator` preset (train_depth.py's `<model_dir>/preset`): `estimate_depth` (= serving_default;
+image bytes -> float32 depth [H, W] in metres at the image's size); the class and template flags are not used.
+
 `--stock_ops_only` leaves out encode_texts so the whole SavedModel loads on a TensorFlow / TF Serving build
 without TF-Text. Tiny mode (the tests): `--preset=<directory of a tiny test preset> --class_names=<small file>`.
 """
@@ -109,6 +112,14 @@ def export_clip_saved_model(preset, output, version=None, class_names=None, temp
         print(f"Serving the fine-tuned {classifier.head_type}-head classifier of {classifier.num_classes} classes.")
         signatures = export.image_classifier_signatures(classifier, top_k=top_k)
         serving_default = export.CLASSIFIER_SERVING_DEFAULT
+    elif task_name == "FlorenceDepthEstimator":
+        from florence_keras.models import FlorenceDepthEstimator
+
+        estimator = FlorenceDepthEstimator.from_preset(preset)
+        loaded = time.perf_counter()
+        print(f"Serving the depth estimator ({estimator.image_size}px): estimate_depth.")
+        signatures = [export.estimate_depth_signature(estimator)]
+        serving_default = export.DEPTH_SERVING_DEFAULT
     else:
         from florence_keras.evaluation import imagenet_class_names
 
