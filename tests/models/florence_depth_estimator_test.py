@@ -56,12 +56,29 @@ def test_compile_defaults_and_replica_loss(estimator):
     depth = rng.uniform(1.0, 8.0, (4, 32, 32)).astype("float32")
     depth[0, :5] = 0.0
     expected = float(estimator.task_loss(depth, estimator(images)))
-    got = float(estimator.replica_loss({"images": images, "depth": depth, "token_ids": np.zeros((4, 1), "int32")},
-                                       np.zeros(4, "int64"), training=False))
+    got = float(estimator.replica_loss({"images": images, "depth": depth}, None, training=False))
     assert got == pytest.approx(expected, rel=1e-5)
     logs = estimator.evaluate(images, depth, batch_size=4, verbose=0, return_dict=True)
     assert set(logs) >= {"loss", "abs_rel", "delta1"}
     assert logs["abs_rel"] == pytest.approx(float(DepthMetric("abs_rel")(depth, estimator(images))), rel=1e-5)
+
+
+def test_check_training_batch_names_misfits(estimator):
+    import tensorflow as tf
+
+    def spec(images=(4, 32, 32, 3), depth=(4, 32, 32), **extra):
+        return {"images": tf.TensorSpec(images, tf.float32), "depth": tf.TensorSpec(depth, tf.float32), **extra}
+
+    estimator.check_training_batch(spec(), 32)  # no token_ids / labels needed
+    estimator.check_training_batch(spec(images=(None, None, None, 3), depth=(None, None, None)), 32)
+    with pytest.raises(ValueError, match=r"missing \['depth'\]"):
+        estimator.check_training_batch({"images": tf.TensorSpec((4, 32, 32, 3), tf.float32)}, 32)
+    with pytest.raises(ValueError, match="'depth' must be float of rank 3"):
+        estimator.check_training_batch(spec(depth=(4, 32, 32, 1)), 32)
+    with pytest.raises(ValueError, match="'depth' must have the images' width"):
+        estimator.check_training_batch(spec(depth=(4, 32, 16)), 32)
+    with pytest.raises(ValueError, match="takes 32x32 images; training asks for 64x64"):
+        estimator.check_training_batch(spec(images=(4, 64, 64, 3), depth=(4, 64, 64)), 64)
 
 
 def test_fit_reduces_the_loss():
