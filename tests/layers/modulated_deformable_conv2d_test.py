@@ -8,41 +8,8 @@ import keras
 
 from florence_keras.layers.modulated_deformable_conv2d import ModulatedDeformableConv2D
 from florence_keras.layers.modulated_deformable_conv2d import modulated_deformable_conv2d
+from tests.layers.dyhead_numpy import dcn as _reference
 from tests.test_case import run_serialization_test
-
-
-def _bilinear(image, y, x):
-    """Bilinear sample of `image` (H, W, C) at (y, x); pixels outside the image count as zero."""
-    height, width = image.shape[:2]
-    y0, x0 = int(np.floor(y)), int(np.floor(x))
-    value = np.zeros(image.shape[-1], image.dtype)
-    for yy in (y0, y0 + 1):
-        for xx in (x0, x0 + 1):
-            if 0 <= yy < height and 0 <= xx < width:
-                value = value + (1 - abs(y - yy)) * (1 - abs(x - xx)) * image[yy, xx]
-    return value
-
-
-def _reference(x, offset, mask, kernel, bias, strides):
-    """NumPy loop DCNv2 with Keras 'same' positions: one output position, one tap at a time."""
-    batch, height, width, _ = x.shape
-    k = kernel.shape[0]
-    out_h, out_w = -(-height // strides), -(-width // strides)
-    pad_top = max((out_h - 1) * strides + k - height, 0) // 2
-    pad_left = max((out_w - 1) * strides + k - width, 0) // 2
-    out = np.zeros((batch, out_h, out_w, kernel.shape[-1]), x.dtype)
-    for b in range(batch):
-        for i in range(out_h):
-            for j in range(out_w):
-                acc = np.zeros(kernel.shape[-1], x.dtype)
-                for ki in range(k):
-                    for kj in range(k):
-                        t = ki * k + kj
-                        y = i * strides - pad_top + ki + offset[b, i, j, 2 * t]
-                        xx = j * strides - pad_left + kj + offset[b, i, j, 2 * t + 1]
-                        acc = acc + mask[b, i, j, t] * (_bilinear(x[b], y, xx) @ kernel[ki, kj])
-                out[b, i, j] = acc + bias
-    return out
 
 
 def _case(batch, height, width, channels, filters, strides, seed, dtype="float64", spread=3.0):
