@@ -5,6 +5,12 @@ from florence_keras.layers.depth_decoder import DepthDecoder
 from florence_keras.layers.depth_fusion_block import DepthFusionBlock
 from florence_keras.layers.depth_upsampling_head import DepthUpsamplingHead
 from florence_keras.layers.drop_path import DropPath
+from florence_keras.layers.dy_head_block import DyHeadBlock
+from florence_keras.layers.dynamic_head import DynamicHead
+from florence_keras.layers.modulated_deformable_conv2d import ModulatedDeformableConv2D
 from florence_keras.layers.patch_merging import PatchMerging
+from florence_keras.layers.scale_aware_attention import ScaleAwareAttention
+from florence_keras.layers.spatial_aware_attention import SpatialAwareAttention
 from florence_keras.layers.swin_transformer_block import SwinTransformerBlock
+from florence_keras.layers.task_aware_attention import TaskAwareAttention
 from florence_keras.layers.window_attention import WindowAttention
