@@ -95,7 +95,7 @@ def main():
             except tf.errors.OpError as error:
                 results["calls"][call["id"]] = {"error": type(error).__name__, "message": error.message}
                 continue
-            arrays = {k: v.numpy() for k, v in outputs.items()}
+            arrays = {k: np.asarray(v.numpy()) for k, v in outputs.items()}  # a scalar string is bytes
             arrays = {k: v.astype(bytes) if v.dtype == object else v for k, v in arrays.items()}  # no pickles
             np.savez(os.path.join(args.out, call["id"] + ".npz"), **arrays)
             results["calls"][call["id"]] = {"ok": True}
