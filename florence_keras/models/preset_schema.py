@@ -240,7 +240,7 @@ CONFIG_SCHEMAS = {
     ),
     "florence_keras>FlorenceBackbone": (
         {
-            "image_encoder": keras_object("florence_keras>CoSwinBackbone"),
+            "image_encoder": keras_object("florence_keras>CoSwinBackbone", "florence_keras>VideoCoSwinBackbone"),
             "text_encoder": keras_object("florence_keras>FlorenceTextEncoder"),
             "projection_dim": positive,
             "logit_scale_init": number(0.0, 1e6, low_open=True),
