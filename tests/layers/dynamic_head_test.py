@@ -1,5 +1,8 @@
 """DynamicHead: identity at 0 blocks, 5 odd-sized levels, blocks in sequence, graph with unknown sizes, errors."""
 
+import doctest
+import importlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -62,3 +65,11 @@ def test_round_trip_and_bad_arguments():
             DynamicHead(**kwargs)
     with pytest.raises(ValueError, match="256"):
         DynamicHead()(_levels([(4, 4), (2, 2)]))
+
+
+@pytest.mark.parametrize("name", ["modulated_deformable_conv2d", "scale_aware_attention", "spatial_aware_attention",
+                                  "task_aware_attention", "dy_head_block", "dynamic_head"])
+def test_docstring_examples(name):
+    module = importlib.import_module(f"florence_keras.layers.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
