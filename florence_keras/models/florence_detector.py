@@ -253,24 +253,28 @@ class FlorenceDetector(FlorenceTask):
     # Inference on raw images.
 
     def detection_inputs(self, images):
-        """Raw images `(B, H, W, C)` in `[0, 255]` (one size) -> `(normalised (B, S, S, 3), scale)`: resized by
-        `scale = S / max(H, W)` (bilinear, antialiased) and zero-padded at the bottom/right. Boxes in the input
-        are boxes in the image × `scale`."""
+        """Raw images `(B, H, W, C)` in `[0, 255]` (one size) -> `(normalised (B, S, S, 3), scales)`: resized to
+        `round(H·s) × round(W·s)`, `s = S / max(H, W)` (bilinear, antialiased), zero-padded at the bottom/right.
+        `scales` (float32 `(4,)`, x/y/x/y) is the exact per-axis ratio: input boxes = image boxes × `scales`
+        (the training pipeline's `augment_detection` without a seed does the same)."""
         if self.preprocessor is None or self.preprocessor.image_converter is None:
             raise ValueError("This detector has no image converter; call it on normalised images instead.")
         images = tf.cast(tf.convert_to_tensor(images), tf.float32)
         images = _three_channels(images)
-        height, width = tf.shape(images)[1], tf.shape(images)[2]
-        scale = float(self.image_size) / tf.cast(tf.maximum(height, width), tf.float32)
-        new_height = tf.maximum(tf.cast(tf.round(tf.cast(height, tf.float32) * scale), tf.int32), 1)
-        new_width = tf.maximum(tf.cast(tf.round(tf.cast(width, tf.float32) * scale), tf.int32), 1)
+        height = tf.cast(tf.shape(images)[1], tf.float32)
+        width = tf.cast(tf.shape(images)[2], tf.float32)
+        scale = float(self.image_size) / tf.maximum(height, width)
+        new_height = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), 1)
+        new_width = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), 1)
         resized = tf.image.resize(images, tf.stack([new_height, new_width]), method="bilinear", antialias=True)
         padded = tf.image.pad_to_bounding_box(resized, 0, 0, self.image_size, self.image_size)
         normalised = self.preprocessor.image_converter.normalizer()(padded)
-        return tf.cast(normalised, tf.float32), scale
+        scale_x = tf.cast(new_width, tf.float32) / width
+        scale_y = tf.cast(new_height, tf.float32) / height
+        return tf.cast(normalised, tf.float32), tf.stack([scale_x, scale_y, scale_x, scale_y])
 
-    def decode(self, outputs, scale, image_height, image_width, class_embeddings=None):
-        """Detections (keras-hub's dict) from the model's outputs on inputs resized by `scale` from images of
+    def decode(self, outputs, scales, image_height, image_width, class_embeddings=None):
+        """Detections (keras-hub's dict) from the model's outputs on inputs resized by `scales` from images of
         `image_height × image_width` (TensorFlow: shared by `predict` and the `detect` signature)."""
         candidates = candidate_boxes(outputs, self.anchors, self.pre_nms_top_k)
         if self.class_agnostic:
@@ -282,7 +286,7 @@ class FlorenceDetector(FlorenceTask):
         detections = per_class_nms(candidates["boxes"], class_scores, self.nms_iou_threshold, self.score_threshold,
                                    self.max_detections)
         limits = tf.cast(tf.stack([image_width, image_height, image_width, image_height]), tf.float32)
-        boxes = tf.clip_by_value(detections["boxes"] / scale, 0.0, limits)
+        boxes = tf.clip_by_value(detections["boxes"] / scales, 0.0, limits)
         valid = tf.sequence_mask(detections["num_detections"], self.max_detections)[..., None]
         detections["boxes"] = tf.where(valid, boxes, 0.0)
         return detections
@@ -315,9 +319,9 @@ class FlorenceDetector(FlorenceTask):
         embeddings = self.class_embeddings() if self.class_agnostic else None
         parts = []
         for start in range(0, x.shape[0], batch_size):
-            inputs, scale = self.detection_inputs(x[start:start + batch_size])
+            inputs, scales = self.detection_inputs(x[start:start + batch_size])
             outputs = self(inputs, training=False)
-            detections = self.decode(outputs, scale, x.shape[1], x.shape[2], embeddings)
+            detections = self.decode(outputs, scales, x.shape[1], x.shape[2], embeddings)
             parts.append({key: np.asarray(value) for key, value in detections.items()})
         return {key: np.concatenate([part[key] for part in parts], axis=0) for key in parts[0]}
 
