@@ -58,17 +58,21 @@ def view_positions(num_views, sampling):
     return [k / (num_views - 1) for k in range(num_views)]
 
 
+def _box(top, left, side, height, width):
+    """A square `side` crop at (`top`, `left`) in `crop_and_resize`'s coordinates (0 and 1 are the first and last
+    pixel centres), so that a crop resized to its own size is the exact pixels."""
+    return tf.stack([top / tf.maximum(height - 1.0, 1.0), left / tf.maximum(width - 1.0, 1.0),
+                     (top + side - 1.0) / tf.maximum(height - 1.0, 1.0),
+                     (left + side - 1.0) / tf.maximum(width - 1.0, 1.0)])
+
+
 def _crop_boxes_eval(height, width, num_views):
-    """Normalised square boxes of the short side at the start / middle / end of the long side."""
+    """Square boxes of the short side at the start / middle / end of the long side."""
     height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
     short = tf.minimum(height, width)
     fractions = [0.5] if num_views == 1 else [k / (num_views - 1) for k in range(num_views)]
-    boxes = []
-    for f in fractions:
-        top = (height - short) * f
-        left = (width - short) * f
-        boxes.append(tf.stack([top / height, left / width, (top + short) / height, (left + short) / width]))
-    return boxes
+    return [_box(tf.round((height - short) * f), tf.round((width - short) * f), short, height, width)
+            for f in fractions]
 
 
 def _crop_resize(frames, box, image_size):
@@ -83,10 +87,8 @@ def _random_box(height, width, seed, min_scale):
     """A random square crop of `sqrt(U(min_scale, 1))` of the short side, anywhere in the frame."""
     height, width = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
     u = tf.random.stateless_uniform((3,), seed, 0.0, 1.0)
-    side = tf.minimum(height, width) * tf.sqrt(min_scale + (1.0 - min_scale) * u[0])
-    top = (height - side) * u[1]
-    left = (width - side) * u[2]
-    return tf.stack([top / height, left / width, (top + side) / height, (left + side) / width])
+    side = tf.maximum(tf.round(tf.minimum(height, width) * tf.sqrt(min_scale + (1.0 - min_scale) * u[0])), 1.0)
+    return _box(tf.floor((height - side) * u[1]), tf.floor((width - side) * u[2]), side, height, width)
 
 
 def video_dataset(paths, labels=None, captions=None, *, num_frames=8, image_size=64, batch_size=8, training=True,
@@ -144,18 +146,20 @@ def video_dataset(paths, labels=None, captions=None, *, num_frames=8, image_size
                 flip = False
         # captions alone: left/right are swapped in the text
 
-    def decode(path, position):
+    def decode(path, position, record):
         try:
             frames = decode_clip(path, num_frames, stride, sampling, float(position), max_side)
             return frames, True
         except VideoDecodeError as error:
-            skip_counter.record(error.reason, path)
+            reason = error.reason
         except Exception as error:  # noqa: BLE001 — any decoder failure is a counted skip, never a crash
-            skip_counter.record(f"corrupt ({type(error).__name__})", path)
+            reason = f"corrupt ({type(error).__name__})"
+        if record:  # a clip read as several temporal views counts once
+            skip_counter.record(reason, path)
         return np.zeros((num_frames, 1, 1, 3), np.uint8), False
 
-    def decode_tf(path, position):
-        frames, ok = tf.numpy_function(decode, [path, position], [tf.uint8, tf.bool], stateful=False)
+    def decode_tf(path, position, record=True):
+        frames, ok = tf.numpy_function(decode, [path, position, record], [tf.uint8, tf.bool], stateful=False)
         frames.set_shape((num_frames, None, None, 3))
         ok.set_shape(())
         return frames, ok
@@ -194,8 +198,8 @@ def video_dataset(paths, labels=None, captions=None, *, num_frames=8, image_size
 
     def eval_map(element):
         views, oks = [], []
-        for position in positions:
-            frames, ok = decode_tf(element["path"], tf.constant(position, tf.float64))
+        for view, position in enumerate(positions):
+            frames, ok = decode_tf(element["path"], tf.constant(position, tf.float64), view == 0)
             shape = tf.shape(frames)
             for box in _crop_boxes_eval(shape[1], shape[2], spatial_views):
                 views.append(_crop_resize(frames, box, image_size))
