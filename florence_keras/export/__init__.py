@@ -13,6 +13,8 @@ from florence_keras.export.clip_signatures import CLIP_SERVING_DEFAULT
 from florence_keras.export.clip_signatures import clip_signatures
 from florence_keras.export.depth_signature import DEPTH_SERVING_DEFAULT
 from florence_keras.export.depth_signature import estimate_depth_signature
+from florence_keras.export.detect_signature import DETECT_SERVING_DEFAULT
+from florence_keras.export.detect_signature import detect_signature
 from florence_keras.export.export_signature import ExportSignature
 from florence_keras.export.rest_examples import rest_examples_markdown
 from florence_keras.export.rest_examples import rest_predict_example
