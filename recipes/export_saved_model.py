@@ -20,6 +20,10 @@ used), plus, for the UniCL head, the four encode signatures of its backbone.
 A `FlorenceDepthEstimator` preset (train_depth.py's `<model_dir>/preset`): `estimate_depth` (= serving_default;
 image bytes -> float32 depth [H, W] in metres at the image's size); the class and template flags are not used.
 
+A `FlorenceDetector` preset (train_detection.py's `<model_dir>/preset`): `detect` (= serving_default; image bytes
+-> boxes [D, 4] xyxy pixels, scores, classes, class names, num_detections); the class and template flags are not
+used (a zero-shot detector serves the class names it was saved with).
+
 `--stock_ops_only` leaves out encode_texts so the whole SavedModel loads on a TensorFlow / TF Serving build
 without TF-Text. Tiny mode (the tests): `--preset=<directory of a tiny test preset> --class_names=<small file>`.
 """
@@ -120,6 +124,14 @@ def export_clip_saved_model(preset, output, version=None, class_names=None, temp
         print(f"Serving the depth estimator ({estimator.image_size}px): estimate_depth.")
         signatures = [export.estimate_depth_signature(estimator)]
         serving_default = export.DEPTH_SERVING_DEFAULT
+    elif task_name == "FlorenceDetector":
+        from florence_keras.models import FlorenceDetector
+
+        detector = FlorenceDetector.from_preset(preset)
+        loaded = time.perf_counter()
+        print(f"Serving the detector ({detector.image_size}px, {len(detector.class_names)} classes): detect.")
+        signatures = [export.detect_signature(detector)]
+        serving_default = export.DETECT_SERVING_DEFAULT
     else:
         from florence_keras.evaluation import imagenet_class_names
 
