@@ -33,8 +33,9 @@ class FlorenceVQA(FlorenceTask):
 
     Args:
         backbone: a `FlorenceBackbone` (its `image_encoder` a `CoSwinBackbone`).
-        answer_vocabulary: list of str, the answers (normalised as the official evaluator normalises answers).
         preprocessor: a `FlorenceCLIPPreprocessor` (tokenizer + image converter). Optional.
+        answer_vocabulary: list of str (required), the answers (normalised as the official evaluator normalises
+            answers).
         image_size: int, the square input size; defaults to the image encoder's.
         question_length: int, question tokens (start and end tokens included). Defaults to 32.
         fusion_dim, fusion_layers, fusion_heads: the fusion stack. Defaults 768 / 6 / 12 (METER).
@@ -51,7 +52,7 @@ class FlorenceVQA(FlorenceTask):
     backbone_cls = FlorenceBackbone
     preprocessor_cls = FlorenceCLIPPreprocessor
 
-    def __init__(self, backbone, answer_vocabulary, preprocessor=None, image_size=None, question_length=32,
+    def __init__(self, backbone, preprocessor=None, answer_vocabulary=None, image_size=None, question_length=32,
                  fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
                  **kwargs):
         encoder = backbone.image_encoder

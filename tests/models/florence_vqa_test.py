@@ -1,0 +1,139 @@
+"""FlorenceVQA: shapes, question masking, loss against a hand computation, predict, presets, .keras, fit."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from florence_keras.models.florence_image_converter import IMAGENET_MEAN
+from florence_keras.models.florence_image_converter import IMAGENET_STD
+from florence_keras.models.florence_vqa import FlorenceVQA
+from tests.model_fixtures import save_tiny_preset
+from tests.model_fixtures import tiny_clip
+
+VOCABULARY = ["yes", "no", "2", "red", "circle"]
+
+
+def _vqa(**kwargs):
+    keras.utils.set_random_seed(0)
+    clip = tiny_clip()
+    args = dict(answer_vocabulary=VOCABULARY, question_length=12, fusion_dim=16, fusion_layers=1, fusion_heads=2,
+                dropout=0.0)
+    args.update(kwargs)
+    return FlorenceVQA(clip.backbone, clip.preprocessor, **args)
+
+
+@pytest.fixture(scope="module")
+def vqa():
+    return _vqa()
+
+
+def test_call_shape_tokens_and_frozen_parts(vqa):
+    ids = vqa.tokenize_questions(["is there a red circle?", "how many objects are there?"])
+    assert ids.shape == (2, 12) and ids.dtype == tf.int32
+    ids = ids.numpy()
+    assert ids[0, 0] == 49406 and (ids[:, -1] == 49407).all()
+    mask = np.asarray(vqa.question_mask(ids))
+    first_end = (ids == 49407).argmax(axis=1)
+    for row in range(2):  # 1 up to and including the first end token, then 0
+        assert mask[row, :first_end[row] + 1].all() and not mask[row, first_end[row] + 1:].any()
+    logits = vqa({"images": np.zeros((2, 32, 32, 3), "float32"), "token_ids": ids})
+    assert tuple(logits.shape) == (2, len(VOCABULARY))
+    assert not vqa.backbone.text_projection.trainable and not vqa.backbone.logit_scale_layer.trainable
+    # A question longer than the context is cut so its end token fits.
+    assert vqa.tokenize_questions("word " * 40).shape == (12,)
+
+
+def test_padding_after_the_question_changes_nothing(vqa):
+    ids = vqa.tokenize_questions(["is there a circle?"]).numpy()
+    images = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype("float32")
+    base = np.asarray(vqa({"images": images, "token_ids": ids}))
+    altered = ids.copy()
+    end = int((ids[0] == 49407).argmax())
+    altered[0, end + 1:] = 320  # any token after the first end token is padding
+    np.testing.assert_allclose(np.asarray(vqa({"images": images, "token_ids": altered})), base, atol=1e-5)
+
+
+def test_replica_loss_is_soft_target_bce_summed_over_answers(vqa):
+    rng = np.random.default_rng(1)
+    images = rng.normal(size=(3, 32, 32, 3)).astype("float32")
+    ids = vqa.tokenize_questions(["a?", "b?", "c?"]).numpy()
+    targets = np.zeros((3, len(VOCABULARY)), "float32")
+    targets[0, 0], targets[1, 2], targets[1, 3], targets[2, 4] = 1.0, 0.6, 0.3, 0.9
+    logits = np.asarray(vqa({"images": images, "token_ids": ids}), np.float64)
+    p = 1 / (1 + np.exp(-logits))
+    expected = -(targets * np.log(p) + (1 - targets) * np.log(1 - p)).sum(axis=1).mean()
+    got = float(vqa.replica_loss({"images": images, "token_ids": ids, "answer_scores": targets},
+                                 np.zeros(3, "int64"), training=False))
+    assert got == pytest.approx(expected, rel=1e-4)
+    vqa.compile()
+    compiled = float(vqa.compute_loss(y=targets, y_pred=logits.astype("float32")))
+    assert compiled == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="answer_scores"):
+        vqa.replica_loss({"images": images, "token_ids": ids})
+
+
+def test_check_training_batch(vqa):
+    spec = {"images": tf.TensorSpec([None, 32, 32, 3], tf.float32), "token_ids": tf.TensorSpec([None, 12], tf.int32),
+            "answer_scores": tf.TensorSpec([None, len(VOCABULARY)], tf.float32)}
+    vqa.check_training_batch(spec, 32)
+    with pytest.raises(ValueError, match="token_ids"):
+        vqa.check_training_batch(dict(spec, token_ids=tf.TensorSpec([None, 77], tf.int32)), 32)
+    with pytest.raises(ValueError, match="answer_scores"):
+        vqa.check_training_batch({"images": spec["images"], "token_ids": spec["token_ids"]}, 32)
+
+
+def test_predict_on_raw_images_and_strings(vqa):
+    rng = np.random.default_rng(2)
+    batch = rng.integers(0, 256, (3, 40, 50, 3)).astype("uint8")
+    questions = ["is there a circle?", "how many objects are there?", "what colour is the square?"]
+    out = vqa.predict(batch, questions, batch_size=2)
+    # Independently: resize the whole image, normalise with the ImageNet statistics, tokenize, argmax, sigmoid.
+    pixels = tf.image.resize(batch.astype("float32"), (32, 32), method="bilinear", antialias=True).numpy()
+    pixels = ((pixels / 255.0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).astype("float32")
+    logits = np.asarray(vqa({"images": pixels, "token_ids": vqa.tokenize_questions(questions).numpy()}))
+    assert out["answers"] == [VOCABULARY[i] for i in logits.argmax(1)]
+    np.testing.assert_allclose(out["scores"], 1 / (1 + np.exp(-logits.max(1))), rtol=1e-4)
+    one = vqa.predict(batch[0], questions[0])
+    assert one["answers"] == out["answers"][0] and one["scores"] == pytest.approx(float(out["scores"][0]), rel=1e-4)
+    with pytest.raises(ValueError, match="One question per image"):
+        vqa.predict(batch, questions[:2])
+
+
+def test_presets_and_keras_file_round_trip(tmp_path):
+    clip_preset = save_tiny_preset(tmp_path / "clip")
+    model = FlorenceVQA.from_preset(clip_preset, answer_vocabulary=VOCABULARY, question_length=10, fusion_dim=16,
+                                    fusion_layers=1, fusion_heads=2)
+    inputs = {"images": np.random.default_rng(3).normal(size=(2, 32, 32, 3)).astype("float32"),
+              "token_ids": model.tokenize_questions(["is there a circle?", "how many?"]).numpy()}
+    expected = np.asarray(model(inputs))
+    model.save_to_preset(tmp_path / "vqa")
+    again = FlorenceVQA.from_preset(str(tmp_path / "vqa"))
+    assert again.answer_vocabulary == VOCABULARY and again.get_config() == model.get_config()
+    np.testing.assert_allclose(np.asarray(again(inputs)), expected, rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "m.keras")
+    revived = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(revived(inputs)), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_learns_a_question_dependent_answer():
+    model = _vqa(answer_vocabulary=["yes", "no"])
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    rng = np.random.default_rng(4)
+    images = rng.normal(size=(16, 32, 32, 3)).astype("float32")
+    questions = ["is it yes?", "is it no?"] * 8
+    ids = model.tokenize_questions(questions).numpy()
+    targets = np.array([[1, 0], [0, 1]] * 8, "float32")
+    model.fit({"images": images, "token_ids": ids}, targets, epochs=25, batch_size=16, verbose=0)
+    logits = np.asarray(model({"images": images, "token_ids": ids}))
+    assert (logits.argmax(1) == targets.argmax(1)).all()
+
+
+def test_bad_arguments():
+    clip = tiny_clip()
+    with pytest.raises(ValueError, match="answer_vocabulary"):
+        FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=[])
+    with pytest.raises(ValueError, match="duplicate"):
+        FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=["yes", "yes"])
+    with pytest.raises(ValueError, match="question_length"):
+        FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=["yes"], question_length=100)
