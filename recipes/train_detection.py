@@ -46,6 +46,7 @@ flags.DEFINE_list("exclude_classes", [], "Leave out the training images holding 
 flags.DEFINE_integer("max_boxes", None, "Boxes kept per image (default: the most in the data).")
 flags.DEFINE_float("scale_min", 0.75, "Smallest scale jitter.")
 flags.DEFINE_float("scale_max", 1.25, "Largest scale jitter.")
+flags.DEFINE_float("hue_delta", 0.5, "Random hue rotation (0.5: any hue), so classes are learned by shape, not colour.")
 flags.DEFINE_bool("augment", True, "Random flip, scale jitter and placement/crop, boxes moved with the image.")
 flags.DEFINE_integer("max_images", None, "Use at most this many training images.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
@@ -100,7 +101,8 @@ def main(argv):
         normalize = trainer.model.preprocessor.image_converter.normalizer()
         return detection_dataset(records, FLAGS.image_size, request.batch_size, normalize,
                                  seed=request.seed * 1009 + request.input_pipeline_id, augment=FLAGS.augment,
-                                 scale_range=(FLAGS.scale_min, max(FLAGS.scale_min, FLAGS.scale_max)))
+                                 scale_range=(FLAGS.scale_min, max(FLAGS.scale_min, FLAGS.scale_max)),
+                                 hue_delta=FLAGS.hue_delta)
 
     optimizer = AdamWConfig(learning_rate=FLAGS.learning_rate, weight_decay=FLAGS.weight_decay, beta_2=0.999,
                             epsilon=1e-8, warmup_steps=min(FLAGS.warmup_steps, FLAGS.steps - 1))
@@ -117,7 +119,7 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "fpn_channels", "num_head_blocks", "num_tower_convs", "anchor_scale", "class_agnostic", "exclude_classes",
-        "scale_min", "scale_max", "augment", "seed")}
+        "scale_min", "scale_max", "hue_delta", "augment", "seed")}
     settings["freeze_backbone"] = freeze_backbone
     trainer.model.save_to_preset(preset_dir, metadata={"florence_training": dict(
         settings, task="detection", command=command, train_data=os.fspath(train_data),

@@ -6,7 +6,7 @@ _plain = tf.autograph.experimental.do_not_convert
 
 
 def augment_detection(image, boxes, box_mask, image_size, seed=None, flip=True, scale_range=(1.0, 1.0),
-                      min_visible=0.3):
+                      min_visible=0.3, hue_delta=0.0):
     """Fits an image into `image_size × image_size` and moves its boxes with it.
 
     The image is resized by `s = image_size / max(H, W) × j` (bilinear, antialiased; j the scale jitter,
@@ -24,6 +24,8 @@ def augment_detection(image, boxes, box_mask, image_size, seed=None, flip=True, 
         flip: bool, random left-right flip (with a seed).
         scale_range: `(low, high)` of the scale jitter (with a seed).
         min_visible: float in [0, 1], the smallest kept fraction of a cropped box.
+        hue_delta: float in [0, 0.5], random hue rotation (with a seed; boxes unaffected). 0.5 makes any hue
+            equally likely, so a class cannot be told by its colour.
 
     Returns:
         `(image float32 (S, S, 3), boxes float32 (M, 4), box_mask float32 (M,))`.
@@ -66,6 +68,9 @@ def augment_detection(image, boxes, box_mask, image_size, seed=None, flip=True, 
         pad_y = pad_x = crop_y = crop_x = tf.constant(0, tf.int32)
     image = tf.image.pad_to_bounding_box(image, pad_y, pad_x, new_height + room_y, new_width + room_x)
     image = tf.image.crop_to_bounding_box(image, crop_y, crop_x, image_size, image_size)
+    if seed is not None and hue_delta > 0:
+        hue_seed = tf.random.experimental.stateless_fold_in(seeds[0], 7)
+        image = 255.0 * tf.image.stateless_random_hue(image / 255.0, hue_delta, tf.cast(hue_seed, tf.int32))
     shift_x = tf.cast(pad_x - crop_x, tf.float32)
     shift_y = tf.cast(pad_y - crop_y, tf.float32)
     moved = boxes + tf.stack([shift_x, shift_y, shift_x, shift_y])
@@ -85,7 +90,7 @@ def decode_rgb(path):
 
 
 def detection_dataset(records, image_size, batch_size, normalize, seed=0, augment=True, repeat=True,
-                      scale_range=(0.75, 1.25), flip=True, cache=True, drop_remainder=True):
+                      scale_range=(0.75, 1.25), flip=True, cache=True, drop_remainder=True, hue_delta=0.0):
     """A tf.data stream of detection batches from `load_coco_detection`'s records.
 
     Batches: `{"images": normalised float32 (B, S, S, 3), "boxes": float32 (B, M, 4) xyxy pixels of the S × S
@@ -100,7 +105,7 @@ def detection_dataset(records, image_size, batch_size, normalize, seed=0, augmen
         seed: int; the shuffle order and each example's augmentation follow from it.
         augment: bool, random flip / scale jitter / placement-crop (`augment_detection`).
         repeat: bool, repeat and shuffle for ever (training) or one pass in order (evaluation).
-        scale_range, flip: the augmentation's (see `augment_detection`).
+        scale_range, flip, hue_delta: the augmentation's (see `augment_detection`).
         cache: bool, keep the decoded images in memory (small datasets).
         drop_remainder: bool.
     """
@@ -123,7 +128,8 @@ def detection_dataset(records, image_size, batch_size, normalize, seed=0, augmen
     def transform(index, example):
         example_seed = tf.stack([tf.cast(seed, tf.int64), index]) if (augment and repeat) else None
         image, boxes, mask = augment_detection(example["image"], example["boxes"], example["box_mask"], image_size,
-                                               seed=example_seed, flip=flip, scale_range=scale_range)
+                                               seed=example_seed, flip=flip, scale_range=scale_range,
+                                               hue_delta=hue_delta)
         return {"images": image, "boxes": boxes, "classes": example["classes"], "box_mask": mask}
 
     dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE)

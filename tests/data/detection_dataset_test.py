@@ -54,6 +54,12 @@ def test_random_flip_scale_crop_keep_boxes_on_their_objects():
         assert float(np.asarray(mask)[3]) == 0
         flipped += int(np.asarray(boxes)[0, 0] > np.asarray(boxes)[1, 0])
     assert 0 < flipped < 12  # both orientations were drawn
+    # A hue rotation recolours the image but moves no box.
+    seed = tf.constant([3, 1], tf.int64)
+    plain = augment_detection(_drawn_image(), BOXES, MASK, 64, seed=seed, scale_range=(0.6, 1.6))
+    hued = augment_detection(_drawn_image(), BOXES, MASK, 64, seed=seed, scale_range=(0.6, 1.6), hue_delta=0.5)
+    np.testing.assert_array_equal(np.asarray(hued[1]), np.asarray(plain[1]))
+    assert not np.allclose(np.asarray(hued[0]), np.asarray(plain[0]), atol=5)
 
 
 def test_inside_tf_data(tmp_path):
