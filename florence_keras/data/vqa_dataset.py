@@ -38,7 +38,7 @@ def vqa_dataset(images, image_index, token_ids, answer_scores, batch_size, norma
     @_plain
     def with_images(batch):
         pixels = tf.gather(image_table, batch.pop("image_index"))
-        batch["images"] = tf.cast(normalize(pixels), tf.float32)
+        batch["images"] = tf.cast(normalize(tf.cast(pixels, tf.float32)), tf.float32)
         return batch
 
     return dataset.map(with_images, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
