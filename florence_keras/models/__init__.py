@@ -10,4 +10,5 @@ from florence_keras.models.florence_image_classifier import FlorenceImageClassif
 from florence_keras.models.florence_image_converter import FlorenceImageConverter
 from florence_keras.models.florence_text_encoder import FlorenceTextEncoder
 from florence_keras.models.florence_tokenizer import FlorenceTokenizer
+from florence_keras.models.florence_vqa import FlorenceVQA
 from florence_keras.models.preset_registry import list_presets
