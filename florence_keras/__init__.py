@@ -26,5 +26,6 @@ from florence_keras.models import FlorenceImageClassifier  # noqa: E402
 from florence_keras.models import FlorenceImageConverter  # noqa: E402
 from florence_keras.models import FlorenceTextEncoder  # noqa: E402
 from florence_keras.models import FlorenceTokenizer  # noqa: E402
+from florence_keras.models import FlorenceVQA  # noqa: E402
 from florence_keras.models import list_presets  # noqa: E402
 from florence_keras.version import __version__  # noqa: E402
