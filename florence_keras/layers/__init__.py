@@ -1,10 +1,13 @@
 """Layers of florence_keras: window attention blocks and token embeddings."""
 
+from florence_keras.layers.co_attention_layer import CoAttentionLayer
 from florence_keras.layers.conv_token_embedding import ConvTokenEmbedding
+from florence_keras.layers.cross_attention_block import CrossAttentionBlock
 from florence_keras.layers.depth_decoder import DepthDecoder
 from florence_keras.layers.depth_fusion_block import DepthFusionBlock
 from florence_keras.layers.depth_upsampling_head import DepthUpsamplingHead
 from florence_keras.layers.drop_path import DropPath
+from florence_keras.layers.fusion_encoder import FusionEncoder
 from florence_keras.layers.dy_head_block import DyHeadBlock
 from florence_keras.layers.dynamic_head import DynamicHead
 from florence_keras.layers.modulated_deformable_conv2d import ModulatedDeformableConv2D
