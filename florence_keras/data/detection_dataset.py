@@ -90,7 +90,7 @@ def decode_rgb(path):
 
 
 def detection_dataset(records, image_size, batch_size, normalize, seed=0, augment=True, repeat=True,
-                      scale_range=(0.75, 1.25), flip=True, cache=True, drop_remainder=True, hue_delta=0.0):
+                      scale_range=(0.75, 1.25), flip=True, cache="auto", drop_remainder=True, hue_delta=0.0):
     """A tf.data stream of detection batches from `load_coco_detection`'s records.
 
     Batches: `{"images": normalised float32 (B, S, S, 3), "boxes": float32 (B, M, 4) xyxy pixels of the S × S
@@ -106,7 +106,7 @@ def detection_dataset(records, image_size, batch_size, normalize, seed=0, augmen
         augment: bool, random flip / scale jitter / placement-crop (`augment_detection`).
         repeat: bool, repeat and shuffle for ever (training) or one pass in order (evaluation).
         scale_range, flip, hue_delta: the augmentation's (see `augment_detection`).
-        cache: bool, keep the decoded images in memory (small datasets).
+        cache: bool, keep the decoded images in memory; "auto": when there are at most 20,000 images.
         drop_remainder: bool.
     """
     paths = tf.constant(records["paths"])
@@ -118,7 +118,7 @@ def detection_dataset(records, image_size, batch_size, normalize, seed=0, augmen
         return dict(example, image=decode_rgb(example["path"]))
 
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
+    if cache is True or (cache == "auto" and len(records["paths"]) <= 20000):
         dataset = dataset.cache()
     if repeat:
         dataset = dataset.repeat().shuffle(min(len(records["paths"]), 4096), seed=seed, reshuffle_each_iteration=True)

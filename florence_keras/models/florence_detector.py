@@ -18,7 +18,7 @@ from florence_keras.models.prompt_ensemble import check_class_names_and_template
 from florence_keras.models.prompt_ensemble import prompt_ensemble_embeddings
 
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
-# The trainer's bookkeeping and UniCL placeholders a detection batch may carry besides its own keys.
+# A detection training batch (see the class docstring).
 TRAINING_KEYS = {"images": ("float", 4), "boxes": ("float", 3), "classes": ("int32", 2), "box_mask": ("float", 2)}
 
 
@@ -76,6 +76,8 @@ class FlorenceDetector(FlorenceTask):
 
     backbone_cls = FlorenceBackbone
     preprocessor_cls = FlorenceCLIPPreprocessor
+    # The trainer checks the batches against this (`FlorenceTask.check_training_batch`).
+    training_batch_spec = TRAINING_KEYS
 
     def __init__(self, backbone, class_names, preprocessor=None, image_size=None, class_agnostic=False,
                  fpn_channels=256, num_head_blocks=6, num_tower_convs=0, anchor_scale=8.0, freeze_backbone=False,
@@ -158,12 +160,6 @@ class FlorenceDetector(FlorenceTask):
     def default_loss(self):
         """`ATSSLoss()`: focal (α 0.25, γ 2) / positives + 2 × GIoU · centerness + centerness BCE."""
         return ATSSLoss()
-
-    def check_training_batch(self, element_spec, image_size=None):
-        """Batches are `{"images", "boxes", "classes", "box_mask"}` (see the class docstring)."""
-        from florence_keras.models.training_batch import check_batch_spec
-
-        check_batch_spec(element_spec, TRAINING_KEYS, image_size, type(self).__name__)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """`fit` on batches `x = {"images", "boxes", "classes", "box_mask"}` (y unused)."""
