@@ -26,9 +26,9 @@ flags.DEFINE_string("image_root", None, "Folder of the images' file_name (defaul
 flags.DEFINE_string("preset", "florence_mini_builtin", "Preset name, preset directory or handle to start from.")
 flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard, the trained preset.", required=True)
 flags.DEFINE_integer("image_size", 64, "Training resolution (square; a multiple of the backbone's stride, 32).")
-flags.DEFINE_integer("steps", 1500, "Optimizer steps.")
+flags.DEFINE_integer("steps", 3000, "Optimizer steps.")
 flags.DEFINE_integer("batch_size", 32, "Global batch size (image-caption pairs).")
-flags.DEFINE_float("learning_rate", 5e-4, "Peak AdamW learning rate (warm-up + cosine to 0).")
+flags.DEFINE_float("learning_rate", 1e-3, "Peak AdamW learning rate (warm-up + cosine to 0).")
 flags.DEFINE_integer("warmup_steps", 100, "Linear warm-up steps.")
 flags.DEFINE_float("weight_decay", 0.05, "AdamW weight decay (not on norms and biases).")
 flags.DEFINE_bool("train_backbone", True, "Fine-tune the image encoder (else only the decoder trains).")
@@ -40,6 +40,8 @@ flags.DEFINE_integer("num_layers", 2, "Decoder layers.")
 flags.DEFINE_integer("num_heads", 4, "Decoder attention heads.")
 flags.DEFINE_integer("intermediate_dim", 512, "Decoder FFN width.")
 flags.DEFINE_float("dropout", 0.1, "Decoder dropout.")
+flags.DEFINE_enum("image_token_source", "p4_final", ["p4_final", "final"],
+                  "Image tokens the decoder attends to: the stage before last + its final-map parent, or the final map.")
 flags.DEFINE_integer("num_beams", 1, "Default beam width saved in the preset (1 = greedy).")
 flags.DEFINE_float("length_penalty", 0.0, "Default beam length penalty α saved in the preset.")
 flags.DEFINE_integer("max_images", None, "Use at most this many training images.")
@@ -93,7 +95,8 @@ def main(argv):
             FLAGS.preset, vocabulary=vocabulary, image_size=FLAGS.image_size, max_length=FLAGS.max_length,
             hidden_dim=FLAGS.hidden_dim, num_layers=FLAGS.num_layers, num_heads=FLAGS.num_heads,
             intermediate_dim=FLAGS.intermediate_dim, dropout=FLAGS.dropout, train_backbone=FLAGS.train_backbone,
-            num_beams=FLAGS.num_beams, length_penalty=FLAGS.length_penalty)
+            num_beams=FLAGS.num_beams, length_penalty=FLAGS.length_penalty,
+            image_token_source=FLAGS.image_token_source)
 
     trainer = None
 
@@ -117,7 +120,7 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "train_backbone", "max_length", "min_word_count", "max_vocabulary", "hidden_dim", "num_layers", "num_heads",
-        "intermediate_dim", "dropout", "num_beams", "length_penalty", "seed")}
+        "intermediate_dim", "dropout", "num_beams", "length_penalty", "image_token_source", "seed")}
     trainer.model.save_to_preset(preset_dir, metadata={"florence_training": dict(
         settings, task="captioning", command=command, train_data=[str(p) for p in train_data],
         final_loss=result["loss"], train_seconds=train_seconds)})

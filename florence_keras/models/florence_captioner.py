@@ -15,14 +15,16 @@ from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreproc
 from florence_keras.models.florence_task import FlorenceTask
 
 _NEG = -1e9
+# Which encoder outputs the decoder attends to: "final", the final feature map ((S/32)² tokens); "p4_final", the
+# stage before it ((S/16)² tokens), each concatenated with its final-map parent's features (finer places).
+IMAGE_TOKEN_SOURCES = ("final", "p4_final")
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")
 class FlorenceCaptioner(FlorenceTask):
     """Image captioning (SPEC §3, the modality axis; issue #14): a `CaptionDecoder` attending to CoSwin image tokens.
 
-    The image encoder's last-stage tokens (the final feature map, `(S/32)²` tokens of the encoder's output width)
-    are projected and attended to by a causal transformer decoder (`CaptionDecoderLayer`: self-attention →
+    The image encoder's last-stage tokens (see `image_token_source`) are projected and attended to by a causal transformer decoder (`CaptionDecoderLayer`: self-attention →
     cross-attention → FFN, pre-LN) over a word vocabulary built from the training captions (`CaptionVocabulary`,
     saved in the config). The text tower, projections and logit scale are not used and are frozen.
 
@@ -49,6 +51,8 @@ class FlorenceCaptioner(FlorenceTask):
         train_backbone: bool, fine-tune the image encoder (True) or keep it frozen.
         num_beams: int, the default beam width of `generate` (1 = greedy).
         length_penalty: float α of beam search's ranking (0 = plain log-probability).
+        image_token_source: `"p4_final"` (default: the stage before last, `(S/16)²` tokens, each concatenated with
+            its parent final-map token) or `"final"` (the final feature map only, `(S/32)²` tokens).
         **kwargs: `keras.Model` arguments.
 
     Example:
@@ -62,7 +66,7 @@ class FlorenceCaptioner(FlorenceTask):
 
     def __init__(self, backbone, preprocessor=None, vocabulary=None, image_size=None, max_length=24, hidden_dim=128,
                  num_layers=2, num_heads=4, intermediate_dim=512, dropout=0.1, train_backbone=True, num_beams=1,
-                 length_penalty=0.0, **kwargs):
+                 length_penalty=0.0, image_token_source="p4_final", **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"The captioner reads CoSwin image tokens; this backbone's image encoder is a "
@@ -75,6 +79,9 @@ class FlorenceCaptioner(FlorenceTask):
         if not isinstance(image_size, int) or image_size < stride or image_size % stride:
             raise ValueError(f"`image_size` must be a positive multiple of the encoder's stride {stride}. "
                              f"Received: image_size={image_size!r}")
+        if image_token_source not in IMAGE_TOKEN_SOURCES:
+            raise ValueError(f"`image_token_source` must be one of {IMAGE_TOKEN_SOURCES}. "
+                             f"Received: image_token_source={image_token_source!r}")
         if num_beams < 1 or max_length < 3:
             raise ValueError(f"`num_beams` must be >= 1 and `max_length` >= 3. Received: num_beams={num_beams}, "
                              f"max_length={max_length}")
@@ -91,6 +98,8 @@ class FlorenceCaptioner(FlorenceTask):
         self.train_backbone = bool(train_backbone)
         self.num_beams = int(num_beams)
         self.length_penalty = float(length_penalty)
+        self.image_token_source = image_token_source
+        grid = image_size // stride * (2 if image_token_source == "p4_final" else 1)
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -99,7 +108,7 @@ class FlorenceCaptioner(FlorenceTask):
             unused.trainable = False
         encoder.trainable = self.train_backbone
         self.decoder = CaptionDecoder(
-            len(self.vocabulary), self.max_length, (image_size // stride) ** 2, hidden_dim=hidden_dim,
+            len(self.vocabulary), self.max_length, grid ** 2, hidden_dim=hidden_dim,
             num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim, dropout=dropout,
             dtype=backbone.dtype_policy, name="caption_decoder")
         # === Functional model ===
@@ -111,7 +120,13 @@ class FlorenceCaptioner(FlorenceTask):
         self._generate_functions = {}
 
     def _image_tokens_of(self, images, training=None):
-        features = self.backbone.image_encoder.forward_features(images, training=training)["feature_map"]
+        encoder = self.backbone.image_encoder
+        outputs = encoder.forward_features(images, training=training)
+        features = outputs["feature_map"]
+        if self.image_token_source == "p4_final":  # the stage before last, each token with its final-map parent
+            finer = outputs["pyramid"][f"P{len(encoder.depths)}"]
+            features = ops.concatenate(
+                [finer, ops.repeat(ops.repeat(features, 2, axis=1), 2, axis=2)], axis=-1)
         return ops.reshape(features, (-1, features.shape[1] * features.shape[2], features.shape[3]))
 
     def image_tokens(self, images, training=False):
@@ -150,7 +165,8 @@ class FlorenceCaptioner(FlorenceTask):
             raise ValueError("Captioning batches are {'images', 'token_ids', ...}. Received: "
                              f"{sorted(x) if isinstance(x, dict) else type(x).__name__}")
         token_ids = ops.cast(x["token_ids"], "int32")
-        logits = self({"images": x["images"], "token_ids": token_ids}, training=training)
+        images = ops.convert_to_tensor(x["images"])
+        logits = self({"images": images, "token_ids": token_ids}, training=training)
         loss_fn = getattr(self, "task_loss", None) or self._training_loss()
         per_caption = self.caption_loss(token_ids, logits, loss_fn)
         replicas = 1 if replica_context is None else replica_context.num_replicas_in_sync
@@ -269,5 +285,5 @@ class FlorenceCaptioner(FlorenceTask):
         config = super().get_config()
         config.update({name: getattr(self, name) for name in (
             "vocabulary", "image_size", "max_length", "hidden_dim", "num_layers", "num_heads", "intermediate_dim",
-            "dropout", "train_backbone", "num_beams", "length_penalty")})
+            "dropout", "train_backbone", "num_beams", "length_penalty", "image_token_source")})
         return config
