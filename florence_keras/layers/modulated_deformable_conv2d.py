@@ -22,13 +22,16 @@ def modulated_deformable_conv2d(inputs, offset, modulation, kernel, bias=None, s
 
     For output position (i, j) and tap t = (ki, kj) of the k x k kernel (taps in row-major order), the sample is taken
     at `(i * strides - pad_top + ki + dy_t, j * strides - pad_left + kj + dx_t)` with `dy_t = offset[..., 2t]` and
-    `dx_t = offset[..., 2t + 1]`, and multiplied by `modulation[..., t]`; `pad_top`/`pad_left` are those of a Keras 'same' convolution, so zero offsets and
-    modulation 1 give exactly `keras.layers.Conv2D(padding="same")` (strides 1 and 2, odd or even sizes). Off-grid samples
-    are bilinear over the 4 surrounding pixels; a corner outside the image contributes zero.
+    `dx_t = offset[..., 2t + 1]`, and multiplied by `modulation[..., t]`. `pad_top` / `pad_left` are those of a
+    Keras 'same' convolution, so zero offsets and modulation 1 give exactly `keras.layers.Conv2D(padding="same")`
+    (strides 1 and 2, odd or even sizes). Off-grid samples are bilinear over the 4 surrounding pixels; a corner
+    outside the image contributes zero.
 
-    Implementation: the zero-padded map is stacked with its 3 one-pixel shifts into a (H+1, W+1, 4C) map, so one
-    gather per tap fetches all four bilinear corners; the corner weights (bilinear x modulation x in-range) reduce the
-    corners to (B, Ho, Wo, k*k*C), and one matmul with the kernel reshaped to (k*k*C, filters) finishes.
+    Implementation: four gathers (one per bilinear corner, all taps at once) from the flattened maps plus a zero row
+    that out-of-range corners read, each scaled by its weight (bilinear x modulation) and summed to
+    (B * Ho * Wo, k*k*C); one matmul with the kernel reshaped to (k*k*C, filters) finishes. (Measured on CPU against
+    a variant gathering the four corners at once from a (H+1, W+1, 4C) stack of shifted maps: 2.1x vs 2.35x a plain
+    Conv2D's forward + backward without XLA, 1.8x vs 1.6x with XLA; docs/detection_layers.md.)
     Sampling positions and bilinear weights are computed in float32 (float64 for float64 inputs) whatever the
     compute dtype, so bfloat16 maps are still sampled at the right place.
 
@@ -65,27 +68,24 @@ def modulated_deformable_conv2d(inputs, offset, modulation, kernel, bias=None, s
     floor_y = ops.stop_gradient(ops.floor(pos_y))
     floor_x = ops.stop_gradient(ops.floor(pos_x))
     frac_y, frac_x = pos_y - floor_y, pos_x - floor_x
-    # The stacked map's row r holds original rows r-1 and r: it serves floor positions -1 .. H-1. Outside that,
-    # all four corners are outside the image.
-    in_range = ((floor_y >= -1) & (floor_y <= ops.cast(height, pos_dtype) - 1)
-                & (floor_x >= -1) & (floor_x <= ops.cast(width, pos_dtype) - 1))
-    scale = modulation * ops.cast(in_range, pos_dtype)
-    corner_weights = ops.stack([(1 - frac_y) * (1 - frac_x), (1 - frac_y) * frac_x,
-                                frac_y * (1 - frac_x), frac_y * frac_x], axis=-1) * scale[..., None]
+    row, col = ops.cast(floor_y, "int32"), ops.cast(floor_x, "int32")
 
-    row = ops.clip(ops.cast(floor_y, "int32") + 1, 0, height)
-    col = ops.clip(ops.cast(floor_x, "int32") + 1, 0, width)
-    image = ops.arange(batch, dtype="int32")[:, None, None, None] * ((height + 1) * (width + 1))
-    index = image + row * (width + 1) + col  # (B, Ho, Wo, taps)
-
-    padded = ops.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    stacked = ops.concatenate([padded[:, :-1, :-1], padded[:, :-1, 1:], padded[:, 1:, :-1], padded[:, 1:, 1:]],
-                              axis=-1)  # (B, H+1, W+1, 4C): corners (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1)
-    corners = ops.take(ops.reshape(stacked, (-1, 4 * channels)), ops.reshape(index, (-1,)), axis=0)
-    corners = ops.reshape(corners, (-1, taps, 4, channels))
-    weights = ops.cast(ops.reshape(corner_weights, (-1, taps, 4, 1)), inputs.dtype)
-    sampled = ops.reshape(ops.sum(corners * weights, axis=2), (-1, taps * channels))
-    outputs = ops.matmul(sampled, ops.reshape(ops.cast(kernel, inputs.dtype), (taps * channels, -1)))
+    # One gather per bilinear corner from the flattened batch of maps plus one zero row, which every corner outside
+    # its image reads; the corner's weight (bilinear x modulation) scales the gathered rows.
+    flat = ops.concatenate([ops.reshape(inputs, (-1, channels)), ops.zeros((1, channels), inputs.dtype)], axis=0)
+    zero_row = batch * height * width
+    image = ops.arange(batch, dtype="int32")[:, None, None, None] * (height * width)
+    sampled = None
+    for d_row, d_col, weight in ((0, 0, (1 - frac_y) * (1 - frac_x)), (0, 1, (1 - frac_y) * frac_x),
+                                 (1, 0, frac_y * (1 - frac_x)), (1, 1, frac_y * frac_x)):
+        corner_row, corner_col = row + d_row, col + d_col
+        inside = (corner_row >= 0) & (corner_row < height) & (corner_col >= 0) & (corner_col < width)
+        index = ops.where(inside, image + corner_row * width + corner_col, zero_row)
+        corner = ops.take(flat, ops.reshape(index, (-1,)), axis=0)  # (B * Ho * Wo * taps, C)
+        term = corner * ops.cast(ops.reshape(weight * modulation, (-1, 1)), inputs.dtype)
+        sampled = term if sampled is None else sampled + term
+    outputs = ops.matmul(ops.reshape(sampled, (-1, taps * channels)),
+                         ops.reshape(ops.cast(kernel, inputs.dtype), (taps * channels, -1)))
     if bias is not None:
         outputs = outputs + ops.cast(bias, inputs.dtype)
     return ops.reshape(outputs, (batch, out_h, out_w, kernel.shape[-1]))
@@ -102,7 +102,8 @@ class ModulatedDeformableConv2D(keras.layers.Layer):
     sigmoid to give the modulation). That convolution is zero-initialised, as in DCNv2 / mmcv, so the layer starts
     as a plain convolution times 0.5 (modulation = sigmoid(0)). With `offset_conv=False` the offsets and modulation
     must be given to `call` (Dynamic Head computes them on one pyramid level and applies them to three). Positions
-    follow a Keras 'same' convolution: zero offsets and modulation 1 equal `keras.layers.Conv2D(filters, k, strides, padding="same")`.
+    follow a Keras 'same' convolution: zero offsets and modulation 1 equal
+    `keras.layers.Conv2D(filters, k, strides, padding="same")`.
 
     Args:
         filters: int > 0, output channels.

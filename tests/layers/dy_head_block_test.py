@@ -36,4 +36,5 @@ def test_level_mean_counts_two_branches_at_the_ends_and_three_in_the_middle():
 
 
 def test_round_trip():
-    dyhead_numpy.run_list_serialization_test(DyHeadBlock(norm_groups=2, reduction=2), _levels([(5, 3), (3, 2)], batch=1))
+    dyhead_numpy.run_list_serialization_test(DyHeadBlock(norm_groups=2, reduction=2),
+                                             _levels([(5, 3), (3, 2)], batch=1))
