@@ -89,26 +89,55 @@ def _pipeline_shard(input_context):
     return input_context.num_input_pipelines, input_context.input_pipeline_id
 
 
-def _read_index(files, data_format, image_root, keys, class_names, skip_counter=None):
-    """Paths, texts and class names of every example listed in index files (one list per file)."""
+def index_entries(paths, data_format):
+    """`[(format, file)]` of index files (csv/tsv/csvlabel/coco) and ImageFolder roots, one format per entry.
+
+    An entry may name its own format with a prefix, `FORMAT:PATH` (e.g. `imagefolder:/data/labelled`), so one
+    training set can join captioned and labelled examples (UniCL's image-text-label space); other entries have
+    `data_format`. Comma-separated strings, globs and `{000..009}` ranges are expanded per entry.
+    """
+    if isinstance(paths, str):
+        paths = [path.strip() for path in paths.split(",") if path.strip()]
+    entries = []
+    for path in paths:
+        path = str(path)
+        prefix, _, rest = path.partition(":")
+        fmt, path = (prefix, rest) if prefix in _INDEX_FORMATS and rest else (data_format, path)
+        if fmt not in _INDEX_FORMATS:
+            raise ValueError(f"Only index formats ({', '.join(_INDEX_FORMATS)}) can be joined in one training set; "
+                             f"{path!r} is {fmt}.")
+        files = _expand_roots([path]) if fmt == "imagefolder" else expand_paths([path])
+        entries.extend((fmt, file) for file in files)
+    if not entries:
+        raise ValueError(f"`paths` is empty. Received: paths={paths!r}")
+    return entries
+
+
+def _read_index(entries, image_root, keys, class_names, skip_counter=None):
+    """Paths, texts and class names of every example listed in index files (one list per file).
+
+    `entries`: `[(format, file)]`; `keys`: `(image_key, text_key)`, None for a format's default."""
     per_file = []
-    for path in files:
+    for data_format, path in entries:
+        default_keys = _DEFAULT_KEYS.get(data_format, (None, None))
+        file_keys = (keys[0] or default_keys[0], keys[1] or default_keys[1])
         if data_format in ("csv", "tsv"):
-            paths, texts = read_csv_index(path, keys, "\t" if data_format == "tsv" else ",", image_root)
-            per_file.append((paths, texts, [""] * len(paths)))
+            paths, texts = read_csv_index(path, file_keys, "\t" if data_format == "tsv" else ",", image_root)
+            entry = (paths, texts, [""] * len(paths))
         elif data_format == "csvlabel":
-            paths, labels = read_csv_index(path, keys, ",", image_root)
+            paths, labels = read_csv_index(path, file_keys, ",", image_root)
             if class_names is not None:
                 labels = [_class_from_label(label, class_names, path) for label in labels]
-            per_file.append((paths, [""] * len(paths), labels))
+            entry = (paths, [""] * len(paths), labels)
         elif data_format == "coco":
             paths, texts = read_coco_captions(path, image_root)
-            per_file.append((paths, texts, [""] * len(paths)))
+            entry = (paths, texts, [""] * len(paths))
         else:
             paths, names, _ = list_image_folder(path, skip_counter)
-            per_file.append((paths, [""] * len(paths), names))
-    if data_format != "imagefolder":  # (the folder listing leaves them out itself)
-        per_file = [drop_special_files(*entry, skip_counter=skip_counter) for entry in per_file]
+            entry = (paths, [""] * len(paths), names)
+        if data_format != "imagefolder":  # (the folder listing leaves them out itself)
+            entry = drop_special_files(*entry, skip_counter=skip_counter)
+        per_file.append(entry)
     return per_file
 
 
@@ -120,13 +149,13 @@ def _class_from_label(label, class_names, path):
     raise ValueError(f"{path}: label {label!r} is neither a class name nor an index into `class_names`.")
 
 
-def _index_table(files, data_format, image_root, keys, class_names, num_shards, shard_id, skip_counter=None):
+def _index_table(files, image_root, keys, class_names, num_shards, shard_id, skip_counter=None):
     """Pointers of the examples listed in index files, this pipeline's files (or every n-th example), as one table
     (a dict of equal-length tensors); None when this pipeline's share is empty."""
     shard_elements = len(files) < num_shards
     if not shard_elements:
         files = files[shard_id::num_shards]
-    per_file = _read_index(files, data_format, image_root, keys, class_names, skip_counter)
+    per_file = _read_index(files, image_root, keys, class_names, skip_counter)
     paths = [path for entry in per_file for path in entry[0]]
     texts = [text for entry in per_file for text in entry[1]]
     names = [name for entry in per_file for name in entry[2]]
@@ -289,7 +318,8 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
 
     Args:
         paths: str (comma-separated, globs and `{000..009}` ranges allowed) or list of str: index files
-            (csv/tsv/csvlabel/coco), ImageFolder roots, or tar / TFRecord shards (or directories of them).
+            (csv/tsv/csvlabel/coco), ImageFolder roots, or tar / TFRecord shards (or directories of them). Index
+            entries may name their own format, `FORMAT:PATH` (`index_entries`): captions and labels in one set.
         data_format: one of `DATA_FORMATS`.
         training: shuffle (files and elements; reshuffled every epoch).
         seed: int or None; with a seed the element order is the same every time the pipeline is built.
@@ -348,6 +378,7 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
         raise ValueError(f"`hard_negative_group` must be an int >= 1. Received: {hard_negative_group!r}")
     skip_counter = dataset_stats if skip_counter is None else skip_counter
     num_shards, shard_id = _pipeline_shard(input_context)
+    given_keys = (image_key, text_key)  # index entries take their own format's defaults (`_read_index`)
     default_image_key, default_text_key = _DEFAULT_KEYS.get(data_format, (None, None))
     image_key = image_key or default_image_key
     text_key = text_key or default_text_key
@@ -355,9 +386,8 @@ def load_image_records(paths, data_format, training=False, seed=None, input_cont
     element_seed = None if seed is None else seed + 1
 
     if data_format in _INDEX_FORMATS:
-        files = expand_paths(paths) if data_format != "imagefolder" else _expand_roots(paths)
-        table = _index_table(files, data_format, image_root, (image_key, text_key), class_names, num_shards, shard_id,
-                             skip_counter)
+        files = index_entries(paths, data_format)
+        table = _index_table(files, image_root, given_keys, class_names, num_shards, shard_id, skip_counter)
         if table is None:
             raise ValueError(f"No examples listed in {files} for input pipeline {shard_id} of {num_shards}.")
         kind = guarded_decode.READ_FILE
@@ -506,8 +536,6 @@ def count_listed_examples(paths, data_format, image_root=None, image_key=None, t
         return None
     from florence_keras.data.skip_counter import SkipCounter  # what the listing leaves out is not reported twice
 
-    default_image_key, default_text_key = _DEFAULT_KEYS.get(data_format, (None, None))
-    files = expand_paths(paths) if data_format != "imagefolder" else _expand_roots(paths)
-    per_file = _read_index(files, data_format, image_root, (image_key or default_image_key, text_key or
-                                                             default_text_key), class_names, SkipCounter())
+    per_file = _read_index(index_entries(paths, data_format), image_root, (image_key, text_key), class_names,
+                           SkipCounter())
     return sum(len(entry[0]) for entry in per_file)

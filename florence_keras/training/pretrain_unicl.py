@@ -132,6 +132,7 @@ def pretrain_unicl(
     greyscale_probability=0.0,
     hard_negative_fraction=0.0,
     hard_negative_group=16,
+    builtin_labels=False,
     evaluate=None,
     command=None,
     verbose=1,
@@ -166,6 +167,9 @@ def pretrain_unicl(
             combinations, in-distribution test).
         greyscale_probability: fraction of training images turned greyscale, their captions losing colour words
             (see `make_image_text_input_fn`).
+        builtin_labels: with the built-in data in an index format (csv, coco), also train on its image-label
+            form (the ImageFolder tree, one class per scene: its nearest object's shape, with prompt templates)
+            beside the captions, as UniCL joins ImageNet labels and web captions (SPEC §1).
         hard_negative_fraction, hard_negative_group: the share of each epoch ordered in groups of
             `hard_negative_group` examples whose captions share a word: in-batch hard negatives (see
             `make_image_text_input_fn`; index formats such as csv and coco).
@@ -200,6 +204,11 @@ def pretrain_unicl(
             raise ValueError(f"The built-in data is written as csv, coco, imagefolder or tfrecord. "
                              f"Received: data_format={data_format!r}")
         train_data = builtin_paths[data_format]["train"]
+        if builtin_labels:
+            if data_format not in ("csv", "coco"):
+                raise ValueError("`builtin_labels` joins the captions (csv or coco) with the ImageFolder labels. "
+                                 f"Received: data_format={data_format!r}")
+            train_data = [train_data, "imagefolder:" + builtin_paths["imagefolder"]["train"]]
     dtype = None
     holder = {}
 
@@ -271,6 +280,7 @@ def pretrain_unicl(
             "learning_rate": learning_rate, "warmup_steps": warmup_steps, "weight_decay": weight_decay,
             "end_learning_rate": end_learning_rate, "greyscale_probability": greyscale_probability,
             "hard_negative_fraction": hard_negative_fraction, "hard_negative_group": hard_negative_group,
+            "builtin_labels": builtin_labels,
             "precision": precision, "strategy": type(strategy).__name__, "seed": seed,
             "builtin_train": builtin_train if builtin_paths else None,
             "builtin_heldout": builtin_heldout if builtin_paths else None,
