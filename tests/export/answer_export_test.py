@@ -1,0 +1,81 @@
+"""answer: a tiny FlorenceVQA exported, served by a TensorFlow(-Text)-only process, vs Keras predict."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from florence_keras.export import SavedModelExporter
+from florence_keras.export.answer_signature import answer_signature
+from florence_keras.models import FlorenceVQA
+from tests.model_fixtures import tiny_clip
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLIENT = os.path.join(REPO, "tests", "export", "serving_client.py")
+VOCABULARY = ["yes", "no", "2", "3", "red", "circle", "left"]
+
+
+def _vqa():
+    keras.utils.set_random_seed(0)
+    clip = tiny_clip()
+    return FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=VOCABULARY, question_length=12,
+                       fusion_dim=16, fusion_layers=1, fusion_heads=2)
+
+
+def _b64(data):
+    return {"b64": [base64.b64encode(data).decode()], "shape": []}
+
+
+def test_served_answer_equals_keras_predict(tmp_path):
+    vqa = _vqa()
+    export_dir = SavedModelExporter([answer_signature(vqa)], serving_default="answer").export(
+        str(tmp_path / "model"), version=1)
+    rng = np.random.default_rng(0)
+    images = {"png_rgb": rng.integers(0, 256, (37, 53, 3)).astype(np.uint8),
+              "jpeg_gray": (np.mgrid[0:20, 0:14][0] * 12).astype(np.uint8)[..., None]}
+    encoded = {"png_rgb": tf.io.encode_png(images["png_rgb"]).numpy(),
+               "jpeg_gray": tf.io.encode_jpeg(images["jpeg_gray"], quality=90).numpy()}
+    questions = ["how many objects are there?", "What colour is the square?", "is there a star?"]
+    plan, expected = [], {}
+    for name, data in encoded.items():
+        image = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+        for k, question in enumerate(questions):
+            call_id = f"{name}_{k}"
+            plan.append({"id": call_id, "signature": "answer",
+                         "inputs": {"image_bytes": _b64(data), "question": _b64(question.encode())}})
+            expected[call_id] = vqa.predict(image, question)
+    plan.append({"id": "garbage", "signature": "answer",
+                 "inputs": {"image_bytes": _b64(b"not an image"), "question": _b64(b"is it?")}})
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    out = tmp_path / "out"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH="")
+    completed = subprocess.run(
+        [sys.executable, CLIENT, f"--export_dir={export_dir}", f"--plan={tmp_path / 'plan.json'}", f"--out={out}",
+         "--tensorflow_text"], env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["modules"] == []  # the serving process loaded no Keras / florence_keras
+    assert results["signatures"]["answer"]["outputs"] == {"answer": {"dtype": "string", "shape": []},
+                                                          "score": {"dtype": "float32", "shape": []}}
+    assert results["calls"]["garbage"]["error"] == "InvalidArgumentError"
+    assert "not_an_image" in results["calls"]["garbage"]["message"]
+    worst = 0.0
+    for call_id, want in expected.items():
+        served = np.load(out / f"{call_id}.npz")
+        assert served["answer"].item().decode() == want["answers"], call_id
+        worst = max(worst, abs(float(served["score"]) - float(want["scores"])))
+    print(f"answer signature vs Keras predict: answers equal, max score difference {worst:.2e}")
+    assert worst < 1e-5
+
+
+def test_signature_needs_a_preprocessor():
+    vqa = _vqa()
+    vqa.preprocessor = None
+    with pytest.raises(ValueError, match="preprocessor"):
+        answer_signature(vqa)
