@@ -6,6 +6,8 @@ FlorenceDepthEstimator); a `SavedModelExporter` writes any such list as
 `BASE_DIR/VERSION/` with one warm-up request per signature.
 """
 
+from florence_keras.export.answer_signature import ANSWER_SERVING_DEFAULT
+from florence_keras.export.answer_signature import answer_signature
 from florence_keras.export.classifier_signatures import CLASSIFIER_SERVING_DEFAULT
 from florence_keras.export.classifier_signatures import image_classifier_signatures
 from florence_keras.export.classify_signature import classify_signature
