@@ -24,6 +24,9 @@ A `FlorenceDetector` preset (train_detection.py's `<model_dir>/preset`): `detect
 -> boxes [D, 4] xyxy pixels, scores, classes, class names, num_detections); the class and template flags are not
 used (a zero-shot detector serves the class names it was saved with).
 
+A `FlorenceVQA` preset (train_vqa.py's `<model_dir>/preset`): `answer` (= serving_default; image bytes + question
+string -> answer string + score; the tokenizer runs in the graph, so it needs TF-Text ops).
+
 `--stock_ops_only` leaves out encode_texts so the whole SavedModel loads on a TensorFlow / TF Serving build
 without TF-Text. Tiny mode (the tests): `--preset=<directory of a tiny test preset> --class_names=<small file>`.
 """
@@ -132,6 +135,14 @@ def export_clip_saved_model(preset, output, version=None, class_names=None, temp
         print(f"Serving the detector ({detector.image_size}px, {len(detector.class_names)} classes): detect.")
         signatures = [export.detect_signature(detector)]
         serving_default = export.DETECT_SERVING_DEFAULT
+    elif task_name == "FlorenceVQA":
+        from florence_keras.models import FlorenceVQA
+
+        vqa = FlorenceVQA.from_preset(preset)
+        loaded = time.perf_counter()
+        print(f"Serving the VQA model ({vqa.image_size}px, {len(vqa.answer_vocabulary)} answers): answer.")
+        signatures = [export.answer_signature(vqa)]
+        serving_default = export.ANSWER_SERVING_DEFAULT
     else:
         from florence_keras.evaluation import imagenet_class_names
 
