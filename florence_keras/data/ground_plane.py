@@ -44,6 +44,18 @@ class GroundPlane:
         floor_offset: float >= 25, how much the floor's grey level differs from the wall's (brighter on a dark
             wall, darker on a bright one), so the floor's end is visible.
         stripe_contrast: float, grey levels between the floor's alternate one-metre stripes.
+
+    Example:
+    >>> from florence_keras.data.scene import SIZE_RADII
+    >>> from florence_keras.data.scene_generator import SceneGenerator
+    >>> obj = SceneGenerator(image_size=64, layout="ground_plane").scene(0).primary
+    >>> round((obj.center[1] + obj.radius) / 64, 9) == round(float(GroundPlane.floor_row(obj.depth)), 9)
+    True
+    >>> low, high = SIZE_RADII[obj.size]  # drawn radius = the size word's radius x REFERENCE_DEPTH / depth
+    >>> low <= obj.radius / 64 * obj.depth / REFERENCE_DEPTH <= high
+    True
+    >>> float(GroundPlane.floor_depth(GroundPlane.floor_row(4.0)))
+    4.0
     """
 
     wall_depth: float

@@ -129,3 +129,10 @@ def test_write_builtin_dataset_writes_ground_plane_depth(tmp_path):
         stored = cv2.imread(os.path.join(str(tmp_path), depth_file), cv2.IMREAD_UNCHANGED)
         assert stored.dtype == np.uint16
         np.testing.assert_array_equal(stored, generator.scene(index).depth_png16())
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    result = doctest.testmod(ground_plane, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 5 and result.failed == 0
