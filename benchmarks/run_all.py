@@ -43,6 +43,7 @@ if REPO not in sys.path:
     # Appended, not prepended: a PYTHONPATH entry (another florence_keras tree) wins.
     sys.path.append(REPO)
 
+from benchmarks import dcn_v2_benchmark  # noqa: E402
 from benchmarks import machine_info  # noqa: E402
 from benchmarks import plan as plan_lib  # noqa: E402
 from benchmarks import report  # noqa: E402
@@ -504,6 +505,7 @@ def main(argv=None):
             groups = [g for g in groups if args.only in g["name"]]
     else:
         groups, memory = plan_lib.build_plan(args.quick, work_dir, args.only)
+        groups += dcn_v2_benchmark.groups(args.quick, args.only)
     if args.baseline_root:
         groups = add_baseline(groups, os.path.abspath(args.baseline_root))
     sides = sorted({m["side"] for g in groups for m in g["members"]})
