@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from benchmarks import dcn_v2_benchmark
 from benchmarks import flop_counter
 from benchmarks.inputs import swin_inputs
 from benchmarks.inputs import text_inputs
@@ -291,4 +292,5 @@ CASES = {
     "florence_step": make_florence_step,
     "matmul": make_matmul,
     "input_pipeline": make_input_pipeline,
+    **dcn_v2_benchmark.CASES,
 }
