@@ -44,6 +44,8 @@ flags.DEFINE_integer("fusion_dim", 128, "Fusion width (METER: 768).")
 flags.DEFINE_integer("fusion_layers", 2, "Co-attention layers per stream (METER: 6).")
 flags.DEFINE_integer("fusion_heads", 4, "Fusion attention heads (METER: 12).")
 flags.DEFINE_float("dropout", 0.1, "Fusion dropout.")
+flags.DEFINE_integer("image_token_stage", -1, "CoSwin stage whose map gives the image tokens (0-based); -1: the "
+                     "last stage after the final norm.")
 flags.DEFINE_bool("freeze_backbone", False, "Train the fusion and the head only.")
 flags.DEFINE_integer("max_questions", None, "Use at most this many training questions.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
@@ -102,7 +104,8 @@ def main(argv):
         model = FlorenceVQA.from_preset(
             FLAGS.preset, answer_vocabulary=vocabulary, image_size=FLAGS.image_size,
             question_length=FLAGS.question_length, fusion_dim=FLAGS.fusion_dim, fusion_layers=FLAGS.fusion_layers,
-            fusion_heads=FLAGS.fusion_heads, dropout=FLAGS.dropout)
+            fusion_heads=FLAGS.fusion_heads, dropout=FLAGS.dropout,
+            image_token_stage=None if FLAGS.image_token_stage < 0 else FLAGS.image_token_stage)
         if FLAGS.freeze_backbone:
             model.backbone.trainable = False
         return model
@@ -135,7 +138,7 @@ def main(argv):
     preset_dir = os.path.join(FLAGS.model_dir, "preset")
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
-        "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout",
+        "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
         "freeze_backbone", "seed")}
     trainer.model.save_to_preset(preset_dir, metadata={"florence_training": dict(
         settings, task="vqa", command=command, questions=str(questions), annotations=str(annotations),

@@ -41,6 +41,8 @@ class FlorenceVQA(FlorenceTask):
         fusion_dim, fusion_layers, fusion_heads: the fusion stack. Defaults 768 / 6 / 12 (METER).
         fusion_intermediate_dim: FFN width. Defaults to `4 * fusion_dim`.
         dropout: float, the fusion's dropout. Defaults to 0.1.
+        image_token_stage: None (default: the last stage, after the encoder's final norm) or an int stage index
+            `k` (0-based): that stage's output map `P{k+2}` (more, finer tokens), through its own LayerNorm.
         **kwargs: `keras.Model` arguments.
 
     Example:
@@ -54,7 +56,7 @@ class FlorenceVQA(FlorenceTask):
 
     def __init__(self, backbone, preprocessor=None, answer_vocabulary=None, image_size=None, question_length=32,
                  fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
-                 **kwargs):
+                 image_token_stage=None, **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
@@ -97,7 +99,19 @@ class FlorenceVQA(FlorenceTask):
         # === Functional model ===
         images = keras.Input(shape=(image_size, image_size, 3), name="images")
         token_ids = keras.Input(shape=(question_length,), dtype="int32", name="token_ids")
-        feature_map = encoder.forward_features(images)["feature_map"]
+        features = encoder.forward_features(images)
+        num_stages = len(features["pyramid"])
+        if image_token_stage is not None and (not isinstance(image_token_stage, int)
+                                              or not 0 <= image_token_stage < num_stages):
+            raise ValueError(f"`image_token_stage` must be None or an int in 0..{num_stages - 1}. Received: "
+                             f"image_token_stage={image_token_stage!r}")
+        self.image_token_stage = image_token_stage
+        if image_token_stage is None:
+            feature_map = features["feature_map"]
+        else:
+            encoder.final_norm.trainable = False  # not on this path
+            self.image_token_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_token_norm", **policy)
+            feature_map = self.image_token_norm(features["pyramid"][f"P{image_token_stage + 2}"])
         height, width, channels = feature_map.shape[1], feature_map.shape[2], feature_map.shape[3]
         grid = ops.reshape(feature_map, (-1, height * width, channels))
         image_tokens = ops.concatenate([ops.mean(grid, axis=1, keepdims=True), grid], axis=1)
@@ -259,5 +273,6 @@ class FlorenceVQA(FlorenceTask):
         config.update({"answer_vocabulary": list(self.answer_vocabulary), "image_size": self.image_size,
                        "question_length": self.question_length, "fusion_dim": self.fusion_dim,
                        "fusion_layers": self.fusion_layers, "fusion_heads": self.fusion_heads,
-                       "fusion_intermediate_dim": self.fusion_intermediate_dim, "dropout": self.dropout})
+                       "fusion_intermediate_dim": self.fusion_intermediate_dim, "dropout": self.dropout,
+                       "image_token_stage": self.image_token_stage})
         return config

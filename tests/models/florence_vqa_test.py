@@ -137,3 +137,13 @@ def test_bad_arguments():
         FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=["yes", "yes"])
     with pytest.raises(ValueError, match="question_length"):
         FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=["yes"], question_length=100)
+
+
+def test_image_tokens_from_an_earlier_stage():
+    model = _vqa(image_token_stage=0)
+    ids = model.tokenize_questions(["is there a circle?"]).numpy()
+    logits = model({"images": np.zeros((1, 32, 32, 3), "float32"), "token_ids": ids})
+    assert tuple(logits.shape) == (1, len(VOCABULARY))
+    assert model.get_config()["image_token_stage"] == 0 and not model.backbone.image_encoder.final_norm.trainable
+    with pytest.raises(ValueError, match="image_token_stage"):
+        _vqa(image_token_stage=5)
