@@ -34,3 +34,5 @@ from florence_keras.export.warmup_requests import read_warmup_requests
 from florence_keras.export.warmup_requests import request_inputs
 from florence_keras.export.warmup_requests import warmup_path
 from florence_keras.export.warmup_requests import write_warmup_requests
+from florence_keras.export.video_signatures import VIDEO_SERVING_DEFAULT
+from florence_keras.export.video_signatures import video_signatures
