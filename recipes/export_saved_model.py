@@ -27,6 +27,9 @@ used (a zero-shot detector serves the class names it was saved with).
 A `FlorenceVQA` preset (train_vqa.py's `<model_dir>/preset`): `answer` (= serving_default; image bytes + question
 string -> answer string + score; the tokenizer runs in the graph, so it needs TF-Text ops).
 
+A `FlorenceVideoClassifier` preset (train_video.py's `<model_dir>/preset`): `classify_video` (= serving_default;
+uint8 clips [B, T, H, W, 3] -> probabilities and top-k classes) and `encode_video` (-> unit-norm embeddings).
+
 `--stock_ops_only` leaves out encode_texts so the whole SavedModel loads on a TensorFlow / TF Serving build
 without TF-Text. Tiny mode (the tests): `--preset=<directory of a tiny test preset> --class_names=<small file>`.
 """
@@ -127,6 +130,15 @@ def export_clip_saved_model(preset, output, version=None, class_names=None, temp
         print(f"Serving the depth estimator ({estimator.image_size}px): estimate_depth.")
         signatures = [export.estimate_depth_signature(estimator)]
         serving_default = export.DEPTH_SERVING_DEFAULT
+    elif task_name == "FlorenceVideoClassifier":
+        from florence_keras.models.florence_video_classifier import FlorenceVideoClassifier
+
+        video = FlorenceVideoClassifier.from_preset(preset)
+        loaded = time.perf_counter()
+        print(f"Serving the video classifier ({video.num_frames}x{video.image_size}px): classify_video, "
+              "encode_video.")
+        signatures = export.video_signatures(video, top_k=top_k)
+        serving_default = export.VIDEO_SERVING_DEFAULT
     elif task_name == "FlorenceDetector":
         from florence_keras.models import FlorenceDetector
 
