@@ -12,3 +12,5 @@ from florence_keras.models.florence_text_encoder import FlorenceTextEncoder
 from florence_keras.models.florence_tokenizer import FlorenceTokenizer
 from florence_keras.models.florence_vqa import FlorenceVQA
 from florence_keras.models.preset_registry import list_presets
+from florence_keras.models.video_coswin_backbone import VideoCoSwinBackbone
+from florence_keras.models.florence_video_classifier import FlorenceVideoClassifier
