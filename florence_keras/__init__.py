@@ -28,4 +28,6 @@ from florence_keras.models import FlorenceTextEncoder  # noqa: E402
 from florence_keras.models import FlorenceTokenizer  # noqa: E402
 from florence_keras.models import FlorenceVQA  # noqa: E402
 from florence_keras.models import list_presets  # noqa: E402
+from florence_keras.models import FlorenceVideoClassifier  # noqa: E402
+from florence_keras.models import VideoCoSwinBackbone  # noqa: E402
 from florence_keras.version import __version__  # noqa: E402
