@@ -4,6 +4,7 @@ The library side of `recipes/pretrain_unicl.py` (which only parses flags): every
 setting is a plain keyword argument.
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from florence_keras.models.florence_clip import FlorenceCLIP
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
 from florence_keras.training.image_text_input import make_image_text_input_fn
 from florence_keras.training.distribution import make_strategy
+from florence_keras.training.training_stage import TrainingStage
 from florence_keras.training.training_stage import florence_stages
 from florence_keras.training.optimizer_factory import AdamWConfig
 from florence_keras.training.precision_choice import resolve_precision
@@ -133,6 +135,7 @@ def pretrain_unicl(
     hard_negative_fraction=0.0,
     hard_negative_group=16,
     builtin_labels=False,
+    labels_first_fraction=0.0,
     evaluate=None,
     command=None,
     verbose=1,
@@ -170,6 +173,8 @@ def pretrain_unicl(
         builtin_labels: with the built-in data in an index format (csv, coco), also train on its image-label
             form (the ImageFolder tree, one class per scene: its nearest object's shape, with prompt templates)
             beside the captions, as UniCL joins ImageNet labels and web captions (SPEC §1).
+        labels_first_fraction: float in [0, 1); with `builtin_labels`, this first share of the steps trains on
+            the labels alone (a stage named "labels"), then labels and captions together.
         hard_negative_fraction, hard_negative_group: the share of each epoch ordered in groups of
             `hard_negative_group` examples whose captions share a word: in-batch hard negatives (see
             `make_image_text_input_fn`; index formats such as csv and coco).
@@ -192,6 +197,9 @@ def pretrain_unicl(
     precision = resolve_precision(precision)
     os.makedirs(model_dir, exist_ok=True)
     builtin_paths = None
+    label_data = None
+    if not 0.0 <= labels_first_fraction < 1.0:
+        raise ValueError(f"`labels_first_fraction` must be in [0, 1). Received: {labels_first_fraction!r}")
     if train_data == BUILTIN and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         raise ValueError(
             "The built-in data is written by a single process; for multi-worker runs write it once with "
@@ -208,7 +216,8 @@ def pretrain_unicl(
             if data_format not in ("csv", "coco"):
                 raise ValueError("`builtin_labels` joins the captions (csv or coco) with the ImageFolder labels. "
                                  f"Received: data_format={data_format!r}")
-            train_data = [train_data, "imagefolder:" + builtin_paths["imagefolder"]["train"]]
+            label_data = "imagefolder:" + builtin_paths["imagefolder"]["train"]
+            train_data = [train_data, label_data]
     dtype = None
     holder = {}
 
@@ -233,6 +242,20 @@ def pretrain_unicl(
         augmented_texts_off_step=augmented_texts_off_step, high_resolution_step=high_resolution_step,
         high_resolution_image_size=high_resolution_image_size,
     )
+    label_steps = int(round(labels_first_fraction * steps)) if label_data is not None else 0
+    if label_steps > 0:
+        # A first stage on the labels alone; the schedule's own stages follow (one that would begin inside the
+        # label stage begins when it ends).
+        make_joint_dataset = make_dataset
+        make_label_dataset = make_image_text_input_fn([label_data], data_format, preprocessor, skip_counter=skips,
+                                                      greyscale_probability=greyscale_probability)
+        later = [stage for stage in stages if stage.start_step > label_steps]
+        current = [stage for stage in stages if stage.start_step <= label_steps][-1]
+        stages = ([TrainingStage("labels", 0, current.image_size, current.prompt_augmented_texts),
+                   dataclasses.replace(current, start_step=label_steps)] + later)
+
+        def make_dataset(request):
+            return (make_label_dataset if request.stage.name == "labels" else make_joint_dataset)(request)
     trainer = UniCLTrainer(
         model_fn, make_dataset, model_dir=model_dir, total_steps=steps, global_batch_size=global_batch_size,
         strategy=strategy, precision=precision,
@@ -280,7 +303,7 @@ def pretrain_unicl(
             "learning_rate": learning_rate, "warmup_steps": warmup_steps, "weight_decay": weight_decay,
             "end_learning_rate": end_learning_rate, "greyscale_probability": greyscale_probability,
             "hard_negative_fraction": hard_negative_fraction, "hard_negative_group": hard_negative_group,
-            "builtin_labels": builtin_labels,
+            "builtin_labels": builtin_labels, "labels_first_fraction": labels_first_fraction,
             "precision": precision, "strategy": type(strategy).__name__, "seed": seed,
             "builtin_train": builtin_train if builtin_paths else None,
             "builtin_heldout": builtin_heldout if builtin_paths else None,

@@ -107,3 +107,18 @@ def test_warmup_is_a_fraction_of_the_steps_unless_given():
     assert pretrain_unicl.resolve_warmup_steps(4) == 1
     with pytest.raises(Exception, match="warmup_fraction"):
         pretrain_unicl.resolve_warmup_steps(100, warmup_fraction=1.5)
+
+
+def test_labels_first_then_labels_and_captions_with_hard_negatives(tmp_path):
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "recipes", "pretrain_unicl.py"), "--tiny", f"--model_dir={tmp_path}",
+         "--builtin_labels", "--labels_first_fraction=0.5", "--hard_negative_fraction=0.5", "--evaluate=false"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Stage labels from step 0 to 2" in run.stderr and "Stage stage1 from step 2 to 4" in run.stderr
+    assert "Hard-negative groups:" in run.stderr
+    training = json.loads((tmp_path / "preset" / "metadata.json").read_text())["florence_training"]
+    assert training["builtin_labels"] is True and training["labels_first_fraction"] == 0.5
+    assert training["hard_negative_fraction"] == 0.5
+    assert training["train_data"][1].startswith("imagefolder:")  # the labels beside the captions
