@@ -1,0 +1,60 @@
+"""train_vqa.py and eval_vqa.py end to end on a tiny preset and a few built-in scenes."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+from florence_keras.models import FlorenceVQA
+
+_spec = importlib.util.spec_from_file_location(
+    "eval_recipe_data", os.path.join(os.path.dirname(__file__), "eval_recipe_data.py")
+)
+eval_recipe_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(eval_recipe_data)
+
+# Named by path so that Bazel's generated BUILD gives the test them.
+RECIPES = ("recipes/train_vqa.py", "recipes/eval_vqa.py")
+
+
+def test_the_recipes_are_where_the_tests_run_them():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert all(os.path.isfile(os.path.join(root, path)) for path in RECIPES)
+
+
+@pytest.mark.slow
+def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
+    model_dir = tmp_path / "m"
+    stdout = eval_recipe_data.run_recipe(
+        "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={model_dir}", "--image_size=32", "--steps=2",
+        "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
+        "--fusion_heads=2", "--question_length=12", "--warmup_steps=1", timeout=400)
+    assert "training questions on 6 images at 32px" in stdout
+    summary = json.loads((model_dir / "train_vqa.json").read_text())
+    assert summary["train"]["step"] == 2 and summary["skipped"] == 0
+    vqa = FlorenceVQA.from_preset(str(model_dir / "preset"))
+    assert vqa.image_size == 32 and vqa.answer_vocabulary and vqa.question_length == 12
+
+    # The held-out questions plus one whose image is missing: scored on the good ones, the bad one counted.
+    data = model_dir / "data" / "vqa"
+    questions = json.loads((data / "questions_heldout.json").read_text())
+    questions["questions"].append({"image_id": 999, "question": "is there a star?", "question_id": 99999})
+    questions["images"].append({"id": 999, "file_name": "images/heldout/nope.jpg"})
+    annotations = json.loads((data / "annotations_heldout.json").read_text())
+    annotations["annotations"].append({"question_id": 99999, "image_id": 999, "answer_type": "yes/no",
+                                       "question_type": "is there a", "answers": [{"answer": "no"}] * 10})
+    (tmp_path / "q.json").write_text(json.dumps(questions))
+    (tmp_path / "a.json").write_text(json.dumps(annotations))
+    output = tmp_path / "eval"
+    stdout = eval_recipe_data.run_recipe(
+        "eval_vqa", f"--preset={model_dir / 'preset'}", f"--questions={tmp_path / 'q.json'}",
+        f"--annotations={tmp_path / 'a.json'}", f"--image_dir={model_dir / 'data'}", "--image_template={file_name}",
+        f"--output_dir={output}", timeout=400)
+    results = json.loads((output / "results.json").read_text())
+    assert results["skipped"] == 1 and results["skipped_reasons"] == {"missing": 1}
+    assert results["num_questions"] == len(questions["questions"]) - 1
+    assert 0.0 <= results["overall"] <= 100.0 and set(results["perAnswerType"]) <= {"yes/no", "number", "other"}
+    predictions = json.loads((output / "predictions.json").read_text())
+    assert len(predictions) == results["num_questions"] and set(predictions[0]) == {"question_id", "answer"}
+    assert "| overall |" in (output / "results.md").read_text() and "| overall |" in stdout
