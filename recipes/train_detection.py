@@ -31,7 +31,7 @@ flags.DEFINE_string("image_root", None, "Folder of the JSON's file_names (defaul
 flags.DEFINE_string("preset", "florence_mini_builtin", "Preset name, preset directory or handle to start from.")
 flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard, the trained preset.", required=True)
 flags.DEFINE_integer("image_size", 128, "Training resolution (square; images are fitted and padded; a multiple of 32).")
-flags.DEFINE_integer("steps", 1500, "Optimizer steps.")
+flags.DEFINE_integer("steps", 2000, "Optimizer steps.")
 flags.DEFINE_integer("batch_size", 16, "Global batch size.")
 flags.DEFINE_float("learning_rate", 5e-4, "Peak AdamW learning rate (warm-up + cosine to 0).")
 flags.DEFINE_integer("warmup_steps", 100, "Linear warm-up steps.")
