@@ -81,7 +81,10 @@ def modulated_deformable_conv2d(inputs, offset, modulation, kernel, bias=None, s
         corner_row, corner_col = row + d_row, col + d_col
         inside = (corner_row >= 0) & (corner_row < height) & (corner_col >= 0) & (corner_col < width)
         index = ops.where(inside, image + corner_row * width + corner_col, zero_row)
-        corner = ops.take(flat, ops.reshape(index, (-1,)), axis=0)  # (B * Ho * Wo * taps, C)
+        # `flat * 1`: each corner gathers from its own tensor, so TensorFlow's autodiff turns each gather's sparse
+        # gradient dense on its own (4 segment sums into the map) instead of first concatenating the four sparse
+        # gradients, 4 x (B * Ho * Wo * taps, C): 7% less CPU time forward + backward at 100 x 152 x 256.
+        corner = ops.take(flat * 1, ops.reshape(index, (-1,)), axis=0)  # (B * Ho * Wo * taps, C)
         term = corner * ops.cast(ops.reshape(weight * modulation, (-1, 1)), inputs.dtype)
         sampled = term if sampled is None else sampled + term
     outputs = ops.matmul(ops.reshape(sampled, (-1, taps * channels)),
