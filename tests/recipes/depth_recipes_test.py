@@ -31,6 +31,7 @@ def test_train_then_eval_depth(tmp_path, tiny_preset_dir):
     stdout = eval_recipe_data.run_recipe(
         "train_depth", f"--preset={tiny_preset_dir}", f"--model_dir={model_dir}", "--image_size=32", "--steps=3",
         "--batch_size=4", "--builtin_train=8", "--builtin_heldout=5", "--decoder_channels=8", "--warmup_steps=1",
+        timeout=900,  # ~1 min on idle cores; a shared machine can take 4 (a timeout is not what this test checks)
     )
     assert "8 training pairs at 32px" in stdout
     summary = json.loads((model_dir / "train_depth.json").read_text())
@@ -49,7 +50,7 @@ def test_train_then_eval_depth(tmp_path, tiny_preset_dir):
         + [f"{tmp_path}/nope.png,{model_dir / 'data' / rows[1].split(',')[1]}"]) + "\n")
     output = tmp_path / "eval"
     stdout = eval_recipe_data.run_recipe("eval_depth", f"--preset={model_dir / 'preset'}", f"--data={pairs_csv}",
-                                         f"--output_dir={output}")
+                                         f"--output_dir={output}", timeout=900)
     results = json.loads((output / "results.json").read_text())
     assert results["pairs"] == 5 and results["skipped_pairs"] == 1 and results["skipped_reasons"] == {"missing": 1}
     for key in ("metrics", "metrics_median_scaled"):
@@ -64,7 +65,7 @@ def test_train_then_eval_depth(tmp_path, tiny_preset_dir):
 def test_prepare_motorcycle_depth(tmp_path):
     from skimage import data
 
-    eval_recipe_data.run_recipe("prepare_motorcycle_depth", f"--output_dir={tmp_path}")
+    eval_recipe_data.run_recipe("prepare_motorcycle_depth", f"--output_dir={tmp_path}", timeout=900)
     depth = np.load(tmp_path / "depth.npy", allow_pickle=False)
     _, _, disparity = data.stereo_motorcycle()
     row, col = 250, 370
