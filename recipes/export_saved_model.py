@@ -116,7 +116,15 @@ def export_clip_saved_model(preset, output, version=None, class_names=None, temp
 
     start = time.perf_counter()
     task_name = preset_task_name(preset)
-    if task_name == "FlorenceImageClassifier":
+    if task_name == "FlorenceCaptioner":
+        from florence_keras.export.caption_signature import CAPTION_SERVING_DEFAULT
+        from florence_keras.export.caption_signature import caption_signature
+        from florence_keras.models.florence_captioner import FlorenceCaptioner
+
+        captioner = FlorenceCaptioner.from_preset(preset)
+        loaded = time.perf_counter()
+        signatures, serving_default = [caption_signature(captioner)], CAPTION_SERVING_DEFAULT
+    elif task_name == "FlorenceImageClassifier":
         classifier = FlorenceImageClassifier.from_preset(preset)
         loaded = time.perf_counter()
         print(f"Serving the fine-tuned {classifier.head_type}-head classifier of {classifier.num_classes} classes.")
