@@ -10,6 +10,7 @@ $(VENV)/.installed: setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e .
+	@command -v java >/dev/null 2>&1 || echo "NOTE: java not found on PATH: pycocoevalcap's METEOR and PTB tokenizer (captioning scores) need Java; without it METEOR is skipped (apt-get install default-jre-headless)."
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
