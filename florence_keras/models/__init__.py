@@ -1,6 +1,7 @@
 """Florence models: CoSwin, the text encoder, the dual encoder and its Tasks (CLIP, image classifier)."""
 
 from florence_keras.models.coswin_backbone import CoSwinBackbone
+from florence_keras.models.florence_captioner import FlorenceCaptioner
 from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip import FlorenceCLIP
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
