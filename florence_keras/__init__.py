@@ -20,6 +20,7 @@ from florence_keras.models import CoSwinBackbone  # noqa: E402
 from florence_keras.models import FlorenceBackbone  # noqa: E402
 from florence_keras.models import FlorenceCLIP  # noqa: E402
 from florence_keras.models import FlorenceCLIPPreprocessor  # noqa: E402
+from florence_keras.models import FlorenceCaptioner  # noqa: E402
 from florence_keras.models import FlorenceDepthEstimator  # noqa: E402
 from florence_keras.models import FlorenceDetector  # noqa: E402
 from florence_keras.models import FlorenceImageClassifier  # noqa: E402
