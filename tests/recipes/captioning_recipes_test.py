@@ -49,7 +49,7 @@ def test_train_then_eval_captioning(tmp_path, tiny_preset_dir):
         "train_captioning", f"--train_data={_coco_file(tmp_path)}", f"--preset={tiny_preset_dir}",
         f"--model_dir={model_dir}", "--image_size=32", "--steps=3", "--batch_size=4", "--warmup_steps=1",
         "--hidden_dim=16", "--num_layers=1", "--num_heads=2", "--intermediate_dim=32", "--min_word_count=1",
-        "--max_length=10")
+        "--max_length=10", timeout=900)
     assert "6 training images, 12 captions at 32px; vocabulary of 13 tokens" in stdout
     summary = json.loads((model_dir / "train_captioning.json").read_text())
     assert summary["train"]["step"] == 3 and summary["skipped"] == 0
@@ -61,7 +61,7 @@ def test_train_then_eval_captioning(tmp_path, tiny_preset_dir):
     output = tmp_path / "eval"
     stdout = eval_recipe_data.run_recipe(
         "eval_captioning", f"--preset={model_dir / 'preset'}", f"--data={_coco_file(tmp_path, missing=True)}",
-        f"--output_dir={output}", "--num_beams=2")
+        f"--output_dir={output}", "--num_beams=2", timeout=900)
     results = json.loads((output / "results.json").read_text())
     assert results["images"] == 6 and results["skipped"] == 1 and results["skipped_reasons"] == {"missing": 1}
     assert results["decoding"] == "beam 2, length penalty 0"
