@@ -47,6 +47,7 @@ def main(argv):
                                        num_frames=FLAGS.num_frames, stride=FLAGS.frame_stride,
                                        sampling=FLAGS.sampling, batch_size=FLAGS.batch_size)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
+    class_names = result["class_names"]  # the model's classes
     plot_confusion_matrix(result["confusion_matrix"], class_names, os.path.join(FLAGS.output_dir, "confusion.png"),
                           title=f"Confusion ({result['views']} views)")
     result.update(preset=FLAGS.preset, data=data, seconds=time.time() - start,

@@ -27,7 +27,8 @@ def evaluate_video_classifier(task, paths, labels, class_names, views="4x3", num
 
     Args:
         task: a `FlorenceVideoClassifier`.
-        paths, labels: the clips and their class indices (in `class_names`, which must be the task's classes).
+        paths, labels: the clips and their class indices in `class_names` (each a class of the task; the task's
+            other classes may be absent).
         views: `"TxS"`.
         num_frames: frames per view (default the task's).
 
@@ -35,8 +36,13 @@ def evaluate_video_classifier(task, paths, labels, class_names, views="4x3", num
         dict: `classification_metrics` (`top1`, `top5`, ...) of the averaged scores, plus `single_view_top1`
         (the middle view only), `views`, `skipped_clips`, `skipped_reasons`.
     """
-    if list(class_names) != list(task.class_names):
-        raise ValueError(f"The data's classes {list(class_names)} are not the model's {list(task.class_names)}.")
+    model_index = {name: i for i, name in enumerate(task.class_names)}
+    unknown = sorted(set(class_names) - set(model_index))
+    if unknown:
+        raise ValueError(f"The data's classes {unknown} are not among the model's {list(task.class_names)}.")
+    # A held-out set may lack some of the model's classes: labels are the model's indices.
+    labels = [model_index[class_names[label]] for label in labels]
+    class_names = list(task.class_names)
     temporal, spatial = parse_views(views)
     counter = SkipCounter(name="video clips")
     ds = video_dataset(paths, labels=labels, num_frames=num_frames or task.num_frames, image_size=task.image_size,
