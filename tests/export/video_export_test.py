@@ -24,6 +24,7 @@ def task(tmp_path_factory):
     return FlorenceVideoClassifier.from_image_preset(preset, class_names=CLASSES, num_frames=4, window=2)
 
 
+@pytest.mark.slow  # a TensorFlow-only serving subprocess: ~1 min on 2 busy cores
 def test_served_video_signatures_equal_keras(task, tmp_path):
     export_dir = SavedModelExporter(video_signatures(task, top_k=2), serving_default="classify_video").export(
         str(tmp_path / "model"), version=1)
