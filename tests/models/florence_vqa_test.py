@@ -124,7 +124,7 @@ def test_fit_learns_a_question_dependent_answer():
     questions = ["is it yes?", "is it no?"] * 8
     ids = model.tokenize_questions(questions).numpy()
     targets = np.array([[1, 0], [0, 1]] * 8, "float32")
-    model.fit({"images": images, "token_ids": ids}, targets, epochs=25, batch_size=16, verbose=0)
+    model.fit({"images": images, "token_ids": ids}, targets, epochs=15, batch_size=16, verbose=0)
     logits = np.asarray(model({"images": images, "token_ids": ids}))
     assert (logits.argmax(1) == targets.argmax(1)).all()
 
