@@ -61,6 +61,8 @@ flags.DEFINE_bool("builtin_labels", False, "Built-in data: also train on its ima
                   "nearest shape as a class, with prompt templates) beside the captions, as UniCL does.")
 flags.DEFINE_float("labels_first_fraction", 0.0, "With --builtin_labels: this first share of --steps trains on the "
                    "labels alone, then labels and captions together.")
+flags.DEFINE_bool("labels_after_first_stage", True, "With --labels_first_fraction: keep the labels beside the "
+                  "captions after the label stage (False: the captions alone).")
 flags.DEFINE_integer("hard_negative_group", 16, "Size of those groups (at most the per-replica batch).")
 flags.DEFINE_integer("gradient_cache_chunk", None, "Per-replica gradient-cache chunk (default: off).")
 flags.DEFINE_bool("activation_checkpointing", False, "Rematerialise blocks in the backward pass.")
@@ -117,6 +119,7 @@ def main(argv):
         end_learning_rate=FLAGS.end_learning_rate, greyscale_probability=FLAGS.greyscale_probability,
         hard_negative_fraction=FLAGS.hard_negative_fraction, hard_negative_group=FLAGS.hard_negative_group,
         builtin_labels=FLAGS.builtin_labels, labels_first_fraction=FLAGS.labels_first_fraction,
+        labels_after_first_stage=FLAGS.labels_after_first_stage,
         gradient_cache_chunk=FLAGS.gradient_cache_chunk, activation_checkpointing=FLAGS.activation_checkpointing,
         checkpoint_every=FLAGS.checkpoint_every, deterministic=FLAGS.deterministic, seed=FLAGS.seed,
         prompt_augmented_texts=FLAGS.prompt_augmented_texts,

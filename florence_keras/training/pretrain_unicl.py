@@ -136,6 +136,7 @@ def pretrain_unicl(
     hard_negative_group=16,
     builtin_labels=False,
     labels_first_fraction=0.0,
+    labels_after_first_stage=True,
     evaluate=None,
     command=None,
     verbose=1,
@@ -175,6 +176,7 @@ def pretrain_unicl(
             beside the captions, as UniCL joins ImageNet labels and web captions (SPEC §1).
         labels_first_fraction: float in [0, 1); with `builtin_labels`, this first share of the steps trains on
             the labels alone (a stage named "labels"), then labels and captions together.
+        labels_after_first_stage: bool; False: after the label stage, the captions alone.
         hard_negative_fraction, hard_negative_group: the share of each epoch ordered in groups of
             `hard_negative_group` examples whose captions share a word: in-batch hard negatives (see
             `make_image_text_input_fn`; index formats such as csv and coco).
@@ -216,8 +218,8 @@ def pretrain_unicl(
             if data_format not in ("csv", "coco"):
                 raise ValueError("`builtin_labels` joins the captions (csv or coco) with the ImageFolder labels. "
                                  f"Received: data_format={data_format!r}")
-            label_data = "imagefolder:" + builtin_paths["imagefolder"]["train"]
-            train_data = [train_data, label_data]
+            caption_data, label_data = train_data, "imagefolder:" + builtin_paths["imagefolder"]["train"]
+            train_data = [caption_data, label_data]
     dtype = None
     holder = {}
 
@@ -247,6 +249,11 @@ def pretrain_unicl(
         # A first stage on the labels alone; the schedule's own stages follow (one that would begin inside the
         # label stage begins when it ends).
         make_joint_dataset = make_dataset
+        if not labels_after_first_stage:
+            make_joint_dataset = make_image_text_input_fn(
+                [caption_data], data_format, preprocessor, skip_counter=skips,
+                greyscale_probability=greyscale_probability, hard_negative_fraction=hard_negative_fraction,
+                hard_negative_group=hard_negative_group)
         make_label_dataset = make_image_text_input_fn([label_data], data_format, preprocessor, skip_counter=skips,
                                                       greyscale_probability=greyscale_probability)
         later = [stage for stage in stages if stage.start_step > label_steps]
@@ -304,6 +311,7 @@ def pretrain_unicl(
             "end_learning_rate": end_learning_rate, "greyscale_probability": greyscale_probability,
             "hard_negative_fraction": hard_negative_fraction, "hard_negative_group": hard_negative_group,
             "builtin_labels": builtin_labels, "labels_first_fraction": labels_first_fraction,
+            "labels_after_first_stage": labels_after_first_stage,
             "precision": precision, "strategy": type(strategy).__name__, "seed": seed,
             "builtin_train": builtin_train if builtin_paths else None,
             "builtin_heldout": builtin_heldout if builtin_paths else None,

@@ -109,10 +109,12 @@ def test_warmup_is_a_fraction_of_the_steps_unless_given():
         pretrain_unicl.resolve_warmup_steps(100, warmup_fraction=1.5)
 
 
-def test_labels_first_then_labels_and_captions_with_hard_negatives(tmp_path):
+@pytest.mark.parametrize("labels_after", [True, False], ids=["then_both", "then_captions"])
+def test_labels_first_then_labels_and_captions_with_hard_negatives(tmp_path, labels_after):
     run = subprocess.run(
         [sys.executable, os.path.join(ROOT, "recipes", "pretrain_unicl.py"), "--tiny", f"--model_dir={tmp_path}",
-         "--builtin_labels", "--labels_first_fraction=0.5", "--hard_negative_fraction=0.5", "--evaluate=false"],
+         "--builtin_labels", "--labels_first_fraction=0.5", "--hard_negative_fraction=0.5", "--evaluate=false",
+         f"--labels_after_first_stage={labels_after}"],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
     assert run.returncode == 0, run.stderr[-3000:]
@@ -120,5 +122,5 @@ def test_labels_first_then_labels_and_captions_with_hard_negatives(tmp_path):
     assert "Hard-negative groups:" in run.stderr
     training = json.loads((tmp_path / "preset" / "metadata.json").read_text())["florence_training"]
     assert training["builtin_labels"] is True and training["labels_first_fraction"] == 0.5
-    assert training["hard_negative_fraction"] == 0.5
+    assert training["hard_negative_fraction"] == 0.5 and training["labels_after_first_stage"] is labels_after
     assert training["train_data"][1].startswith("imagefolder:")  # the labels beside the captions
