@@ -134,3 +134,13 @@ def test_config_round_trip_and_defaults():
     assert clone.get_config() == small.get_config()
     with pytest.raises(ValueError, match="divisible"):
         CrossAttentionBlock(10, 3)
+
+
+@pytest.mark.parametrize("name", ["florence_keras.layers.cross_attention_block",
+                                  "florence_keras.layers.co_attention_layer", "florence_keras.layers.fusion_encoder"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
