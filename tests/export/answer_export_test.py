@@ -32,6 +32,7 @@ def _b64(data):
     return {"b64": [base64.b64encode(data).decode()], "shape": []}
 
 
+@pytest.mark.slow  # a TF-only serving subprocess (~30 s idle): runs in `make test-all`
 def test_served_answer_equals_keras_predict(tmp_path):
     vqa = _vqa()
     export_dir = SavedModelExporter([answer_signature(vqa)], serving_default="answer").export(
