@@ -57,12 +57,12 @@ flags.DEFINE_float("greyscale_probability", 0.0, "Fraction of training images ma
                    "colour words).")
 flags.DEFINE_float("hard_negative_fraction", 0.0, "Share of each epoch ordered in groups of examples whose "
                    "captions share a word (in-batch hard negatives; csv/tsv/coco/imagefolder data).")
-flags.DEFINE_bool("builtin_labels", False, "Built-in data: also train on its image-label form (each scene's "
+flags.DEFINE_bool("builtin_labels", True, "Built-in data: also train on its image-label form (each scene's "
                   "nearest shape as a class, with prompt templates) beside the captions, as UniCL does.")
-flags.DEFINE_float("labels_first_fraction", 0.0, "With --builtin_labels: this first share of --steps trains on the "
-                   "labels alone, then labels and captions together.")
-flags.DEFINE_bool("labels_after_first_stage", True, "With --labels_first_fraction: keep the labels beside the "
-                  "captions after the label stage (False: the captions alone).")
+flags.DEFINE_float("labels_first_fraction", 0.5, "With --builtin_labels: this first share of --steps trains on the "
+                   "labels alone (docs/training_science.md §3b: captions alone suppress shape).")
+flags.DEFINE_bool("labels_after_first_stage", False, "With --labels_first_fraction: keep the labels beside the "
+                  "captions after the label stage (default: the captions alone).")
 flags.DEFINE_integer("hard_negative_group", 16, "Size of those groups (at most the per-replica batch).")
 flags.DEFINE_integer("gradient_cache_chunk", None, "Per-replica gradient-cache chunk (default: off).")
 flags.DEFINE_bool("activation_checkpointing", False, "Rematerialise blocks in the backward pass.")

@@ -134,9 +134,9 @@ def pretrain_unicl(
     greyscale_probability=0.0,
     hard_negative_fraction=0.0,
     hard_negative_group=16,
-    builtin_labels=False,
-    labels_first_fraction=0.0,
-    labels_after_first_stage=True,
+    builtin_labels=True,
+    labels_first_fraction=0.5,
+    labels_after_first_stage=False,
     evaluate=None,
     command=None,
     verbose=1,
@@ -214,10 +214,10 @@ def pretrain_unicl(
             raise ValueError(f"The built-in data is written as csv, coco, imagefolder or tfrecord. "
                              f"Received: data_format={data_format!r}")
         train_data = builtin_paths[data_format]["train"]
-        if builtin_labels:
-            if data_format not in ("csv", "coco"):
-                raise ValueError("`builtin_labels` joins the captions (csv or coco) with the ImageFolder labels. "
-                                 f"Received: data_format={data_format!r}")
+        if builtin_labels and data_format not in ("csv", "coco"):
+            logger.warning("builtin_labels joins the captions (csv or coco) with the ImageFolder labels; with "
+                           "data_format=%s the built-in data is trained as that format alone.", data_format)
+        elif builtin_labels:
             caption_data, label_data = train_data, "imagefolder:" + builtin_paths["imagefolder"]["train"]
             train_data = [caption_data, label_data]
     dtype = None
