@@ -96,17 +96,27 @@ def test_main_job_tiny_and_resume(tmp_path):
 
 
 def test_warmup_is_a_fraction_of_the_steps_unless_given():
-    sys.path.insert(0, os.path.join(ROOT, "recipes"))
-    try:
-        import pretrain_unicl
-    finally:
-        sys.path.remove(os.path.join(ROOT, "recipes"))
-    assert pretrain_unicl.resolve_warmup_steps(1200) == 120
-    assert pretrain_unicl.resolve_warmup_steps(3000, warmup_fraction=0.05) == 150
-    assert pretrain_unicl.resolve_warmup_steps(1200, warmup_steps=50) == 50
-    assert pretrain_unicl.resolve_warmup_steps(4) == 1
-    with pytest.raises(Exception, match="warmup_fraction"):
-        pretrain_unicl.resolve_warmup_steps(100, warmup_fraction=1.5)
+    # In a subprocess: importing a recipe defines its absl flags process-wide, and another test file's recipe
+    # (run in the same pytest worker) may define flags of the same names.
+    check = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import pretrain_unicl
+assert pretrain_unicl.resolve_warmup_steps(1200) == 120
+assert pretrain_unicl.resolve_warmup_steps(3000, warmup_fraction=0.05) == 150
+assert pretrain_unicl.resolve_warmup_steps(1200, warmup_steps=50) == 50
+assert pretrain_unicl.resolve_warmup_steps(4) == 1
+try:
+    pretrain_unicl.resolve_warmup_steps(100, warmup_fraction=1.5)
+except Exception as error:
+    assert "warmup_fraction" in str(error), error
+else:
+    raise AssertionError("warmup_fraction=1.5 was accepted")
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", check, os.path.join(ROOT, "recipes")], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
 
 
 @pytest.mark.parametrize("labels_after", [True, False], ids=["then_both", "then_captions"])
