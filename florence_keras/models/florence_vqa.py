@@ -121,6 +121,21 @@ class FlorenceVQA(FlorenceTask):
         logits = self.head_output(hidden)
         super().__init__(inputs={"images": images, "token_ids": token_ids}, outputs=logits, **kwargs)
 
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """`FlorenceTask.from_preset`; a `FlorenceFusionPretrainer` preset directory (recipes/pretrain_fusion.py)
+        also gives its pretrained fusion stack (`fusion_weights.copy_fusion_weights`: the fusion settings must be
+        the pretrainer's), besides its backbone."""
+        from florence_keras.models import fusion_weights
+
+        if not fusion_weights.is_fusion_pretrainer_preset(preset):
+            return super().from_preset(preset, load_weights=load_weights, **kwargs)
+        # Not the preset loader's weights: its task weights are the pretrainer's heads, not this Task's.
+        task = super().from_preset(preset, load_weights=False, **kwargs)
+        if load_weights:
+            fusion_weights.load_fusion_weights(task, preset, with_backbone=True)
+        return task
+
     # ------------------------------------------------------------------------------------------------
     # Questions.
 
