@@ -70,12 +70,11 @@ def main(argv):
     from florence_keras.data.caption_batches import caption_dataset
     from florence_keras.data.caption_batches import caption_pairs
     from florence_keras.data.coco_captions import load_caption_data
-    from florence_keras.evaluation import reporting
     from florence_keras.models.caption_vocabulary import CaptionVocabulary
     from florence_keras.models.caption_vocabulary import build_vocabulary
     from florence_keras.models.florence_captioner import FlorenceCaptioner
-    from florence_keras.training import AdamWConfig
-    from florence_keras.training import UniCLTrainer
+    from florence_keras.training.task_training import TRAINING_FLAGS
+    from florence_keras.training.task_training import train_task
 
     start = time.time()
     train_data = FLAGS.train_data
@@ -98,39 +97,22 @@ def main(argv):
             num_beams=FLAGS.num_beams, length_penalty=FLAGS.length_penalty,
             image_token_source=FLAGS.image_token_source)
 
-    trainer = None
-
-    def make_dataset(request):
-        normalize = trainer.model.preprocessor.image_converter.normalizer()
+    def make_dataset(request, task):
+        normalize = task.preprocessor.image_converter.normalizer()
         return caption_dataset(data["images"], image_index, token_ids, request.batch_size, normalize,
                                seed=request.seed * 1009 + request.input_pipeline_id)
 
-    optimizer = AdamWConfig(learning_rate=FLAGS.learning_rate, weight_decay=FLAGS.weight_decay, beta_2=0.999,
-                            epsilon=1e-8, warmup_steps=min(FLAGS.warmup_steps, FLAGS.steps - 1))
-    trainer = UniCLTrainer(model_fn, make_dataset, model_dir=FLAGS.model_dir, total_steps=FLAGS.steps,
-                           global_batch_size=FLAGS.batch_size, optimizer=optimizer, image_size=FLAGS.image_size,
-                           checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
-    result = trainer.fit()
-    train_seconds = time.time() - start
-    if result["preempted"]:
-        print(f"Stopped at step {result['step']} (preempted); rerun to resume.")
-        return
-    command = " ".join(["python", "recipes/train_captioning.py"] + sys.argv[1:])
-    preset_dir = os.path.join(FLAGS.model_dir, "preset")
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "train_backbone", "max_length", "min_word_count", "max_vocabulary", "hidden_dim", "num_layers", "num_heads",
         "intermediate_dim", "dropout", "num_beams", "length_penalty", "image_token_source", "seed")}
-    trainer.model.save_to_preset(preset_dir, metadata={"florence_training": dict(
-        settings, task="captioning", command=command, train_data=[str(p) for p in train_data],
-        final_loss=result["loss"], train_seconds=train_seconds)})
-    reporting.write_json({"train": result, "settings": settings, "command": command, "preset_dir": preset_dir,
-                          "train_images": len(data["images"]), "train_captions": int(len(token_ids)),
-                          "vocabulary_size": len(vocabulary), "skipped": data["skip_counter"].count,
-                          "skipped_reasons": dict(data["skip_counter"].reasons), "seconds": train_seconds},
-                         os.path.join(FLAGS.model_dir, "train_captioning.json"))
-    print(f"Trained {result['step']} steps in {train_seconds:.0f} s (final loss {result['loss']:.4f}); "
-          f"wrote the preset {preset_dir}")
+    command = " ".join(["python", "recipes/train_captioning.py"] + sys.argv[1:])
+    train_task(model_fn, make_dataset, task="captioning", command=command, settings=settings,
+               metadata={"train_data": [str(p) for p in train_data]},
+               report=lambda: {"train_images": len(data["images"]), "train_captions": int(len(token_ids)),
+                               "vocabulary_size": len(vocabulary), "skipped": data["skip_counter"].count,
+                               "skipped_reasons": dict(data["skip_counter"].reasons)},
+               start_time=start, **{name: FLAGS[name].value for name in TRAINING_FLAGS})
 
 
 if __name__ == "__main__":

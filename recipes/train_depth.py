@@ -60,11 +60,10 @@ def main(argv):
     from florence_keras.data.depth_augmentation import depth_dataset
     from florence_keras.data.depth_builtin import ensure_builtin_depth_data
     from florence_keras.data.depth_pairs import load_depth_pairs
-    from florence_keras.evaluation import reporting
     from florence_keras.evaluation.depth_evaluation import evaluate_depth
     from florence_keras.models.florence_depth_estimator import FlorenceDepthEstimator
-    from florence_keras.training import AdamWConfig
-    from florence_keras.training import UniCLTrainer
+    from florence_keras.training.task_training import TRAINING_FLAGS
+    from florence_keras.training.task_training import train_task
 
     start = time.time()
     train_data = FLAGS.train_data
@@ -85,50 +84,32 @@ def main(argv):
             FLAGS.preset, image_size=FLAGS.image_size, decoder_channels=FLAGS.decoder_channels,
             silog_lambda=FLAGS.silog_lambda, gradient_weight=FLAGS.gradient_weight)
 
-    trainer = None
-
-    def make_dataset(request):
-        normalize = trainer.model.preprocessor.image_converter.normalizer()
+    def make_dataset(request, task):
+        normalize = task.preprocessor.image_converter.normalizer()
         return depth_dataset(train_images, train_depth, request.batch_size, normalize,
                              seed=request.seed * 1009 + request.input_pipeline_id, augment=FLAGS.augment,
                              max_shift=FLAGS.max_shift, max_vertical_shift=FLAGS.max_vertical_shift)
 
-    optimizer = AdamWConfig(learning_rate=FLAGS.learning_rate, weight_decay=FLAGS.weight_decay, beta_2=0.999,
-                            epsilon=1e-8, warmup_steps=min(FLAGS.warmup_steps, FLAGS.steps - 1))
-    trainer = UniCLTrainer(model_fn, make_dataset, model_dir=FLAGS.model_dir, total_steps=FLAGS.steps,
-                           global_batch_size=FLAGS.batch_size, optimizer=optimizer, image_size=FLAGS.image_size,
-                           checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
-    result = trainer.fit()
-    train_seconds = time.time() - start
-    if result["preempted"]:
-        print(f"Stopped at step {result['step']} (preempted); rerun to resume.")
-        return
-    command = " ".join(["python", "recipes/train_depth.py"] + sys.argv[1:])
-    preset_dir = os.path.join(FLAGS.model_dir, "preset")
+    def validate(task):  # scored as eval_depth.py scores: raw images in, depth at their size out
+        if not num_validation:
+            return {"validation": None}
+        scores = evaluate_depth(task, pairs["images"][-num_validation:], pairs["depth"][-num_validation:])
+        metrics = scores["metrics"]
+        print(f"Validation ({num_validation} training pairs held back, no median scaling): "
+              f"AbsRel {metrics['abs_rel']:.4f}, RMSE {metrics['rmse']:.3f}, δ1 {metrics['delta1']:.4f}")
+        return {"validation": {"pairs": num_validation, "metrics": metrics,
+                               "metrics_median_scaled": scores["metrics_median_scaled"]}}
+
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "decoder_channels", "silog_lambda", "gradient_weight", "max_shift", "max_vertical_shift", "augment", "seed",
         "builtin_layout", "validation_pairs")}
-    validation = None
-    if num_validation:  # scored as eval_depth.py scores: raw images in, depth at their size out
-        scores = evaluate_depth(trainer.model, pairs["images"][-num_validation:], pairs["depth"][-num_validation:])
-        validation = {"pairs": num_validation, "metrics": scores["metrics"],
-                      "metrics_median_scaled": scores["metrics_median_scaled"]}
-        metrics = scores["metrics"]
-        print(f"Validation ({num_validation} training pairs held back, no median scaling): "
-              f"AbsRel {metrics['abs_rel']:.4f}, RMSE {metrics['rmse']:.3f}, δ1 {metrics['delta1']:.4f}")
-    trainer.model.save_to_preset(preset_dir, metadata={"florence_training": dict(
-        settings, task="depth", command=command, train_data=[str(p) for p in train_data],
-        final_loss=result["loss"], train_seconds=train_seconds, validation=validation)})
-    reporting.write_json({"train": result, "settings": settings, "command": command, "preset_dir": preset_dir,
-                          "train_pairs": len(train_images), "validation": validation,
-                          "skipped_pairs": pairs["skip_counter"].count,
-                          "skipped_reasons": dict(pairs["skip_counter"].reasons), "seconds": train_seconds,
-                          "process_cpu_seconds": time.process_time()},
-                         os.path.join(FLAGS.model_dir, "train_depth.json"))
-    print(f"Trained {result['step']} steps in {train_seconds:.0f} s wall, {time.process_time():.0f} s process CPU "
-          f"(final loss {result['loss']:.4f}); "
-          f"wrote the preset {preset_dir}")
+    command = " ".join(["python", "recipes/train_depth.py"] + sys.argv[1:])
+    train_task(model_fn, make_dataset, task="depth", command=command, settings=settings,
+               metadata={"train_data": [str(p) for p in train_data]}, after_training=validate,
+               report=lambda: {"train_pairs": len(train_images), "skipped_pairs": pairs["skip_counter"].count,
+                               "skipped_reasons": dict(pairs["skip_counter"].reasons)},
+               start_time=start, **{name: FLAGS[name].value for name in TRAINING_FLAGS})
 
 
 if __name__ == "__main__":

@@ -65,10 +65,9 @@ def main(argv):
     from florence_keras.data.coco_detection import load_coco_detection
     from florence_keras.data.detection_builtin import ensure_builtin_detection_data
     from florence_keras.data.detection_dataset import detection_dataset
-    from florence_keras.evaluation import reporting
     from florence_keras.models.florence_detector import FlorenceDetector
-    from florence_keras.training import AdamWConfig
-    from florence_keras.training import UniCLTrainer
+    from florence_keras.training.task_training import TRAINING_FLAGS
+    from florence_keras.training.task_training import train_task
 
     start = time.time()
     train_data = FLAGS.train_data
@@ -95,42 +94,25 @@ def main(argv):
             num_head_blocks=FLAGS.num_head_blocks, num_tower_convs=FLAGS.num_tower_convs,
             anchor_scale=FLAGS.anchor_scale, freeze_backbone=freeze_backbone)
 
-    trainer = None
-
-    def make_dataset(request):
-        normalize = trainer.model.preprocessor.image_converter.normalizer()
+    def make_dataset(request, task):
+        normalize = task.preprocessor.image_converter.normalizer()
         return detection_dataset(records, FLAGS.image_size, request.batch_size, normalize,
                                  seed=request.seed * 1009 + request.input_pipeline_id, augment=FLAGS.augment,
                                  scale_range=(FLAGS.scale_min, max(FLAGS.scale_min, FLAGS.scale_max)),
                                  hue_delta=FLAGS.hue_delta)
 
-    optimizer = AdamWConfig(learning_rate=FLAGS.learning_rate, weight_decay=FLAGS.weight_decay, beta_2=0.999,
-                            epsilon=1e-8, warmup_steps=min(FLAGS.warmup_steps, FLAGS.steps - 1))
-    trainer = UniCLTrainer(model_fn, make_dataset, model_dir=FLAGS.model_dir, total_steps=FLAGS.steps,
-                           global_batch_size=FLAGS.batch_size, optimizer=optimizer, image_size=FLAGS.image_size,
-                           checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
-    result = trainer.fit()
-    train_seconds = time.time() - start
-    if result["preempted"]:
-        print(f"Stopped at step {result['step']} (preempted); rerun to resume.")
-        return
-    command = " ".join(["python", "recipes/train_detection.py"] + sys.argv[1:])
-    preset_dir = os.path.join(FLAGS.model_dir, "preset")
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "fpn_channels", "num_head_blocks", "num_tower_convs", "anchor_scale", "class_agnostic", "exclude_classes",
         "scale_min", "scale_max", "hue_delta", "augment", "seed")}
     settings["freeze_backbone"] = freeze_backbone
-    trainer.model.save_to_preset(preset_dir, metadata={"florence_training": dict(
-        settings, task="detection", command=command, train_data=os.fspath(train_data),
-        final_loss=result["loss"], train_seconds=train_seconds)})
-    reporting.write_json({"train": result, "settings": settings, "command": command, "preset_dir": preset_dir,
-                          "train_data": os.fspath(train_data), "builtin_dir": builtin_dir,
-                          "train_images": len(records["paths"]), "skipped": counter.count,
-                          "skipped_reasons": dict(counter.reasons), "seconds": train_seconds},
-                         os.path.join(FLAGS.model_dir, "train_detection.json"))
-    print(f"Trained {result['step']} steps in {train_seconds:.0f} s (final loss {result['loss']:.4f}); "
-          f"wrote the preset {preset_dir}")
+    command = " ".join(["python", "recipes/train_detection.py"] + sys.argv[1:])
+    train_task(model_fn, make_dataset, task="detection", command=command, settings=settings,
+               metadata={"train_data": os.fspath(train_data)},
+               report=lambda: {"train_data": os.fspath(train_data), "builtin_dir": builtin_dir,
+                               "train_images": len(records["paths"]), "skipped": counter.count,
+                               "skipped_reasons": dict(counter.reasons)},
+               start_time=start, **{name: FLAGS[name].value for name in TRAINING_FLAGS})
 
 
 if __name__ == "__main__":

@@ -59,9 +59,8 @@ def main(argv):
     del argv
     import time
 
-    from florence_keras.evaluation import reporting
-    from florence_keras.training import AdamWConfig
-    from florence_keras.training import UniCLTrainer
+    from florence_keras.training.task_training import TRAINING_FLAGS
+    from florence_keras.training.task_training import train_task
     from florence_keras.training.video_training import load_video_task
     from florence_keras.training.video_training import video_training_data
 
@@ -84,42 +83,24 @@ def main(argv):
                                temporal_window=FLAGS.temporal_window, inflation=FLAGS.inflation,
                                label_smoothing=FLAGS.label_smoothing)
 
-    trainer = None
+    def make_dataset(request, task):
+        return data["make_dataset"](task, request.batch_size, seed=request.seed * 1009 + request.input_pipeline_id,
+                                    num_frames=FLAGS.num_frames, image_size=FLAGS.image_size,
+                                    stride=FLAGS.frame_stride, sampling=FLAGS.sampling, flip=FLAGS.flip)
 
-    def make_dataset(request):
-        return data["make_dataset"](trainer.model, request.batch_size, seed=request.seed * 1009 +
-                                    request.input_pipeline_id, num_frames=FLAGS.num_frames,
-                                    image_size=FLAGS.image_size, stride=FLAGS.frame_stride,
-                                    sampling=FLAGS.sampling, flip=FLAGS.flip)
-
-    optimizer = AdamWConfig(learning_rate=FLAGS.learning_rate, weight_decay=FLAGS.weight_decay, beta_2=0.999,
-                            epsilon=1e-8, warmup_steps=min(FLAGS.warmup_steps, FLAGS.steps - 1))
-    trainer = UniCLTrainer(model_fn, make_dataset, model_dir=FLAGS.model_dir, total_steps=FLAGS.steps,
-                           global_batch_size=FLAGS.batch_size, optimizer=optimizer, image_size=FLAGS.image_size,
-                           checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
-    result = trainer.fit()
-    seconds = time.time() - start
-    if result["preempted"]:
-        print(f"Stopped at step {result['step']} (preempted); rerun to resume.")
-        return
-    command = " ".join(["python", "recipes/train_video.py"] + sys.argv[1:])
     settings = {name: FLAGS[name].value for name in (
         "preset", "objective", "num_frames", "frame_stride", "sampling", "image_size", "steps", "batch_size",
         "learning_rate", "warmup_steps", "weight_decay", "label_smoothing", "temporal_kernel", "temporal_stride",
         "temporal_window", "inflation", "flip", "seed")}
-    preset_dir = os.path.join(FLAGS.model_dir, "preset")
     skipped = data["skip_counter"]
-    trainer.model.save_to_preset(preset_dir, metadata={"florence_training": dict(
-        settings, task="video", command=command, train_data=str(train_data), final_loss=result["loss"],
-        train_seconds=seconds)})
-    reporting.write_json({"train": result, "settings": settings, "command": command, "preset_dir": preset_dir,
-                          "train_clips": len(data["paths"]), "class_names": data["class_names"],
-                          "flip_effective": data.get("flip_effective"), "skipped_clips": skipped.count,
-                          "skipped_reasons": dict(skipped.reasons), "seconds": seconds,
-                          "process_cpu_seconds": time.process_time()},
-                         os.path.join(FLAGS.model_dir, "train_video.json"))
-    print(f"Trained {result['step']} steps in {seconds:.0f} s wall, {time.process_time():.0f} s process CPU "
-          f"(final loss {result['loss']:.4f}); skipped clips: {skipped.count}; wrote the preset {preset_dir}")
+    command = " ".join(["python", "recipes/train_video.py"] + sys.argv[1:])
+    train_task(model_fn, make_dataset, task="video", command=command, settings=settings,
+               metadata={"train_data": str(train_data)},
+               report=lambda: {"train_clips": len(data["paths"]), "class_names": data["class_names"],
+                               "flip_effective": data.get("flip_effective"), "skipped_clips": skipped.count,
+                               "skipped_reasons": dict(skipped.reasons)},
+               note=lambda: f"skipped clips: {skipped.count}", start_time=start,
+               **{name: FLAGS[name].value for name in TRAINING_FLAGS})
 
 
 if __name__ == "__main__":

@@ -70,10 +70,9 @@ def main(argv):
     from florence_keras.data.vqa_targets import soft_scores
     from florence_keras.data.vqa_v2 import load_vqa_images
     from florence_keras.data.vqa_v2 import read_vqa_v2
-    from florence_keras.evaluation import reporting
     from florence_keras.models.florence_vqa import FlorenceVQA
-    from florence_keras.training import AdamWConfig
-    from florence_keras.training import UniCLTrainer
+    from florence_keras.training.task_training import TRAINING_FLAGS
+    from florence_keras.training.task_training import train_task
 
     start = time.time()
     questions, annotations = FLAGS.questions, FLAGS.annotations
@@ -110,46 +109,30 @@ def main(argv):
             model.backbone.trainable = False
         return model
 
-    trainer = None
     token_ids = None
 
-    def make_dataset(request):
+    def make_dataset(request, task):
         nonlocal token_ids
-        model = trainer.model
         if token_ids is None:
             token_ids = np.concatenate([
-                np.asarray(model.tokenize_questions([r["question"] for r in records[i:i + 4096]]))
+                np.asarray(task.tokenize_questions([r["question"] for r in records[i:i + 4096]]))
                 for i in range(0, len(records), 4096)])
         return vqa_dataset(loaded["images"], loaded["image_index"], token_ids, scores, request.batch_size,
-                           model.preprocessor.image_converter.normalizer(),
+                           task.preprocessor.image_converter.normalizer(),
                            seed=request.seed * 1009 + request.input_pipeline_id)
 
-    optimizer = AdamWConfig(learning_rate=FLAGS.learning_rate, weight_decay=FLAGS.weight_decay, beta_2=0.999,
-                            epsilon=1e-8, warmup_steps=min(FLAGS.warmup_steps, FLAGS.steps - 1))
-    trainer = UniCLTrainer(model_fn, make_dataset, model_dir=FLAGS.model_dir, total_steps=FLAGS.steps,
-                           global_batch_size=FLAGS.batch_size, optimizer=optimizer, image_size=FLAGS.image_size,
-                           checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed)
-    result = trainer.fit()
-    train_seconds = time.time() - start
-    if result["preempted"]:
-        print(f"Stopped at step {result['step']} (preempted); rerun to resume.")
-        return
-    command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])
-    preset_dir = os.path.join(FLAGS.model_dir, "preset")
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
         "freeze_backbone", "seed")}
-    trainer.model.save_to_preset(preset_dir, metadata={"florence_training": dict(
-        settings, task="vqa", command=command, questions=str(questions), annotations=str(annotations),
-        final_loss=result["loss"], train_seconds=train_seconds)})
-    reporting.write_json({"train": result, "settings": settings, "command": command, "preset_dir": preset_dir,
-                          "train_questions": len(records), "train_images": int(len(loaded["images"])),
-                          "answers": len(vocabulary), "answer_coverage": covered,
-                          "skipped": data["skip_counter"].count, "skipped_reasons": dict(data["skip_counter"].reasons),
-                          "seconds": train_seconds}, os.path.join(FLAGS.model_dir, "train_vqa.json"))
-    print(f"Trained {result['step']} steps in {train_seconds:.0f} s (final loss {result['loss']:.4f}); "
-          f"wrote the preset {preset_dir}")
+    command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])
+    train_task(model_fn, make_dataset, task="vqa", command=command, settings=settings,
+               metadata={"questions": str(questions), "annotations": str(annotations)},
+               report=lambda: {"train_questions": len(records), "train_images": int(len(loaded["images"])),
+                               "answers": len(vocabulary), "answer_coverage": covered,
+                               "skipped": data["skip_counter"].count,
+                               "skipped_reasons": dict(data["skip_counter"].reasons)},
+               start_time=start, **{name: FLAGS[name].value for name in TRAINING_FLAGS})
 
 
 if __name__ == "__main__":
