@@ -10,6 +10,71 @@ from florence_keras.layers.swin_transformer_block import SwinTransformerBlock
 
 PATCH_EMBEDDINGS = ("conv", "linear")
 
+# The constructor arguments `CoSwinBackbone` and `VideoCoSwinBackbone` share, in their `get_config` order.
+SHARED_CONFIG = ("embed_dim", "depths", "num_heads", "window_size", "mlp_ratio", "qkv_bias", "dropout",
+                 "attention_dropout", "drop_path_rate", "patch_embedding", "patch_size")
+
+
+def check_stage_arguments(embed_dim, depths, num_heads, patch_embedding):
+    """Checks the stage arguments shared by the 2-D and 3-D CoSwin; returns `depths`, `num_heads` as lists."""
+    depths, num_heads = list(depths), list(num_heads)
+    if patch_embedding not in PATCH_EMBEDDINGS:
+        raise ValueError(
+            f"`patch_embedding` must be one of {PATCH_EMBEDDINGS}. "
+            f"Received: patch_embedding={patch_embedding!r}"
+        )
+    if not depths or len(depths) != len(num_heads) or min(depths) < 1:
+        raise ValueError(
+            "`depths` and `num_heads` need one positive entry per stage. "
+            f"Received: depths={depths}, num_heads={num_heads}"
+        )
+    for stage, heads in enumerate(num_heads):
+        if (embed_dim * 2**stage) % heads:
+            raise ValueError(
+                f"Stage {stage} width {embed_dim * 2**stage} is not divisible by "
+                f"num_heads[{stage}]={heads}."
+            )
+    return depths, num_heads
+
+
+def drop_path_rates(drop_path_rate, depths):
+    """Stochastic depth per block over all stages: linear from 0 to `drop_path_rate` (the last block)."""
+    total_blocks = sum(depths)
+    return [drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)]
+
+
+def coswin_features(backbone, inputs, training=None):
+    """The CoSwin forward pass, shared by `CoSwinBackbone` (2-D) and `VideoCoSwinBackbone` (3-D).
+
+    The stem, then per stage its downsampling (after the first) and blocks, then the final LayerNorm and the
+    global average pooling. Both backbones build the same layers (`stem`, `downsamplers`, `stages`,
+    `final_norm`, `pool`), given 2-D or 3-D shapes.
+
+    Args:
+        backbone: a `CoSwinBackbone` or `VideoCoSwinBackbone` (its layers are used, not its functional graph).
+        inputs: images `(B, H, W, C)` or clips `(B, T, H, W, C)` of any static size.
+        training: passed to the blocks (dropout, stochastic depth).
+
+    Returns:
+        dict with `"feature_map"` (the last stage after the final norm), `"pooled_output"` (its global average)
+        and `"pyramid"` (`"P2".."P5"`: each stage's output).
+    """
+    x = backbone.stem(inputs)
+    pyramid = {}
+    for stage, blocks in enumerate(backbone.stages):
+        if stage > 0:
+            x = backbone.downsamplers[stage - 1](x)
+        for block in blocks:
+            x = block(x, training=training)
+        pyramid[f"P{stage + 2}"] = x
+    feature_map = backbone.final_norm(x)
+    return {"feature_map": feature_map, "pooled_output": backbone.pool(feature_map), "pyramid": pyramid}
+
+
+def coswin_config(backbone, own_names):
+    """`get_config` entries of a CoSwin backbone: the `SHARED_CONFIG` arguments, then `own_names`, in order."""
+    return {name: getattr(backbone, name) for name in SHARED_CONFIG + tuple(own_names)}
+
 
 @keras.saving.register_keras_serializable(package="florence_keras")
 class CoSwinBackbone(Backbone):
@@ -78,35 +143,16 @@ class CoSwinBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        depths, num_heads = list(depths), list(num_heads)
-        if patch_embedding not in PATCH_EMBEDDINGS:
-            raise ValueError(
-                f"`patch_embedding` must be one of {PATCH_EMBEDDINGS}. "
-                f"Received: patch_embedding={patch_embedding!r}"
-            )
-        if not depths or len(depths) != len(num_heads) or min(depths) < 1:
-            raise ValueError(
-                "`depths` and `num_heads` need one positive entry per stage. "
-                f"Received: depths={depths}, num_heads={num_heads}"
-            )
+        depths, num_heads = check_stage_arguments(embed_dim, depths, num_heads, patch_embedding)
         image_shape = tuple(image_shape)
         if len(image_shape) != 3 or any(d is None or d < 1 for d in image_shape):
             raise ValueError(
                 "`image_shape` must be a static (height, width, channels). "
                 f"Received: image_shape={image_shape}"
             )
-        for stage, heads in enumerate(num_heads):
-            if (embed_dim * 2**stage) % heads:
-                raise ValueError(
-                    f"Stage {stage} width {embed_dim * 2**stage} is not divisible by "
-                    f"num_heads[{stage}]={heads}."
-                )
 
         # === Layers ===
-        total_blocks = sum(depths)
-        rates = [
-            drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)
-        ]
+        rates = drop_path_rates(drop_path_rate, depths)
         if patch_embedding == "conv":
             stem = ConvTokenEmbedding(
                 embed_dim, kernel_size=7, strides=patch_size, padding="symmetric",
@@ -197,35 +243,9 @@ class CoSwinBackbone(Backbone):
             dict with `"feature_map"`, `"pooled_output"` and `"pyramid"`
             (`"P2".."P5"` stage outputs).
         """
-        x = self.stem(images)
-        pyramid = {}
-        for stage, blocks in enumerate(self.stages):
-            if stage > 0:
-                x = self.downsamplers[stage - 1](x)
-            for block in blocks:
-                x = block(x, training=training)
-            pyramid[f"P{stage + 2}"] = x
-        feature_map = self.final_norm(x)
-        return {"feature_map": feature_map, "pooled_output": self.pool(feature_map),
-                "pyramid": pyramid}
+        return coswin_features(self, images, training=training)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "embed_dim": self.embed_dim,
-                "depths": self.depths,
-                "num_heads": self.num_heads,
-                "window_size": self.window_size,
-                "mlp_ratio": self.mlp_ratio,
-                "qkv_bias": self.qkv_bias,
-                "dropout": self.dropout,
-                "attention_dropout": self.attention_dropout,
-                "drop_path_rate": self.drop_path_rate,
-                "patch_embedding": self.patch_embedding,
-                "patch_size": self.patch_size,
-                "image_shape": self.image_shape,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-            }
-        )
+        config.update(coswin_config(self, ("image_shape", "layer_norm_epsilon")))
         return config

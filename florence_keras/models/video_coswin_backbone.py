@@ -6,8 +6,10 @@ from keras_hub.models import Backbone
 from florence_keras.layers.conv_token_embedding import ConvTokenEmbedding
 from florence_keras.layers.patch_merging import PatchMerging
 from florence_keras.layers.swin_transformer_block import SwinTransformerBlock
-
-PATCH_EMBEDDINGS = ("conv", "linear")
+from florence_keras.models.coswin_backbone import check_stage_arguments
+from florence_keras.models.coswin_backbone import coswin_config
+from florence_keras.models.coswin_backbone import coswin_features
+from florence_keras.models.coswin_backbone import drop_path_rates
 
 
 def _triple(value, name):
@@ -100,21 +102,11 @@ class VideoCoSwinBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        depths, num_heads = list(depths), list(num_heads)
-        if patch_embedding not in PATCH_EMBEDDINGS:
-            raise ValueError(f"`patch_embedding` must be one of {PATCH_EMBEDDINGS}. "
-                             f"Received: patch_embedding={patch_embedding!r}")
-        if not depths or len(depths) != len(num_heads) or min(depths) < 1:
-            raise ValueError("`depths` and `num_heads` need one positive entry per stage. "
-                             f"Received: depths={depths}, num_heads={num_heads}")
+        depths, num_heads = check_stage_arguments(embed_dim, depths, num_heads, patch_embedding)
         video_shape = tuple(video_shape)
         if len(video_shape) != 4 or any(d is None or d < 1 for d in video_shape):
             raise ValueError("`video_shape` must be a static (frames, height, width, channels). "
                              f"Received: video_shape={video_shape}")
-        for stage, heads in enumerate(num_heads):
-            if (embed_dim * 2**stage) % heads:
-                raise ValueError(f"Stage {stage} width {embed_dim * 2**stage} is not divisible by "
-                                 f"num_heads[{stage}]={heads}.")
         patch = _triple(patch_size, "patch_size")
         if isinstance(temporal_kernel, int):
             kernels_t = (temporal_kernel, temporal_kernel)
@@ -126,8 +118,7 @@ class VideoCoSwinBackbone(Backbone):
         windows = stage_windows(window_size, len(depths))
 
         # === Layers ===
-        total_blocks = sum(depths)
-        rates = [drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)]
+        rates = drop_path_rates(drop_path_rate, depths)
         if patch_embedding == "conv":
             self.stem = ConvTokenEmbedding(
                 embed_dim, kernel_size=(kernels_t[0], 7, 7), strides=patch, padding="symmetric",
@@ -196,16 +187,7 @@ class VideoCoSwinBackbone(Backbone):
         Returns:
             dict with `"feature_map"`, `"pooled_output"` and `"pyramid"` (`"P2".."P5"`).
         """
-        x = self.stem(videos)
-        pyramid = {}
-        for stage, blocks in enumerate(self.stages):
-            if stage > 0:
-                x = self.downsamplers[stage - 1](x)
-            for block in blocks:
-                x = block(x, training=training)
-            pyramid[f"P{stage + 2}"] = x
-        feature_map = self.final_norm(x)
-        return {"feature_map": feature_map, "pooled_output": self.pool(feature_map), "pyramid": pyramid}
+        return coswin_features(self, videos, training=training)
 
     @classmethod
     def from_image_backbone(cls, image_backbone, num_frames=8, temporal_kernel=3, temporal_stride=2,
@@ -223,22 +205,5 @@ class VideoCoSwinBackbone(Backbone):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "embed_dim": self.embed_dim,
-                "depths": self.depths,
-                "num_heads": self.num_heads,
-                "window_size": self.window_size,
-                "mlp_ratio": self.mlp_ratio,
-                "qkv_bias": self.qkv_bias,
-                "dropout": self.dropout,
-                "attention_dropout": self.attention_dropout,
-                "drop_path_rate": self.drop_path_rate,
-                "patch_embedding": self.patch_embedding,
-                "patch_size": self.patch_size,
-                "temporal_kernel": self.temporal_kernel,
-                "video_shape": self.video_shape,
-                "layer_norm_epsilon": self.layer_norm_epsilon,
-            }
-        )
+        config.update(coswin_config(self, ("temporal_kernel", "video_shape", "layer_norm_epsilon")))
         return config
