@@ -1,6 +1,9 @@
-"""The export recipe in tiny mode: a stock-ops export that loads where TF-Text is absent."""
+"""The export recipe in tiny mode: a stock-ops export that loads where TF-Text is absent.
 
-import importlib.util
+The recipe runs in subprocesses: importing it defines its absl flags process-wide, and another test file's recipe
+(run in the same pytest-xdist worker) may define flags of the same names.
+"""
+
 import json
 import os
 import subprocess
@@ -8,41 +11,54 @@ import sys
 
 import numpy as np
 import pytest
-from absl import app
 
 from florence_keras import export
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RECIPE = os.path.join(REPO, "recipes", "export_saved_model.py")
 CLIENT = os.path.join(REPO, "tests", "export", "serving_client.py")
 TEXTS = ["a photo of a cat.", "A Red CIRCLE"]
 
+# Imports the recipe as `recipe` in a fresh process; the test's code follows (its arguments: sys.argv[1:]).
+_PRELUDE = f"""
+import importlib.util
+import sys
+spec = importlib.util.spec_from_file_location("export_saved_model_recipe", {RECIPE!r})
+recipe = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(recipe)
+"""
 
-def _recipe():
-    spec = importlib.util.spec_from_file_location(
-        "export_saved_model_recipe", os.path.join(REPO, "recipes", "export_saved_model.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+
+def _run(command, timeout=600):
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, *command], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _in_recipe_process(code, *args):
+    """Runs `code` after importing the recipe, in a subprocess; returns its stdout (asserting it succeeded)."""
+    completed = _run(["-c", _PRELUDE + code, *args])
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-6000:]
+    return completed.stdout
+
+
+def _last_json_line(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
-def recipe():
-    return _recipe()
-
-
-@pytest.fixture(scope="module")
-def stock_export(recipe, tiny_clip, tmp_path_factory):
+def stock_export(tiny_clip, tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe")
     preset = str(root / "preset")
     tiny_clip.save_to_preset(preset)
     classes = root / "classes.txt"
     classes.write_text("# zero-shot classes\ncat\n\ndog\nrocket\n", encoding="utf-8")
     rest = str(root / "rest.md")
-    recipe.main([
-        "export_saved_model", f"--preset={preset}", f"--output={root / 'serving'}", f"--class_names={classes}",
+    completed = _run([
+        RECIPE, f"--preset={preset}", f"--output={root / 'serving'}", f"--class_names={classes}",
         "--templates=a photo of a {}.", "--top_k=2", "--stock_ops_only", f"--rest_examples={rest}",
     ])
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-6000:]
     export_dir = str(root / "serving" / "1")
     summary = {"export_dir": export_dir, "signatures": export.signature_names(export_dir)}
     return {"root": root, "summary": summary, "rest": rest, "clip": tiny_clip}
@@ -117,7 +133,7 @@ def test_stock_export_runs_without_tensorflow_text(stock_export, tmp_path):
     assert np.abs(served - expected).max() < 1e-4
 
 
-def test_existing_version_is_not_overwritten(recipe, stock_export):
+def test_existing_version_is_not_overwritten(stock_export):
     root = stock_export["root"]
     with pytest.raises(FileExistsError, match="exists"):
         export.SavedModelExporter(
@@ -125,26 +141,50 @@ def test_existing_version_is_not_overwritten(recipe, stock_export):
         ).export(str(root / "serving"), version=1)
 
 
-def test_usage_errors(recipe):
-    with pytest.raises(app.UsageError, match="--preset is required"):
-        recipe.main(["export_saved_model", "--output=/tmp/unused"])
-    with pytest.raises(app.UsageError, match="Unexpected arguments"):
-        recipe.main(["export_saved_model", "stray"])
+def test_usage_errors():
+    stdout = _in_recipe_process("""
+import json
+from absl import app
+errors = []
+for argv in (["export_saved_model", "--output=/tmp/unused"], ["export_saved_model", "stray"]):
+    try:
+        recipe.main(argv)
+    except app.UsageError as error:
+        errors.append(str(error))
+    else:
+        errors.append(None)
+print(json.dumps(errors))
+""")
+    missing_preset, stray = _last_json_line(stdout)
+    assert missing_preset is not None and "--preset is required" in missing_preset
+    assert stray is not None and "Unexpected arguments" in stray
 
 
-def test_read_class_names_and_templates(recipe, tmp_path):
+def test_read_class_names_and_templates(tmp_path):
     path = tmp_path / "names.txt"
     path.write_text("  cat \n# comment\n\nhot dog\n", encoding="utf-8")
-    assert recipe.read_class_names(str(path)) == ["cat", "hot dog"]
-    path.write_text("# only a comment\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="no class names"):
-        recipe.read_class_names(str(path))
-    assert recipe.resolve_templates("a photo of a {}.") == ["a photo of a {}."]
-    assert len(recipe.resolve_templates("imagenet7")) == 7
+    only_comment = tmp_path / "comment.txt"
+    only_comment.write_text("# only a comment\n", encoding="utf-8")
+    stdout = _in_recipe_process("""
+import json
+try:
+    recipe.read_class_names(sys.argv[2])
+    error = None
+except ValueError as caught:
+    error = str(caught)
+print(json.dumps({"names": recipe.read_class_names(sys.argv[1]), "error": error,
+                  "plain": recipe.resolve_templates("a photo of a {}."),
+                  "imagenet7": len(recipe.resolve_templates("imagenet7"))}))
+""", str(path), str(only_comment))
+    results = _last_json_line(stdout)
+    assert results["names"] == ["cat", "hot dog"]
+    assert results["error"] is not None and "no class names" in results["error"]
+    assert results["plain"] == ["a photo of a {}."]
+    assert results["imagenet7"] == 7
 
 
 @pytest.mark.parametrize("head", ["unicl", "linear"])
-def test_classifier_preset_serves_its_own_classify(recipe, tiny_clip, tmp_path, head):
+def test_classifier_preset_serves_its_own_classify(tiny_clip, tmp_path, head):
     """A FlorenceImageClassifier preset (what the fine-tuning recipe writes) exports its `classify` as the
     default signature; the served top-k equals the Task's own `classify` on the same decoded images."""
     import tensorflow as tf
@@ -159,9 +199,11 @@ def test_classifier_preset_serves_its_own_classify(recipe, tiny_clip, tmp_path, 
         classifier.head.kernel.assign(rng.normal(size=classifier.head.kernel.shape).astype("float32"))
     preset = str(tmp_path / "preset")
     classifier.save_to_preset(preset)
-    assert recipe.preset_task_name(preset) == "FlorenceImageClassifier"
-    recipe.main(["export_saved_model", f"--preset={preset}", f"--output={tmp_path / 'serving'}", "--top_k=2",
-                 "--stock_ops_only"])
+    _in_recipe_process("""
+assert recipe.preset_task_name(sys.argv[1]) == "FlorenceImageClassifier", recipe.preset_task_name(sys.argv[1])
+recipe.main(["export_saved_model", f"--preset={sys.argv[1]}", f"--output={sys.argv[2]}", "--top_k=2",
+             "--stock_ops_only"])
+""", preset, str(tmp_path / "serving"))
     export_dir = str(tmp_path / "serving" / "1")
     expected_names = ["classify", "serving_default"] + (
         ["encode_image_bytes", "encode_images", "encode_token_ids"] if head == "unicl" else [])
