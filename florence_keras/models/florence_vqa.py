@@ -130,6 +130,8 @@ class FlorenceVQA(FlorenceTask):
 
         if not fusion_weights.is_fusion_pretrainer_preset(preset):
             return super().from_preset(preset, load_weights=load_weights, **kwargs)
+        from florence_keras.models import florence_fusion_pretrainer  # noqa: F401 (registers the preset's class)
+
         # Not the preset loader's weights: its task weights are the pretrainer's heads, not this Task's.
         task = super().from_preset(preset, load_weights=False, **kwargs)
         if load_weights:

@@ -1,0 +1,58 @@
+"""pretrain_fusion.py end to end on a tiny preset: a captions CSV with a bad row, then train_vqa.py from its preset."""
+
+import importlib.util
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from florence_keras.models.florence_fusion_pretrainer import FlorenceFusionPretrainer
+from florence_keras.models.florence_vqa import FlorenceVQA
+
+_spec = importlib.util.spec_from_file_location(
+    "eval_recipe_data", os.path.join(os.path.dirname(__file__), "eval_recipe_data.py")
+)
+eval_recipe_data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(eval_recipe_data)
+
+RECIPES = ("recipes/pretrain_fusion.py", "recipes/train_vqa.py")
+FUSION = ("--fusion_dim=16", "--fusion_layers=1", "--fusion_heads=2")
+
+
+def test_the_recipes_are_where_the_tests_run_them():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert all(os.path.isfile(os.path.join(root, path)) for path in RECIPES)
+
+
+@pytest.mark.slow
+def test_pretrain_fusion_then_vqa(tmp_path, tiny_preset_dir):
+    rng = np.random.default_rng(0)
+    rows = ["filepath,caption"]
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+        rows += [f"{i}.png,a photo number {i}", f"{i}.png,another caption {i}"]
+    rows.append("missing.png,an image that is not there")
+    (tmp_path / "captions.csv").write_text("\n".join(rows) + "\n")
+    model_dir = tmp_path / "pre"
+    stdout = eval_recipe_data.run_recipe(
+        "pretrain_fusion", f"--train_data={tmp_path / 'captions.csv'}", f"--preset={tiny_preset_dir}",
+        f"--model_dir={model_dir}", "--image_size=32", "--steps=2", "--batch_size=4", "--text_length=12",
+        "--warmup_steps=1", *FUSION, timeout=400)
+    assert "6 training images, 12 captions at 32px" in stdout
+    summary = json.loads((model_dir / "pretrain_fusion.json").read_text())
+    assert summary["train"]["step"] == 2 and summary["skipped_reasons"] == {"missing": 1}
+    assert set(summary["probe"]) >= {"itm", "mlm", "itm_accuracy"}
+    pretrained = FlorenceFusionPretrainer.from_preset(str(model_dir / "preset"))
+    assert pretrained.text_length == 12 and pretrained.fusion_dim == 16
+
+    # train_vqa.py from the pretrained preset: its backbone and fusion are the start (a step at lr 1e-12 changes nothing).
+    vqa_dir = tmp_path / "vqa"
+    eval_recipe_data.run_recipe(
+        "train_vqa", f"--preset={model_dir / 'preset'}", f"--model_dir={vqa_dir}", "--image_size=32", "--steps=1",
+        "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--question_length=12", "--warmup_steps=0",
+        "--learning_rate=1e-12", *FUSION, timeout=400)
+    vqa = FlorenceVQA.from_preset(str(vqa_dir / "preset"))
+    for a, b in zip(vqa.fusion.get_weights(), pretrained.fusion.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-7)
