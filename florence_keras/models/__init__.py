@@ -7,6 +7,7 @@ from florence_keras.models.florence_clip import FlorenceCLIP
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
 from florence_keras.models.florence_depth_estimator import FlorenceDepthEstimator
 from florence_keras.models.florence_detector import FlorenceDetector
+from florence_keras.models.florence_fusion_pretrainer import FlorenceFusionPretrainer
 from florence_keras.models.florence_image_classifier import FlorenceImageClassifier
 from florence_keras.models.florence_image_converter import FlorenceImageConverter
 from florence_keras.models.florence_text_encoder import FlorenceTextEncoder
