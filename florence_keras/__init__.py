@@ -23,6 +23,7 @@ from florence_keras.models import FlorenceCLIPPreprocessor  # noqa: E402
 from florence_keras.models import FlorenceCaptioner  # noqa: E402
 from florence_keras.models import FlorenceDepthEstimator  # noqa: E402
 from florence_keras.models import FlorenceDetector  # noqa: E402
+from florence_keras.models import FlorenceFusionPretrainer  # noqa: E402
 from florence_keras.models import FlorenceImageClassifier  # noqa: E402
 from florence_keras.models import FlorenceImageConverter  # noqa: E402
 from florence_keras.models import FlorenceTextEncoder  # noqa: E402
