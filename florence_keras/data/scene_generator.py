@@ -57,6 +57,9 @@ class SceneGenerator:
         layout: `"flat"` (the default: objects at random depths in front of a backdrop; depth is not visible in the
             image) or `"ground_plane"` (a camera over a floor: an object's depth sets its apparent size and the row
             it stands on, and the floor's depth follows its row: `ground_plane.GroundPlane`).
+        clip_distractor_speed: float >= 0, the other objects' speed in `clip()` relative to today's (`1.0`, the
+            default, keeps today's clips byte-identical; `0.25` makes the labelled primary object the clearly
+            dominant motion, `0.0` keeps the others still).
 
     Example:
     >>> generator = SceneGenerator(image_size=64, seed=0)
@@ -70,7 +73,8 @@ class SceneGenerator:
     shapes = scene_lib.SHAPES
     colours = tuple(scene_lib.COLOURS)
 
-    def __init__(self, image_size=64, seed=0, max_objects=3, caption_style_probabilities=None, layout="flat"):
+    def __init__(self, image_size=64, seed=0, max_objects=3, caption_style_probabilities=None, layout="flat",
+                 clip_distractor_speed=1.0):
         if not isinstance(image_size, int) or image_size < 32:
             raise ValueError(f"`image_size` must be an int >= 32. Received: image_size={image_size!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -80,6 +84,9 @@ class SceneGenerator:
         if layout not in LAYOUTS:
             raise ValueError(f"`layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
         self.layout = layout
+        if not clip_distractor_speed >= 0.0:
+            raise ValueError(f"`clip_distractor_speed` must be >= 0. Received: {clip_distractor_speed!r}")
+        self.clip_distractor_speed = float(clip_distractor_speed)
         styles = dict(CAPTION_STYLE_PROBABILITIES if caption_style_probabilities is None
                       else caption_style_probabilities)
         unknown = sorted(set(styles) - set(scene_lib.CAPTION_STYLES))
@@ -201,6 +208,8 @@ class SceneGenerator:
         size = self.image_size
         speed_unit = size / 64.0
         velocities = rng.uniform(-2.5, 2.5, (len(start.objects), 2)) * speed_unit
+        if self.clip_distractor_speed != 1.0:  # 1.0: today's clips, untouched
+            velocities = velocities * self.clip_distractor_speed
         # The primary object moves mostly along one axis, in a direction it has room for.
         primary = start.objects[0]
         directions = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
