@@ -278,7 +278,7 @@ def _write_clips(out_dir, split, generator, count, num_frames):
 
 def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0, formats=DEFAULT_FORMATS,
                           num_shards=4, jpeg_quality=95, num_clips=None, clip_frames=8, verbose=False, num_test=0,
-                          caption_style_probabilities=None, layout="flat"):
+                          caption_style_probabilities=None, layout="flat", clip_distractor_speed=1.0):
     """Generates the built-in scenes and writes them in the standard on-disk formats.
 
     Args:
@@ -296,6 +296,7 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
         num_test: int >= 0, in-distribution test images (seen combinations, images never in the training split).
         caption_style_probabilities: the caption mix (see `SceneGenerator`); None: its default.
         layout: `"flat"` (default) or `"ground_plane"` (depth visible in the image; see `SceneGenerator`).
+        clip_distractor_speed: the other objects' speed in `video` clips (see `SceneGenerator`; 1.0: today's).
 
     Returns:
         dict: `root`, `info` (builtin_info.json), `class_names`, `heldout_combinations`, and per format a dict
@@ -325,7 +326,7 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
     os.makedirs(out_dir, exist_ok=True)
     generator = generator_lib.SceneGenerator(image_size=image_size, seed=seed,
                                              caption_style_probabilities=caption_style_probabilities,
-                                             layout=layout)
+                                             layout=layout, clip_distractor_speed=clip_distractor_speed)
     progress = None
     if verbose:
         from tqdm import tqdm  # local: only for the progress bar
