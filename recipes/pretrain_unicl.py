@@ -57,10 +57,18 @@ flags.DEFINE_float("greyscale_probability", 0.0, "Fraction of training images ma
                    "colour words).")
 flags.DEFINE_float("hard_negative_fraction", 0.0, "Share of each epoch ordered in groups of examples whose "
                    "captions share a word (in-batch hard negatives; csv/tsv/coco/imagefolder data).")
-flags.DEFINE_bool("builtin_labels", True, "Built-in data: also train on its image-label form (each scene's "
-                  "nearest shape as a class, with prompt templates) beside the captions, as UniCL does.")
-flags.DEFINE_float("labels_first_fraction", 0.5, "With --builtin_labels: this first share of --steps trains on the "
-                   "labels alone (docs/training_science.md §3b: captions alone suppress shape).")
+flags.DEFINE_list("builtin_sources", ["captions", "shape", "colour", "count", "place"],
+                  "Built-in data: the sources the steps read, each step one (the scenes' captions, and one caption "
+                  "set per attribute: 'a circle', 'a red object', 'two objects', 'an object on the left'); "
+                  "'captions' alone trains on the captions as any other data (docs/training_science.md §3c).")
+flags.DEFINE_list("source_weights", ["2", "3", "1", "1", "1"], "One int per --builtin_sources: its share of the steps.")
+flags.DEFINE_string("architecture_overrides", None, "JSON merged into the architecture preset's config, e.g. "
+                    "'{\"logit_scale_init\": 50}' or '{\"image_encoder\": {\"window_size\": 8}}'.")
+flags.DEFINE_bool("builtin_labels", False, "Built-in data: also train on its image-label form (each scene's "
+                  "nearest shape as a class, with prompt templates), as UniCL does: beside the captions, or first "
+                  "with --labels_first_fraction.")
+flags.DEFINE_float("labels_first_fraction", 0.0, "With --builtin_labels: this first share of --steps trains on the "
+                   "labels alone (docs/training_science.md §3b).")
 flags.DEFINE_bool("labels_after_first_stage", False, "With --labels_first_fraction: keep the labels beside the "
                   "captions after the label stage (default: the captions alone).")
 flags.DEFINE_integer("hard_negative_group", 16, "Size of those groups (at most the per-replica batch).")
@@ -97,6 +105,25 @@ def resolve_warmup_steps(steps, warmup_steps=None, warmup_fraction=0.1):
     return max(1, int(round(warmup_fraction * steps)))
 
 
+def _json_flag(name, value):
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as error:
+        raise app.UsageError(f"--{name} must be a JSON object: {error}") from None
+    if not isinstance(parsed, dict):
+        raise app.UsageError(f"--{name} must be a JSON object. Received: {value}")
+    return parsed
+
+
+def _source_weights(values):
+    try:
+        return tuple(int(value) for value in values)
+    except ValueError:
+        raise app.UsageError(f"--source_weights must be integers. Received: {values}") from None
+
+
 def main(argv):
     del argv
     if FLAGS["train_data"].present > 1:
@@ -120,6 +147,8 @@ def main(argv):
         hard_negative_fraction=FLAGS.hard_negative_fraction, hard_negative_group=FLAGS.hard_negative_group,
         builtin_labels=FLAGS.builtin_labels, labels_first_fraction=FLAGS.labels_first_fraction,
         labels_after_first_stage=FLAGS.labels_after_first_stage,
+        builtin_sources=tuple(FLAGS.builtin_sources), source_weights=_source_weights(FLAGS.source_weights),
+        architecture_overrides=_json_flag("architecture_overrides", FLAGS.architecture_overrides),
         gradient_cache_chunk=FLAGS.gradient_cache_chunk, activation_checkpointing=FLAGS.activation_checkpointing,
         checkpoint_every=FLAGS.checkpoint_every, deterministic=FLAGS.deterministic, seed=FLAGS.seed,
         prompt_augmented_texts=FLAGS.prompt_augmented_texts,

@@ -120,12 +120,17 @@ def prompt_class_name(class_names):
     return tf.strings.regex_replace(tf.convert_to_tensor(class_names, tf.string), "_", " ")
 
 
+# "a "/"an " before a number word or a numeral (the article is removed).
+_ARTICLE_BEFORE_NUMBER = r"\b(?:[Aa]n?) ((?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b|[0-9])"
+
+
 def fix_indefinite_articles(texts):
     """Makes every "a"/"an" agree with the next word's first letter ("a orange" -> "an orange", "an red" -> "a red").
 
     The rule is the first letter (a vowel takes "an"), as `florence_keras.data.scene.article`; English exceptions
-    ("an hour", "a unicorn") are not handled. Used after filling templates such as "a photo of a {}." and after
-    removing words from a caption.
+    ("an hour", "a unicorn") are not handled. An article before a number word or a numeral is dropped, since
+    a template's "a" does not belong before a count ("a photo of a two objects." -> "a photo of two objects.").
+    Used after filling templates such as "a photo of a {}." and after removing words from a caption.
 
     Args:
         texts: str or `tf.string` tensor of any shape.
@@ -134,12 +139,13 @@ def fix_indefinite_articles(texts):
         `tf.string` tensor of the same shape.
 
     Example:
-    >>> fix_indefinite_articles(["a photo of a orange.", "An red circle"]).numpy().tolist()
-    [b'a photo of an orange.', b'A red circle']
+    >>> fix_indefinite_articles(["a photo of a orange.", "An red circle", "a photo of an one object."]).numpy().tolist()
+    [b'a photo of an orange.', b'A red circle', b'a photo of one object.']
     """
     texts = tf.convert_to_tensor(texts, tf.string)
     texts = tf.strings.regex_replace(texts, r"\b([Aa]) ([AEIOUaeiou])", r"\1n \2")
-    return tf.strings.regex_replace(texts, r"\b([Aa])n ([B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z0-9])", r"\1 \2")
+    texts = tf.strings.regex_replace(texts, r"\b([Aa])n ([B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z0-9])", r"\1 \2")
+    return tf.strings.regex_replace(texts, _ARTICLE_BEFORE_NUMBER, r"\1")
 
 
 def strip_leading_article(texts):

@@ -13,12 +13,14 @@ import time
 
 import tensorflow as tf
 
+from florence_keras.data.attribute_captions import write_attribute_captions
 from florence_keras.data.builtin_dataset import ensure_builtin_dataset
 from florence_keras.data.skip_counter import SkipCounter
 from florence_keras.models import preset_registry
 from florence_keras.models.florence_clip import FlorenceCLIP
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
 from florence_keras.training.image_text_input import make_image_text_input_fn
+from florence_keras.training.source_mixture import make_source_mixture_input_fn
 from florence_keras.training.distribution import make_strategy
 from florence_keras.training.training_stage import TrainingStage
 from florence_keras.training.training_stage import florence_stages
@@ -31,6 +33,10 @@ logger = logging.getLogger(__name__)
 BUILTIN = "builtin"
 SKIP_REPORT = "data_skips.json"
 LOSS_CURVE = "loss_curve.png"
+# The built-in data's sources (`source_mixture`): its captions, and one caption set per attribute
+# (`attribute_captions`); each step reads one source, by these weights.
+BUILTIN_SOURCES = ("captions", "shape", "colour", "count", "place")
+BUILTIN_SOURCE_WEIGHTS = (2, 3, 1, 1, 1)
 
 
 def _cpu_seconds():
@@ -134,9 +140,12 @@ def pretrain_unicl(
     greyscale_probability=0.0,
     hard_negative_fraction=0.0,
     hard_negative_group=16,
-    builtin_labels=True,
-    labels_first_fraction=0.5,
+    builtin_labels=False,
+    labels_first_fraction=0.0,
     labels_after_first_stage=False,
+    builtin_sources=BUILTIN_SOURCES,
+    source_weights=BUILTIN_SOURCE_WEIGHTS,
+    architecture_overrides=None,
     evaluate=None,
     command=None,
     verbose=1,
@@ -177,6 +186,13 @@ def pretrain_unicl(
         labels_first_fraction: float in [0, 1); with `builtin_labels`, this first share of the steps trains on
             the labels alone (a stage named "labels"), then labels and captions together.
         labels_after_first_stage: bool; False: after the label stage, the captions alone.
+        builtin_sources: with the built-in data in an index format: the sources a step reads from, each step one
+            (`source_mixture`): "captions" (the scenes' captions) and attributes of `attribute_captions`
+            ("shape", "colour", "count", "place": "a circle", "a red object", "two objects", "an object on the
+            left"). Empty or ("captions",): the captions alone, as any other data.
+        source_weights: one int per `builtin_sources`, its share of the steps.
+        architecture_overrides: dict merged into an architecture preset's config (e.g. `{"logit_scale_init": 50}`,
+            `{"image_encoder": {"depths": [2, 2, 2, 1]}}`); only with an architecture preset.
         hard_negative_fraction, hard_negative_group: the share of each epoch ordered in groups of
             `hard_negative_group` examples whose captions share a word: in-batch hard negatives (see
             `make_image_text_input_fn`; index formats such as csv and coco).
@@ -200,6 +216,7 @@ def pretrain_unicl(
     os.makedirs(model_dir, exist_ok=True)
     builtin_paths = None
     label_data = None
+    source_data = None
     if not 0.0 <= labels_first_fraction < 1.0:
         raise ValueError(f"`labels_first_fraction` must be in [0, 1). Received: {labels_first_fraction!r}")
     if train_data == BUILTIN and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -218,14 +235,39 @@ def pretrain_unicl(
             logger.warning("builtin_labels joins the captions (csv or coco) with the ImageFolder labels; with "
                            "data_format=%s the built-in data is trained as that format alone.", data_format)
         elif builtin_labels:
-            caption_data, label_data = train_data, "imagefolder:" + builtin_paths["imagefolder"]["train"]
-            train_data = [caption_data, label_data]
+            label_data = "imagefolder:" + builtin_paths["imagefolder"]["train"]
+        builtin_sources = tuple(builtin_sources or ())
+        if data_format in ("csv", "coco") and builtin_sources not in ((), ("captions",)):
+            if len(source_weights) != len(builtin_sources):
+                raise ValueError(f"One weight per source: builtin_sources={builtin_sources!r}, "
+                                 f"source_weights={tuple(source_weights)!r}")
+            unknown = sorted(set(builtin_sources) - {"captions", "shape", "colour", "count", "place"})
+            if unknown:
+                raise ValueError(f"Unknown built-in sources {unknown}: captions, shape, colour, count, place.")
+            attributes = [name for name in builtin_sources if name != "captions"]
+            attribute_files = write_attribute_captions(builtin_paths["attributes"]["train"], attributes)
+            source_data = {name: ([train_data] if name == "captions" else ["csv:" + attribute_files[name]])
+                           for name in builtin_sources}
+            source_weights = list(source_weights)
+            if label_data is not None and (labels_after_first_stage or labels_first_fraction == 0):
+                # The labels beside the captions: in the captions' batches, or in batches of their own.
+                if "captions" in source_data:
+                    source_data["captions"] = source_data["captions"] + [label_data]
+                else:
+                    source_data["labels"] = [label_data]
+                    source_weights.append(1)
+        caption_data = train_data
+        if label_data is not None:
+            train_data = [train_data, label_data]
     dtype = None
     holder = {}
 
     # An architecture preset is built at the training resolution; a trained one keeps its own.
-    architecture_args = ({"image_size": image_size, "dtype": dtype}
-                         if preset_registry.resolve(preset).kind == "architecture" else {})
+    is_architecture = preset_registry.resolve(preset).kind == "architecture"
+    if architecture_overrides and not is_architecture:
+        raise ValueError(f"`architecture_overrides` change an architecture preset; {preset!r} is a trained preset.")
+    architecture_args = ({"image_size": image_size, "dtype": dtype, **(architecture_overrides or {})}
+                         if is_architecture else {})
 
     def model_fn():
         holder["task"] = FlorenceCLIP.from_preset(preset, **architecture_args)
@@ -235,10 +277,18 @@ def pretrain_unicl(
         warmup_steps = max(1, int(round(0.1 * steps)))
     preprocessor = _load_preprocessor(preset, image_size)
     skips = RecordSkipCounter(name="training data")
-    make_dataset = make_image_text_input_fn(train_data, data_format, preprocessor, skip_counter=skips,
-                                            greyscale_probability=greyscale_probability,
-                                            hard_negative_fraction=hard_negative_fraction,
-                                            hard_negative_group=hard_negative_group)
+
+    def input_fn(data):
+        return make_image_text_input_fn(data, data_format, preprocessor, skip_counter=skips,
+                                        greyscale_probability=greyscale_probability,
+                                        hard_negative_fraction=hard_negative_fraction,
+                                        hard_negative_group=hard_negative_group)
+
+    labels_beside = label_data is not None and (labels_after_first_stage or labels_first_fraction == 0)
+    make_dataset = input_fn(train_data if labels_beside else caption_data) if builtin_paths else input_fn(train_data)
+    if source_data:  # each step reads one source
+        make_dataset = make_source_mixture_input_fn([input_fn(data) for data in source_data.values()],
+                                                    source_weights)
     stages = florence_stages(
         steps, image_size=image_size, prompt_augmented_texts=prompt_augmented_texts,
         augmented_texts_off_step=augmented_texts_off_step, high_resolution_step=high_resolution_step,
@@ -248,12 +298,8 @@ def pretrain_unicl(
     if label_steps > 0:
         # A first stage on the labels alone; the schedule's own stages follow (one that would begin inside the
         # label stage begins when it ends).
+        # Then labels and captions together, or the captions alone (or the sources' mixture, either way).
         make_joint_dataset = make_dataset
-        if not labels_after_first_stage:
-            make_joint_dataset = make_image_text_input_fn(
-                [caption_data], data_format, preprocessor, skip_counter=skips,
-                greyscale_probability=greyscale_probability, hard_negative_fraction=hard_negative_fraction,
-                hard_negative_group=hard_negative_group)
         make_label_dataset = make_image_text_input_fn([label_data], data_format, preprocessor, skip_counter=skips,
                                                       greyscale_probability=greyscale_probability)
         later = [stage for stage in stages if stage.start_step > label_steps]
@@ -312,6 +358,8 @@ def pretrain_unicl(
             "hard_negative_fraction": hard_negative_fraction, "hard_negative_group": hard_negative_group,
             "builtin_labels": builtin_labels, "labels_first_fraction": labels_first_fraction,
             "labels_after_first_stage": labels_after_first_stage,
+            "architecture_overrides": architecture_overrides or None,
+            "builtin_sources": list(source_data or ()), "source_weights": list(source_weights) if source_data else None,
             "precision": precision, "strategy": type(strategy).__name__, "seed": seed,
             "builtin_train": builtin_train if builtin_paths else None,
             "builtin_heldout": builtin_heldout if builtin_paths else None,
