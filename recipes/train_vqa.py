@@ -9,6 +9,10 @@ On the built-in scenes (the default: their VQA v2 files; ~15 min on 2 CPU cores)
   python recipes/train_vqa.py --model_dir=/tmp/vqa
 then score the held-out split: python recipes/eval_vqa.py --preset=/tmp/vqa/preset --output_dir=/tmp/vqa/eval
 
+After a fusion pretraining stage (recipes/pretrain_fusion.py: ITM + MLM), start from it:
+  python recipes/train_vqa.py --fusion_preset=/tmp/fusion/preset --model_dir=/tmp/vqa
+(its fusion weights, fusion settings and backbone; with --preset=P the backbone comes from P instead).
+
 The answer vocabulary is the --num_answers most frequent answers of the training annotations after the official
 evaluator's normalisation; targets are soft (0.3/0.6/0.9/1.0 for 1/2/3/>=4 agreeing humans); the loss is BCE.
 Training runs on the toolkit's loop (`UniCLTrainer`: checkpoints in `M/checkpoints`, rerunning resumes) with AdamW
@@ -31,6 +35,9 @@ flags.DEFINE_string("image_template", "COCO_{split}_{image_id:012d}.jpg",
                     "data_subtype), {image_id}, {file_name} (from the questions file's 'images' list).")
 flags.DEFINE_string("split", None, "The {split} of --image_template (default: the questions file's data_subtype).")
 flags.DEFINE_string("preset", "florence_mini_builtin", "Preset name, preset directory or handle to start from.")
+flags.DEFINE_string("fusion_preset", None, "A FlorenceFusionPretrainer preset (recipes/pretrain_fusion.py): the "
+                    "fusion stack starts from its weights, and its fusion settings are the defaults of the fusion "
+                    "flags; the backbone too unless --preset is given.")
 flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard, the trained preset.", required=True)
 flags.DEFINE_integer("image_size", 64, "Training resolution (square; a multiple of the backbone's stride, 32).")
 flags.DEFINE_integer("steps", 1500, "Optimizer steps.")
@@ -70,6 +77,7 @@ def main(argv):
     from florence_keras.data.vqa_targets import soft_scores
     from florence_keras.data.vqa_v2 import load_vqa_images
     from florence_keras.data.vqa_v2 import read_vqa_v2
+    from florence_keras.models import fusion_weights
     from florence_keras.models.florence_vqa import FlorenceVQA
     from florence_keras.training.task_training import TRAINING_FLAGS
     from florence_keras.training.task_training import train_task
@@ -98,13 +106,23 @@ def main(argv):
           f"{len(vocabulary)} answers (cover {100 * covered:.1f}% of the questions); "
           f"{data['skip_counter'].summary()}")
 
+    preset = FLAGS.preset
+    fusion = dict(fusion_dim=FLAGS.fusion_dim, fusion_layers=FLAGS.fusion_layers, fusion_heads=FLAGS.fusion_heads,
+                  image_token_stage=None if FLAGS.image_token_stage < 0 else FLAGS.image_token_stage)
+    if FLAGS.fusion_preset:  # the pretrained stack's settings replace the fusion flags left at their defaults
+        pretrained = fusion_weights.fusion_settings(FLAGS.fusion_preset)
+        fusion.update({name: pretrained[name] for name in fusion if FLAGS[name].using_default_value})
+        fusion["fusion_intermediate_dim"] = pretrained["fusion_intermediate_dim"]
+        if FLAGS["preset"].using_default_value:
+            preset = FLAGS.fusion_preset
+
     def model_fn():
         keras.utils.set_random_seed(FLAGS.seed)
         model = FlorenceVQA.from_preset(
-            FLAGS.preset, answer_vocabulary=vocabulary, image_size=FLAGS.image_size,
-            question_length=FLAGS.question_length, fusion_dim=FLAGS.fusion_dim, fusion_layers=FLAGS.fusion_layers,
-            fusion_heads=FLAGS.fusion_heads, dropout=FLAGS.dropout,
-            image_token_stage=None if FLAGS.image_token_stage < 0 else FLAGS.image_token_stage)
+            preset, answer_vocabulary=vocabulary, image_size=FLAGS.image_size,
+            question_length=FLAGS.question_length, dropout=FLAGS.dropout, **fusion)
+        if FLAGS.fusion_preset and preset != FLAGS.fusion_preset:  # (from_preset loads a pretrainer preset's own)
+            fusion_weights.load_fusion_weights(model, FLAGS.fusion_preset)
         if FLAGS.freeze_backbone:
             model.backbone.trainable = False
         return model
@@ -124,7 +142,9 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
-        "freeze_backbone", "seed")}
+        "freeze_backbone", "seed", "fusion_preset")}
+    if FLAGS.fusion_preset:
+        settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])
     train_task(model_fn, make_dataset, task="vqa", command=command, settings=settings,
                metadata={"questions": str(questions), "annotations": str(annotations)},

@@ -20,6 +20,17 @@ def is_fusion_pretrainer_preset(preset):
     return isinstance(document, dict) and document.get("class_name") == "FlorenceFusionPretrainer"
 
 
+def fusion_settings(preset):
+    """The `FUSION_SETTINGS` (+ `dropout`) of a `FlorenceFusionPretrainer` preset directory, read from its
+    `task.json` (nothing is built)."""
+    if not is_fusion_pretrainer_preset(preset):
+        raise ValueError(f"{preset} is not a FlorenceFusionPretrainer preset directory (its task.json names "
+                         "another Task, or there is none).")
+    with open(os.path.join(os.fspath(preset), "task.json"), encoding="utf-8") as f:
+        config = json.load(f).get("config", {})
+    return {name: config.get(name) for name in FUSION_SETTINGS + ("dropout",)}
+
+
 def copy_fusion_weights(source, target):
     """Copies the fusion stack (and the image-token LayerNorm of `image_token_stage`) of `source` into `target`.
 

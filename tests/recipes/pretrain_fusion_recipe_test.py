@@ -47,12 +47,24 @@ def test_pretrain_fusion_then_vqa(tmp_path, tiny_preset_dir):
     pretrained = FlorenceFusionPretrainer.from_preset(str(model_dir / "preset"))
     assert pretrained.text_length == 12 and pretrained.fusion_dim == 16
 
-    # train_vqa.py from the pretrained preset: its backbone and fusion are the start (a step at lr 1e-12 changes nothing).
+    # train_vqa.py --fusion_preset: the pretrained fusion (its settings replace the fusion flags' defaults) and
+    # backbone are the start (a step at lr 1e-12 changes nothing).
     vqa_dir = tmp_path / "vqa"
     eval_recipe_data.run_recipe(
-        "train_vqa", f"--preset={model_dir / 'preset'}", f"--model_dir={vqa_dir}", "--image_size=32", "--steps=1",
-        "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--question_length=12", "--warmup_steps=0",
-        "--learning_rate=1e-12", *FUSION, timeout=400)
+        "train_vqa", f"--fusion_preset={model_dir / 'preset'}", f"--model_dir={vqa_dir}", "--image_size=32",
+        "--steps=1", "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--question_length=12",
+        "--warmup_steps=0", "--learning_rate=1e-12", timeout=400)
     vqa = FlorenceVQA.from_preset(str(vqa_dir / "preset"))
-    for a, b in zip(vqa.fusion.get_weights(), pretrained.fusion.get_weights()):
+    assert (vqa.fusion_dim, vqa.fusion_layers, vqa.fusion_heads) == (16, 1, 2)
+    for name in ("fusion", "backbone"):
+        for a, b in zip(getattr(vqa, name).get_weights(), getattr(pretrained, name).get_weights()):
+            np.testing.assert_allclose(a, b, atol=1e-7)
+    # --preset gives the backbone, --fusion_preset the fusion.
+    eval_recipe_data.run_recipe(
+        "train_vqa", f"--preset={tiny_preset_dir}", f"--fusion_preset={model_dir / 'preset'}",
+        f"--model_dir={tmp_path / 'vqa2'}", "--image_size=32", "--steps=1", "--batch_size=4", "--builtin_train=6",
+        "--builtin_heldout=3", "--question_length=12", "--warmup_steps=0", "--learning_rate=1e-12",
+        f"--builtin_dir={vqa_dir / 'data'}", timeout=400)
+    vqa2 = FlorenceVQA.from_preset(str(tmp_path / "vqa2" / "preset"))
+    for a, b in zip(vqa2.fusion.get_weights(), pretrained.fusion.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-7)
