@@ -11,6 +11,7 @@ from florence_keras.layers.fusion_encoder import FusionEncoder
 from florence_keras.layers.dy_head_block import DyHeadBlock
 from florence_keras.layers.dynamic_head import DynamicHead
 from florence_keras.layers.modulated_deformable_conv2d import ModulatedDeformableConv2D
+from florence_keras.layers.motion_correlation import MotionCorrelation
 from florence_keras.layers.patch_merging import PatchMerging
 from florence_keras.layers.scale_aware_attention import ScaleAwareAttention
 from florence_keras.layers.spatial_aware_attention import SpatialAwareAttention
