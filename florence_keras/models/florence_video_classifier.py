@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from florence_keras.layers.motion_correlation import MotionCorrelation
 from florence_keras.losses.unicl_loss import unicl_loss
 from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
@@ -20,7 +21,15 @@ class FlorenceVideoClassifier(FlorenceTask):
     The backbone keeps its text tower and projections, so the same Task embeds clips into the text space
     (`encode_videos`, the `encode_video` signature) and can be fine-tuned contrastively on video-text pairs
     (`objective="unicl"`) as well as with labels (`objective="classify"`: softmax cross-entropy with label
-    smoothing on a linear head over the pooled video feature).
+    smoothing on a linear head over the pooled video feature and, with `motion_radius > 0`, pooled motion features).
+
+    Motion features (`motion_radius`): the pooled video feature of an inflated image model cannot tell the
+    direction of motion (it is symmetric under time reversal at initialisation, and a linear feature averaged over
+    a translating pattern does not depend on the velocity), and in a short fine-tune it does not learn to
+    (docs/video.md). The head therefore also reads `MotionCorrelation` of the stem's tokens: each token's
+    correlation with its neighbours (up to `motion_radius` tokens away) at the next time step, pooled into a
+    soft-argmax displacement and a displacement histogram, weighted by how much each token changed. Contrastive
+    embeddings (`encode_videos`, `objective="unicl"`) use the pooled video feature only.
 
     Calling the Task on normalised clips `(B, T, S, S, 3)` returns class logits `(B, num_classes)`.
     `video_inputs` turns raw uint8 clips into normalised ones with the preset's image converter (training,
@@ -37,6 +46,8 @@ class FlorenceVideoClassifier(FlorenceTask):
         label_smoothing: float in [0, 1). Defaults to `0.1`.
         dropout: float, dropout before the head. Defaults to `0.0`.
         objective: `"classify"` or `"unicl"`.
+        motion_radius: int >= 0, the largest displacement (in stem tokens) of the motion features; `0` turns them
+            off (the head reads the pooled video feature alone). Defaults to `2`.
         **kwargs: `keras.Model` arguments.
 
     Example:
@@ -48,7 +59,7 @@ class FlorenceVideoClassifier(FlorenceTask):
     preprocessor_cls = FlorenceCLIPPreprocessor
 
     def __init__(self, backbone, preprocessor=None, class_names=("class_0", "class_1"), label_smoothing=0.1,
-                 dropout=0.0, objective="classify", **kwargs):
+                 dropout=0.0, objective="classify", motion_radius=2, **kwargs):
         encoder = backbone.image_encoder
         if not isinstance(encoder, VideoCoSwinBackbone):
             raise ValueError(f"The backbone's image encoder must be a VideoCoSwinBackbone (inflate an image preset "
@@ -60,24 +71,36 @@ class FlorenceVideoClassifier(FlorenceTask):
             raise ValueError(f"`label_smoothing` must be in [0, 1). Received: label_smoothing={label_smoothing}")
         if objective not in OBJECTIVES:
             raise ValueError(f"`objective` must be one of {OBJECTIVES}. Received: objective={objective!r}")
+        if not isinstance(motion_radius, int) or motion_radius < 0:
+            raise ValueError(f"`motion_radius` must be an int >= 0. Received: motion_radius={motion_radius!r}")
         # === Config === (before the functional model: keras-hub's Task compiles in its constructor)
         self.class_names = class_names
         self.label_smoothing = float(label_smoothing)
         self.dropout = float(dropout)
         self.objective = objective
+        self.motion_radius = motion_radius
         self.training_batch_spec = {"videos": ("uint8", 5), "labels": ("int64", 1)}
         if objective == "unicl":
             self.training_batch_spec["token_ids"] = ("int32", 2)
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
+        self.motion = (MotionCorrelation(motion_radius, dtype=backbone.dtype_policy, name="motion")
+                       if motion_radius else None)
         self.head_dropout = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy, name="head_dropout")
         self.head = keras.layers.Dense(len(class_names), dtype=backbone.dtype_policy, name="head")
         # === Functional model ===
         videos = keras.Input(shape=tuple(encoder.video_shape), name="videos")
         pooled = encoder(videos)["pooled_output"]
-        logits = self.head(self.head_dropout(pooled))
+        logits = self.head(self.head_dropout(self._head_features(pooled, videos)))
         super().__init__(inputs=videos, outputs=logits, **kwargs)
+
+    def _head_features(self, pooled, normalized_videos):
+        """What the head reads: the pooled video feature, and the motion features of the stem's tokens."""
+        if self.motion is None:
+            return pooled
+        motion = self.motion(self.backbone.image_encoder.stem(normalized_videos))
+        return ops.concatenate([pooled, ops.cast(motion, pooled.dtype)], axis=-1)
 
     @property
     def num_frames(self):
@@ -102,7 +125,8 @@ class FlorenceVideoClassifier(FlorenceTask):
                 `VideoCoSwinBackbone.from_image_backbone`. `inflation` defaults to `"center"`, which keeps the
                 image model's features exactly on still clips.
             image_size: frame side; default the preset's.
-            **kwargs: the Task's constructor arguments (`label_smoothing`, `dropout`, `objective`).
+            **kwargs: the Task's constructor arguments (`label_smoothing`, `dropout`, `objective`,
+                `motion_radius`).
         """
         from florence_keras.models.florence_clip import FlorenceCLIP  # local: avoids a cycle of Tasks
 
@@ -148,7 +172,7 @@ class FlorenceVideoClassifier(FlorenceTask):
         if tuple(normalized_videos.shape[1:]) == tuple(encoder.video_shape):
             return self(normalized_videos, training=training)
         pooled = encoder.forward_features(normalized_videos, training=training)["pooled_output"]
-        return self.head(self.head_dropout(pooled, training=training))
+        return self.head(self.head_dropout(self._head_features(pooled, normalized_videos), training=training))
 
     def embed_videos(self, normalized_videos, training=False):
         """Unit-norm embeddings `(B, projection_dim)` of normalised clips in the text space."""
@@ -228,5 +252,5 @@ class FlorenceVideoClassifier(FlorenceTask):
     def get_config(self):
         config = super().get_config()
         config.update({"class_names": list(self.class_names), "label_smoothing": self.label_smoothing,
-                       "dropout": self.dropout, "objective": self.objective})
+                       "dropout": self.dropout, "objective": self.objective, "motion_radius": self.motion_radius})
         return config

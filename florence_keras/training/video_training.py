@@ -24,11 +24,12 @@ def is_video_preset(preset):
 
 
 def load_video_task(preset, class_names, objective="classify", num_frames=8, image_size=64, temporal_kernel=3,
-                    temporal_stride=2, temporal_window=2, inflation="center", label_smoothing=0.1):
+                    temporal_stride=2, temporal_window=2, inflation="center", label_smoothing=0.1, motion_radius=2):
     """A `FlorenceVideoClassifier`: loaded from a video preset, else inflated from an image preset.
 
-    A video preset keeps its weights; its head is rebuilt when `class_names` differ (unicl fine-tunes and
-    classification runs on other classes).
+    A video preset keeps its weights (and its `motion_radius`); its head is rebuilt when `class_names` differ
+    (unicl fine-tunes and classification runs on other classes). `motion_radius` is for an inflated image preset
+    (`FlorenceVideoClassifier`'s motion features; 0 = none).
     """
     if is_video_preset(preset):
         task = FlorenceVideoClassifier.from_preset(preset)
@@ -47,14 +48,15 @@ def load_video_task(preset, class_names, objective="classify", num_frames=8, ima
             for name in ("image_projection", "text_projection", "logit_scale_layer"):
                 getattr(backbone, name).set_weights(getattr(task.backbone, name).get_weights())
         new = FlorenceVideoClassifier(backbone, task.preprocessor, class_names=class_names,
-                                      label_smoothing=label_smoothing, objective=objective)
+                                      label_smoothing=label_smoothing, objective=objective,
+                                      motion_radius=task.motion_radius)
         if list(task.class_names) == list(class_names):
             new.head.set_weights(task.head.get_weights())
         return new
     return FlorenceVideoClassifier.from_image_preset(
         preset, class_names=class_names, num_frames=num_frames, image_size=image_size,
         temporal_kernel=temporal_kernel, temporal_stride=temporal_stride, window=temporal_window,
-        inflation=inflation, label_smoothing=label_smoothing, objective=objective)
+        inflation=inflation, label_smoothing=label_smoothing, objective=objective, motion_radius=motion_radius)
 
 
 def read_video_data(path):

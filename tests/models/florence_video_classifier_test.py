@@ -71,6 +71,34 @@ def test_preset_round_trip(task, tmp_path):
     np.testing.assert_allclose(loaded.predict(clips), task.predict(clips), atol=1e-6)
 
 
+def _moving_clip(step_x, frames=4, size=32, seed=4):
+    """A random texture sliding `step_x` pixels per frame (wrapping), as uint8 clips (1, T, S, S, 3)."""
+    texture = np.random.default_rng(seed).integers(0, 256, (size, size, 3)).astype("uint8")
+    return np.stack([np.roll(texture, step_x * t, axis=1) for t in range(frames)])[None]
+
+
+def test_the_head_reads_the_direction_of_motion(task):
+    # The stem's tokens are 4 px apart here; 4 px per frame (8 px per stem step) is 2 tokens to the right.
+    assert task.motion_radius == 2 and task.head.kernel.shape[0] == task.backbone.image_encoder.output_dim + 28
+    right = task.video_inputs(_moving_clip(4))
+    left = task.video_inputs(_moving_clip(4)[:, ::-1])
+    encoder = task.backbone.image_encoder
+    pooled_right, pooled_left = (np.asarray(encoder(v)["pooled_output"]) for v in (right, left))
+    # The motion features see opposite horizontal displacements (dy, dx first).
+    motion_right = np.asarray(task._head_features(pooled_right, right))[0, -28:]
+    motion_left = np.asarray(task._head_features(pooled_left, left))[0, -28:]
+    assert motion_right[1] > 0.5 and motion_left[1] < -0.5
+    assert abs(float(task(right)[0, 0] - task(left)[0, 0])) > 0  # so the logits can differ
+
+
+def test_motion_features_can_be_turned_off(task):
+    plain = FlorenceVideoClassifier(task.backbone, task.preprocessor, class_names=CLASSES, motion_radius=0)
+    assert plain.motion is None and plain.head.kernel.shape[0] == task.backbone.image_encoder.output_dim
+    assert plain.get_config()["motion_radius"] == 0 and plain.predict(_clips(1)).shape == (1, 3)
+    with pytest.raises(ValueError, match="motion_radius"):
+        FlorenceVideoClassifier(task.backbone, class_names=CLASSES, motion_radius=-1)
+
+
 def test_bad_arguments(task):
     with pytest.raises(ValueError, match="class_names"):
         FlorenceVideoClassifier(task.backbone, class_names=["one"])
