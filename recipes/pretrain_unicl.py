@@ -64,6 +64,11 @@ flags.DEFINE_list("builtin_sources", ["captions", "shape", "colour", "count", "p
 flags.DEFINE_list("source_weights", ["2", "3", "1", "1", "1"], "One int per --builtin_sources: its share of the steps.")
 flags.DEFINE_string("architecture_overrides", None, "JSON merged into the architecture preset's config, e.g. "
                     "'{\"logit_scale_init\": 50}' or '{\"image_encoder\": {\"window_size\": 8}}'.")
+flags.DEFINE_integer("text_sequence_length", None, "Token ids per training text (longer texts are cut); default: "
+                     "the preset's context (77), 32 for the built-in data. The preset keeps its full context.")
+flags.DEFINE_list("first_source_weights", [], "With --builtin_sources: weights of a first stage (one int per "
+                  "source), e.g. shape-heavy; then --source_weights.")
+flags.DEFINE_float("first_sources_fraction", 0.0, "Share of --steps for the --first_source_weights stage.")
 flags.DEFINE_bool("builtin_labels", False, "Built-in data: also train on its image-label form (each scene's "
                   "nearest shape as a class, with prompt templates), as UniCL does: beside the captions, or first "
                   "with --labels_first_fraction.")
@@ -121,7 +126,7 @@ def _source_weights(values):
     try:
         return tuple(int(value) for value in values)
     except ValueError:
-        raise app.UsageError(f"--source_weights must be integers. Received: {values}") from None
+        raise app.UsageError(f"Source weights must be integers. Received: {values}") from None
 
 
 def main(argv):
@@ -149,6 +154,9 @@ def main(argv):
         labels_after_first_stage=FLAGS.labels_after_first_stage,
         builtin_sources=tuple(FLAGS.builtin_sources), source_weights=_source_weights(FLAGS.source_weights),
         architecture_overrides=_json_flag("architecture_overrides", FLAGS.architecture_overrides),
+        text_sequence_length=FLAGS.text_sequence_length,
+        first_source_weights=_source_weights(FLAGS.first_source_weights) or None,
+        first_sources_fraction=FLAGS.first_sources_fraction,
         gradient_cache_chunk=FLAGS.gradient_cache_chunk, activation_checkpointing=FLAGS.activation_checkpointing,
         checkpoint_every=FLAGS.checkpoint_every, deterministic=FLAGS.deterministic, seed=FLAGS.seed,
         prompt_augmented_texts=FLAGS.prompt_augmented_texts,

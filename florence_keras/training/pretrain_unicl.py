@@ -37,6 +37,9 @@ LOSS_CURVE = "loss_curve.png"
 # (`attribute_captions`); each step reads one source, by these weights.
 BUILTIN_SOURCES = ("captions", "shape", "colour", "count", "place")
 BUILTIN_SOURCE_WEIGHTS = (2, 3, 1, 1, 1)
+# Token ids per training text for the built-in data, whose longest caption is far shorter (checked in
+# tests/training/pretrain_unicl_sources_test.py); the text tower's cost falls ~2.4x from 77.
+BUILTIN_TEXT_SEQUENCE_LENGTH = 32
 
 
 def _cpu_seconds():
@@ -105,10 +108,20 @@ def write_skip_report(path, counter, extra=None):
     return report
 
 
-def _load_preprocessor(preset, image_size):
+def _load_preprocessor(preset, image_size, text_sequence_length=None):
     if preset_registry.resolve(preset).kind == "architecture":
-        return preset_registry.build_architecture_preprocessor(preset, image_size)
-    return FlorenceCLIPPreprocessor.from_preset(preset_registry.resolve(preset).path)
+        preprocessor = preset_registry.build_architecture_preprocessor(preset, image_size)
+    else:
+        preprocessor = FlorenceCLIPPreprocessor.from_preset(preset_registry.resolve(preset).path)
+    if text_sequence_length is None or text_sequence_length == preprocessor.sequence_length:
+        return preprocessor
+    if not 2 <= text_sequence_length <= preprocessor.sequence_length:
+        raise ValueError(f"`text_sequence_length` must be in [2, {preprocessor.sequence_length}] (the text encoder's "
+                         f"context). Received: {text_sequence_length!r}")
+    # A shorter training context: the causal text encoder pools at the end-of-text token, so a text that fits
+    # embeds exactly as at the full context (the saved preset keeps the full one).
+    return FlorenceCLIPPreprocessor(preprocessor.tokenizer, preprocessor.image_converter,
+                                    sequence_length=text_sequence_length)
 
 
 def pretrain_unicl(
@@ -146,6 +159,9 @@ def pretrain_unicl(
     builtin_sources=BUILTIN_SOURCES,
     source_weights=BUILTIN_SOURCE_WEIGHTS,
     architecture_overrides=None,
+    text_sequence_length=None,
+    first_source_weights=None,
+    first_sources_fraction=0.0,
     evaluate=None,
     command=None,
     verbose=1,
@@ -191,6 +207,11 @@ def pretrain_unicl(
             ("shape", "colour", "count", "place": "a circle", "a red object", "two objects", "an object on the
             left"). Empty or ("captions",): the captions alone, as any other data.
         source_weights: one int per `builtin_sources`, its share of the steps.
+        first_source_weights, first_sources_fraction: with `builtin_sources`, a first stage of this share of the
+            steps reads the sources by these weights (one per source; missing ones 0), then `source_weights`.
+        text_sequence_length: token ids per training text (None: the preset's context, 77; for the built-in data
+            `BUILTIN_TEXT_SEQUENCE_LENGTH`). Longer texts are cut. The preset keeps its full context: a causal text
+            encoder embeds a text that fits the same at any context length.
         architecture_overrides: dict merged into an architecture preset's config (e.g. `{"logit_scale_init": 50}`,
             `{"image_encoder": {"depths": [2, 2, 2, 1]}}`); only with an architecture preset.
         hard_negative_fraction, hard_negative_group: the share of each epoch ordered in groups of
@@ -275,7 +296,9 @@ def pretrain_unicl(
 
     if warmup_steps is None:  # 10% of the run (the recipe's --warmup_fraction default)
         warmup_steps = max(1, int(round(0.1 * steps)))
-    preprocessor = _load_preprocessor(preset, image_size)
+    if text_sequence_length is None and builtin_paths is not None:
+        text_sequence_length = BUILTIN_TEXT_SEQUENCE_LENGTH
+    preprocessor = _load_preprocessor(preset, image_size, text_sequence_length)
     skips = RecordSkipCounter(name="training data")
 
     def input_fn(data):
@@ -294,21 +317,35 @@ def pretrain_unicl(
         augmented_texts_off_step=augmented_texts_off_step, high_resolution_step=high_resolution_step,
         high_resolution_image_size=high_resolution_image_size,
     )
+    # Stages before the schedule's own: the labels alone, then the sources by their first weights.
+    prefix = []
     label_steps = int(round(labels_first_fraction * steps)) if label_data is not None else 0
     if label_steps > 0:
-        # A first stage on the labels alone; the schedule's own stages follow (one that would begin inside the
-        # label stage begins when it ends).
-        # Then labels and captions together, or the captions alone (or the sources' mixture, either way).
-        make_joint_dataset = make_dataset
-        make_label_dataset = make_image_text_input_fn([label_data], data_format, preprocessor, skip_counter=skips,
-                                                      greyscale_probability=greyscale_probability)
-        later = [stage for stage in stages if stage.start_step > label_steps]
-        current = [stage for stage in stages if stage.start_step <= label_steps][-1]
-        stages = ([TrainingStage("labels", 0, current.image_size, current.prompt_augmented_texts),
-                   dataclasses.replace(current, start_step=label_steps)] + later)
+        prefix.append(("labels", label_steps, make_image_text_input_fn(
+            [label_data], data_format, preprocessor, skip_counter=skips,
+            greyscale_probability=greyscale_probability)))
+    first_steps = int(round(first_sources_fraction * steps)) if source_data and first_source_weights else 0
+    if first_steps > 0:
+        weights = list(first_source_weights) + [0] * (len(source_data) - len(first_source_weights))
+        prefix.append(("sources_first", first_steps, make_source_mixture_input_fn(
+            [input_fn(data) for data in source_data.values()], weights)))
+    if prefix:
+        # Each prefix stage at the resolution of the schedule's stage it replaces; the schedule's own stages follow
+        # (one that would begin inside the prefix begins when it ends).
+        make_later_dataset = make_dataset
+        by_name = {name: make for name, _, make in prefix}
+        new_stages, first_step = [], 0
+        for name, count, _ in prefix:
+            current = [stage for stage in stages if stage.start_step <= first_step][-1]
+            new_stages.append(TrainingStage(name, first_step, current.image_size, current.prompt_augmented_texts))
+            first_step += count
+        first_step = min(first_step, steps - 1)
+        current = [stage for stage in stages if stage.start_step <= first_step][-1]
+        stages = new_stages + [dataclasses.replace(current, start_step=first_step)] + [
+            stage for stage in stages if stage.start_step > first_step]
 
         def make_dataset(request):
-            return (make_label_dataset if request.stage.name == "labels" else make_joint_dataset)(request)
+            return by_name.get(request.stage.name, make_later_dataset)(request)
     trainer = UniCLTrainer(
         model_fn, make_dataset, model_dir=model_dir, total_steps=steps, global_batch_size=global_batch_size,
         strategy=strategy, precision=precision,
@@ -359,6 +396,9 @@ def pretrain_unicl(
             "builtin_labels": builtin_labels, "labels_first_fraction": labels_first_fraction,
             "labels_after_first_stage": labels_after_first_stage,
             "architecture_overrides": architecture_overrides or None,
+            "text_sequence_length": preprocessor.sequence_length,
+            "first_source_weights": list(first_source_weights) if first_steps else None,
+            "first_sources_fraction": first_sources_fraction if first_steps else 0.0,
             "builtin_sources": list(source_data or ()), "source_weights": list(source_weights) if source_data else None,
             "precision": precision, "strategy": type(strategy).__name__, "seed": seed,
             "builtin_train": builtin_train if builtin_paths else None,
