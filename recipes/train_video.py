@@ -38,7 +38,8 @@ flags.DEFINE_enum("sampling", "dense", ["dense", "uniform"], "Clip sampling: den
 flags.DEFINE_integer("image_size", 64, "Frame side (square).")
 flags.DEFINE_integer("steps", 600, "Optimizer steps.")
 flags.DEFINE_integer("batch_size", 16, "Global batch size.")
-flags.DEFINE_float("learning_rate", 1e-3, "Peak AdamW learning rate (warm-up + cosine to 0).")
+flags.DEFINE_float("learning_rate", None, "Peak AdamW learning rate (warm-up + cosine to 0); default 1e-3 to "
+                   "classify, 1e-4 for the unicl fine-tune (which starts from a trained text-image space).")
 flags.DEFINE_integer("warmup_steps", 30, "Linear warm-up steps.")
 flags.DEFINE_float("weight_decay", 0.05, "AdamW weight decay.")
 flags.DEFINE_float("label_smoothing", 0.1, "Label smoothing (classify).")
@@ -70,6 +71,8 @@ def main(argv):
     from florence_keras.training.video_training import video_training_data
 
     start = time.time()
+    if FLAGS.learning_rate is None:
+        FLAGS.learning_rate = 1e-3 if FLAGS.objective == "classify" else 1e-4
     train_data = FLAGS.train_data
     if train_data == "builtin":
         from florence_keras.data.video_builtin import ensure_builtin_video_data
