@@ -39,3 +39,12 @@ def test_untied_head_and_config_round_trip():
     assert clone.get_config() == head.get_config()
     restored = keras.layers.deserialize(keras.layers.serialize(head))
     assert isinstance(restored, MaskedLMHead) and not restored.tied
+
+
+def test_docstring_example_runs():
+    import doctest
+    import importlib
+
+    module = importlib.import_module("florence_keras.layers.masked_lm_head")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
