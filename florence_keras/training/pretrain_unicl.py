@@ -36,7 +36,16 @@ LOSS_CURVE = "loss_curve.png"
 # The built-in data's sources (`source_mixture`): its captions, and one caption set per attribute
 # (`attribute_captions`); each step reads one source, by these weights.
 BUILTIN_SOURCES = ("captions", "shape", "colour", "count", "place")
-BUILTIN_SOURCE_WEIGHTS = (2, 3, 1, 1, 1)
+BUILTIN_SOURCE_WEIGHTS = {"captions": 2, "shape": 3, "colour": 1, "count": 2, "place": 1}
+# The first half of the main job: shape-heavy, with colour and count kept alive, no captions (docs/training_science.md
+# §3c: shape is the slow feature and the one the others suppress).
+BUILTIN_FIRST_SOURCE_WEIGHTS = {"captions": 0, "shape": 6, "colour": 1, "count": 2, "place": 0}
+# The logit-scale init of a model trained from scratch (an architecture preset), in place of CLIP's 1/0.07 ≈ 14.3:
+# at small batches a text that names one attribute keeps pushing the other attributes out of the embedding
+# until the loss saturates, and at 14.3 it never does (docs/training_science.md §3c). Neutral on the
+# scikit-image caption set (zero-shot 58.7% vs 57.2%). `architecture_overrides={"logit_scale_init": ...}` sets
+# another.
+SCRATCH_LOGIT_SCALE_INIT = 50.0
 # Token ids per training text for the built-in data, whose longest caption is far shorter (checked in
 # tests/training/pretrain_unicl_sources_test.py); the text tower's cost falls ~2.4x from 77.
 BUILTIN_TEXT_SEQUENCE_LENGTH = 32
@@ -130,7 +139,7 @@ def pretrain_unicl(
     data_format="csv",
     preset="florence_mini",
     image_size=64,
-    steps=1200,
+    steps=1800,
     global_batch_size=64,
     strategy="default",
     precision="float32",
@@ -157,11 +166,11 @@ def pretrain_unicl(
     labels_first_fraction=0.0,
     labels_after_first_stage=False,
     builtin_sources=BUILTIN_SOURCES,
-    source_weights=BUILTIN_SOURCE_WEIGHTS,
+    source_weights=None,
     architecture_overrides=None,
     text_sequence_length=None,
     first_source_weights=None,
-    first_sources_fraction=0.0,
+    first_sources_fraction=0.5,
     evaluate=None,
     command=None,
     verbose=1,
@@ -206,14 +215,17 @@ def pretrain_unicl(
             (`source_mixture`): "captions" (the scenes' captions) and attributes of `attribute_captions`
             ("shape", "colour", "count", "place": "a circle", "a red object", "two objects", "an object on the
             left"). Empty or ("captions",): the captions alone, as any other data.
-        source_weights: one int per `builtin_sources`, its share of the steps.
+        source_weights: one int per `builtin_sources`, its share of the steps (None: `BUILTIN_SOURCE_WEIGHTS` by
+            name).
         first_source_weights, first_sources_fraction: with `builtin_sources`, a first stage of this share of the
-            steps reads the sources by these weights (one per source; missing ones 0), then `source_weights`.
+            steps reads the sources by these weights (one per source; None: `BUILTIN_FIRST_SOURCE_WEIGHTS` by
+            name), then by `source_weights`. No first stage when its weights are all 0 or the fraction is 0.
         text_sequence_length: token ids per training text (None: the preset's context, 77; for the built-in data
             `BUILTIN_TEXT_SEQUENCE_LENGTH`). Longer texts are cut. The preset keeps its full context: a causal text
             encoder embeds a text that fits the same at any context length.
-        architecture_overrides: dict merged into an architecture preset's config (e.g. `{"logit_scale_init": 50}`,
-            `{"image_encoder": {"depths": [2, 2, 2, 1]}}`); only with an architecture preset.
+        architecture_overrides: dict merged into an architecture preset's config (e.g. `{"logit_scale_init": 14.29}`,
+            `{"image_encoder": {"depths": [2, 2, 2, 1]}}`); only with an architecture preset, whose logit-scale
+            init is `SCRATCH_LOGIT_SCALE_INIT` unless given here.
         hard_negative_fraction, hard_negative_group: the share of each epoch ordered in groups of
             `hard_negative_group` examples whose captions share a word: in-batch hard negatives (see
             `make_image_text_input_fn`; index formats such as csv and coco).
@@ -259,12 +271,17 @@ def pretrain_unicl(
             label_data = "imagefolder:" + builtin_paths["imagefolder"]["train"]
         builtin_sources = tuple(builtin_sources or ())
         if data_format in ("csv", "coco") and builtin_sources not in ((), ("captions",)):
-            if len(source_weights) != len(builtin_sources):
-                raise ValueError(f"One weight per source: builtin_sources={builtin_sources!r}, "
-                                 f"source_weights={tuple(source_weights)!r}")
-            unknown = sorted(set(builtin_sources) - {"captions", "shape", "colour", "count", "place"})
+            unknown = sorted(set(builtin_sources) - set(BUILTIN_SOURCE_WEIGHTS))
             if unknown:
-                raise ValueError(f"Unknown built-in sources {unknown}: captions, shape, colour, count, place.")
+                raise ValueError(f"Unknown built-in sources {unknown}: {', '.join(BUILTIN_SOURCE_WEIGHTS)}.")
+            if source_weights is None:
+                source_weights = [BUILTIN_SOURCE_WEIGHTS[name] for name in builtin_sources]
+            if first_source_weights is None:
+                first_source_weights = [BUILTIN_FIRST_SOURCE_WEIGHTS[name] for name in builtin_sources]
+            for name, weights in (("source_weights", source_weights), ("first_source_weights", first_source_weights)):
+                if len(weights) != len(builtin_sources):
+                    raise ValueError(f"One weight per source: builtin_sources={builtin_sources!r}, "
+                                     f"{name}={tuple(weights)!r}")
             attributes = [name for name in builtin_sources if name != "captions"]
             attribute_files = write_attribute_captions(builtin_paths["attributes"]["train"], attributes)
             source_data = {name: ([train_data] if name == "captions" else ["csv:" + attribute_files[name]])
@@ -287,7 +304,9 @@ def pretrain_unicl(
     is_architecture = preset_registry.resolve(preset).kind == "architecture"
     if architecture_overrides and not is_architecture:
         raise ValueError(f"`architecture_overrides` change an architecture preset; {preset!r} is a trained preset.")
-    architecture_args = ({"image_size": image_size, "dtype": dtype, **(architecture_overrides or {})}
+    architecture_overrides = ({"logit_scale_init": SCRATCH_LOGIT_SCALE_INIT, **(architecture_overrides or {})}
+                              if is_architecture else None)
+    architecture_args = ({"image_size": image_size, "dtype": dtype, **architecture_overrides}
                          if is_architecture else {})
 
     def model_fn():
@@ -324,9 +343,10 @@ def pretrain_unicl(
         prefix.append(("labels", label_steps, make_image_text_input_fn(
             [label_data], data_format, preprocessor, skip_counter=skips,
             greyscale_probability=greyscale_probability)))
-    first_steps = int(round(first_sources_fraction * steps)) if source_data and first_source_weights else 0
+    first_steps = (int(round(first_sources_fraction * steps)) if source_data and any(first_source_weights or ())
+                   else 0)
     if first_steps > 0:
-        weights = list(first_source_weights) + [0] * (len(source_data) - len(first_source_weights))
+        weights = list(first_source_weights) + [0] * (len(source_data) - len(first_source_weights))  # + "labels"
         prefix.append(("sources_first", first_steps, make_source_mixture_input_fn(
             [input_fn(data) for data in source_data.values()], weights)))
     if prefix:
@@ -336,6 +356,8 @@ def pretrain_unicl(
         by_name = {name: make for name, _, make in prefix}
         new_stages, first_step = [], 0
         for name, count, _ in prefix:
+            if first_step >= steps - 1:  # prefixes longer than the run are shortened (the last step is the schedule's)
+                break
             current = [stage for stage in stages if stage.start_step <= first_step][-1]
             new_stages.append(TrainingStage(name, first_step, current.image_size, current.prompt_augmented_texts))
             first_step += count
