@@ -120,15 +120,15 @@ def prompt_class_name(class_names):
     return tf.strings.regex_replace(tf.convert_to_tensor(class_names, tf.string), "_", " ")
 
 
-# "a "/"an " before a number word or a numeral (the article is removed).
-_ARTICLE_BEFORE_NUMBER = r"\b(?:[Aa]n?) ((?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b|[0-9])"
+# "a "/"an " before a number word (the article is removed).
+_ARTICLE_BEFORE_NUMBER = r"\b(?:[Aa]n?) ((?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b)"
 
 
 def fix_indefinite_articles(texts):
     """Makes every "a"/"an" agree with the next word's first letter ("a orange" -> "an orange", "an red" -> "a red").
 
     The rule is the first letter (a vowel takes "an"), as `florence_keras.data.scene.article`; English exceptions
-    ("an hour", "a unicorn") are not handled. An article before a number word or a numeral is dropped, since
+    ("an hour", "a unicorn") are not handled. An article before a number word is dropped, since
     a template's "a" does not belong before a count ("a photo of a two objects." -> "a photo of two objects.").
     Used after filling templates such as "a photo of a {}." and after removing words from a caption.
 

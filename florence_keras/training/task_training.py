@@ -4,7 +4,8 @@ import json
 import os
 import time
 
-from florence_keras.evaluation import reporting
+import numpy as np
+
 from florence_keras.models.preset_manifest import MANIFEST_FILE
 from florence_keras.training.optimizer_factory import AdamWConfig
 from florence_keras.training.unicl_trainer import UniCLTrainer
@@ -149,9 +150,27 @@ def train_task(
     cpu_seconds = time.process_time()
     written = {"train": result, "settings": settings, "command": command, "preset_dir": preset_dir,
                **(report() if report is not None else {}), **extra, "seconds": seconds, "process_cpu_seconds": cpu_seconds}
-    reporting.write_json(written, report_path)
+    _write_json(written, report_path)
     final_loss = "none: no step ran" if result["loss"] is None else f"{result['loss']:.4f}"
     note = note() if note is not None else None
     print(f"Trained {result['step']} steps in {seconds:.0f} s wall, {cpu_seconds:.0f} s process CPU "
           f"(final loss {final_loss}); {note + '; ' if note else ''}wrote the preset {preset_dir}")
     return dict(outcome, report=written, process_cpu_seconds=cpu_seconds)
+
+
+def _plain(value):
+    """numpy scalars and arrays as plain JSON values (training does not import evaluation's reporting)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Cannot write a value of type {type(value).__name__} as JSON. Received: {value!r}")
+
+
+def _write_json(document, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as file:
+        json.dump(document, file, indent=1, default=_plain)
+        file.write("\n")
+    os.replace(tmp, path)

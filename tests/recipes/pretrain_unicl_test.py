@@ -124,6 +124,7 @@ def test_labels_first_then_labels_and_captions_with_hard_negatives(tmp_path, lab
     run = subprocess.run(
         [sys.executable, os.path.join(ROOT, "recipes", "pretrain_unicl.py"), "--tiny", f"--model_dir={tmp_path}",
          "--builtin_labels", "--labels_first_fraction=0.5", "--hard_negative_fraction=0.5", "--evaluate=false",
+         "--first_sources_fraction=0",
          f"--labels_after_first_stage={labels_after}"],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
