@@ -23,6 +23,21 @@ COLOURS = {
     "cyan": (40, 205, 215),
     "pink": (245, 135, 195),
 }
+# Another palette [ours], to check that what the defaults learn is not tuned to the default one: eight other colour
+# names, each one token of the CLIP vocabulary, with other RGB values. Its closest pair (brown, maroon) is ~86 apart in
+# RGB, the default's (yellow, orange) ~77; every colour stays >= ~84 from the backdrop's greys (levels 20-145).
+ALT_COLOURS = {
+    "white": (240, 240, 235),
+    "brown": (165, 100, 40),
+    "lime": (165, 235, 50),
+    "teal": (15, 135, 125),
+    "navy": (25, 40, 140),
+    "maroon": (135, 20, 50),
+    "magenta": (225, 35, 215),
+    "gold": (250, 190, 20),
+}
+# Named palettes of `SceneGenerator(palette=...)`: colour name -> RGB.
+PALETTES = {"default": COLOURS, "alt": ALT_COLOURS}
 SIZES = ("small", "medium", "large")
 # Radius ranges as a fraction of the image side, per size word. The smallest radius is chosen so that every shape is
 # identifiable at the default 64 pixels [ours]: a small hexagon's corners stand only r (1 - cos 30°) = 0.13 r out of
@@ -233,6 +248,7 @@ class Scene:
         background: `Background`.
         caption_style: which of `CAPTION_STYLES` `caption` uses.
         seed: int, seeds the scene's questions.
+        shapes: the shapes its generator draws from (the absent shapes its questions ask about); default `SHAPES`.
     """
 
     index: int
@@ -242,6 +258,7 @@ class Scene:
     background: Background
     caption_style: str
     seed: int
+    shapes: tuple = SHAPES
 
     @functools.cached_property
     def _rendered(self):
@@ -332,7 +349,7 @@ class Scene:
             if colours.count(obj.colour) == 1:
                 qa.append((f"what shape is the {obj.colour} object?", obj.shape, "other", "what is the"))
         present = shapes[int(rng.integers(len(shapes)))]
-        absent = [shape for shape in SHAPES if shape not in shapes]
+        absent = [shape for shape in self.shapes if shape not in shapes]
         qa.append((f"is there {article(present)} {present}?", "yes", "yes/no", "is there a"))
         if absent:
             missing = absent[int(rng.integers(len(absent)))]
