@@ -1,14 +1,15 @@
 """`SceneGenerator`: the toolkit's built-in data — procedural scenes, deterministic by seed, cheap on a CPU.
 
-Each scene holds 1-3 objects (8 shapes x 8 colours x 3 sizes) at distinct depths, rendered with consistent
-occlusion; it gives an RGB image, a depth map, COCO boxes, captions of several styles and VQA question-answer pairs;
-`clip()` animates a scene into a short clip with motion. Captions of the `short` and `class` styles repeat across
-many images, so UniCL's shared-text positives really occur.
+Each scene holds 1-3 objects (8 shapes x 8 colours x 3 sizes by default; `palette` and `shapes` choose others) at
+distinct depths, rendered with consistent occlusion; it gives an RGB image, a depth map, COCO boxes, captions of
+several styles and VQA question-answer pairs; `clip()` animates a scene into a short clip with motion. Captions of
+the `short` and `class` styles repeat across many images, so UniCL's shared-text positives really occur.
 
-Held-out split [ours]: 8 (shape, colour) combinations never appear in the training split, on any object
-(`HELDOUT_COMBINATIONS`, one colour per shape and one shape per colour). In the held-out split the primary object
-(objects[0], the ImageFolder class) always has a held-out combination, so zero-shot classification there tests
-generalisation to unseen combinations of seen shapes and colours; its other objects may have any combination.
+Held-out split [ours]: one (shape, colour) combination per shape never appears in the training split, on any object
+(`HELDOUT_COMBINATIONS` by default: one colour per shape and one shape per colour; `heldout_combinations`). In the
+held-out split the primary object (objects[0], the ImageFolder class) always has a held-out combination, so
+zero-shot classification there tests generalisation to unseen combinations of seen shapes and colours; its other
+objects may have any combination.
 
 Test split [ours]: drawn like the training split (seen combinations only) from its own random stream, so its images
 are never training images: the in-distribution test set.
@@ -24,7 +25,8 @@ SPLITS = ("train", "heldout", "test")
 LAYOUTS = ("flat", "ground_plane")
 _SPLIT_IDS = {"train": 0, "heldout": 1, "test": 2}
 
-# (shape, colour) pairs that never occur in the training split: shape i gets colour (3 i + 1) mod 8.
+# (shape, colour) pairs that never occur in the training split: shape i gets colour (3 i + 1) mod 8
+# (`heldout_combinations` of the default shapes and palette).
 HELDOUT_COMBINATIONS = (
     ("circle", "green"),
     ("square", "purple"),
@@ -44,6 +46,23 @@ _OBJECT_COUNT_PROBABILITIES = (0.4, 0.35, 0.25)  # 1, 2, 3 objects
 _MIN_VISIBLE_FRACTION = 0.4
 
 
+def heldout_combinations(shapes, colours):
+    """The held-out (shape, colour) pairs of any shape list and palette: shape i gets colour (s i + 1) mod C, where
+    C is the number of colours and s the smallest stride >= 3 coprime with C, so no colour is held out for two shapes
+    before every colour has been once. The default 8 x 8 gives `HELDOUT_COMBINATIONS`.
+
+    Example:
+    >>> heldout_combinations(("circle", "square", "ring"), ("red", "green", "blue"))
+    (('circle', 'green'), ('square', 'blue'), ('ring', 'red'))
+    """
+    shapes, colours = tuple(shapes), tuple(colours)
+    if len(shapes) < 2 or len(colours) < 2:
+        raise ValueError(f"Held-out combinations need >= 2 shapes and >= 2 colours (each keeps a seen pair). "
+                         f"Received: shapes={shapes!r}, colours={colours!r}")
+    stride = next(s for s in range(3, 3 + len(colours) + 1) if np.gcd(s, len(colours)) == 1)
+    return tuple((shape, colours[(stride * i + 1) % len(colours)]) for i, shape in enumerate(shapes))
+
+
 class SceneGenerator:
     """Deterministic procedural scenes and clips.
 
@@ -60,6 +79,11 @@ class SceneGenerator:
         clip_distractor_speed: float >= 0, the other objects' speed in `clip()` relative to today's (`1.0`, the
             default, keeps today's clips byte-identical; `0.25` makes the labelled primary object the clearly
             dominant motion, `0.0` keeps the others still).
+        palette: the colours: a name of `scene.PALETTES` (`"default"`: `scene.COLOURS`; `"alt"`: eight other
+            colours, `scene.ALT_COLOURS`) or a dict colour name -> `(r, g, b)` (>= 2 colours, one-word names).
+        shapes: the shapes drawn, a subset of `scene.SHAPES` (>= 2; kept in `SHAPES` order); None: all eight.
+            The held-out pairs follow both lists (`heldout_combinations`); the defaults keep today's scenes
+            byte-identical.
 
     Example:
     >>> generator = SceneGenerator(image_size=64, seed=0)
@@ -74,7 +98,7 @@ class SceneGenerator:
     colours = tuple(scene_lib.COLOURS)
 
     def __init__(self, image_size=64, seed=0, max_objects=3, caption_style_probabilities=None, layout="flat",
-                 clip_distractor_speed=1.0):
+                 clip_distractor_speed=1.0, palette="default", shapes=None):
         if not isinstance(image_size, int) or image_size < 32:
             raise ValueError(f"`image_size` must be an int >= 32. Received: image_size={image_size!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -99,10 +123,40 @@ class SceneGenerator:
         self.image_size = image_size
         self.seed = int(seed)
         self.max_objects = max_objects
-        heldout = set(HELDOUT_COMBINATIONS)
+        self.palette = self._palette(palette)
+        self.colours = tuple(self.palette)
+        self.shapes = self._shapes(shapes)
+        self.heldout_combinations = heldout_combinations(self.shapes, self.colours)
+        heldout = set(self.heldout_combinations)
         every = [(shape, colour) for shape in self.shapes for colour in self.colours]
         self.train_combinations = tuple(pair for pair in every if pair not in heldout)
-        self.heldout_combinations = HELDOUT_COMBINATIONS
+
+    @staticmethod
+    def _palette(palette):
+        if isinstance(palette, str):
+            if palette not in scene_lib.PALETTES:
+                raise ValueError(f"`palette` must be one of {sorted(scene_lib.PALETTES)} or a dict name -> (r, g, b). "
+                                 f"Received: palette={palette!r}")
+            return dict(scene_lib.PALETTES[palette])
+        try:
+            palette = {name: tuple(int(v) for v in rgb) for name, rgb in dict(palette).items()}
+        except (TypeError, ValueError):
+            palette = None
+        if (not palette or len(palette) < 2 or any(not isinstance(n, str) or not n.isalpha() for n in palette)
+                or any(len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb) for rgb in palette.values())):
+            raise ValueError("`palette` must be a palette name or a dict of >= 2 one-word colour names -> (r, g, b) "
+                             "in 0..255.")
+        return palette
+
+    @staticmethod
+    def _shapes(shapes):
+        if shapes is None:
+            return scene_lib.SHAPES
+        shapes = [shapes] if isinstance(shapes, str) else list(shapes)
+        unknown = sorted(set(shapes) - set(scene_lib.SHAPES))
+        if unknown or len(set(shapes)) != len(shapes) or len(shapes) < 2:
+            raise ValueError(f"`shapes` must be >= 2 distinct names of {scene_lib.SHAPES}. Received: shapes={shapes!r}")
+        return tuple(shape for shape in scene_lib.SHAPES if shape in shapes)
 
     @property
     def class_names(self):
@@ -128,7 +182,7 @@ class SceneGenerator:
             center = tuple(float(v) for v in rng.uniform(margin, self.image_size - margin, 2))
         angle = float(rng.uniform(-15.0, 15.0)) if shape not in ("circle", "ring") else 0.0
         jitter = rng.integers(-18, 19, 3)
-        rgb = tuple(min(255, max(0, c + int(j))) for c, j in zip(scene_lib.COLOURS[colour], jitter))
+        rgb = tuple(min(255, max(0, c + int(j))) for c, j in zip(self.palette[colour], jitter))
         return scene_lib.SceneObject(shape, colour, size, radius, center, angle, float(depth), rgb)
 
     def _visible_enough(self, objects):
@@ -171,7 +225,8 @@ class SceneGenerator:
         styles = list(self.caption_style_probabilities)
         probabilities = np.array(list(self.caption_style_probabilities.values()), np.float64)
         style = styles[int(rng.choice(len(styles), p=probabilities / probabilities.sum()))]
-        return scene_lib.Scene(index, split, self.image_size, objects, background, style, int(rng.integers(2**31)))
+        return scene_lib.Scene(index, split, self.image_size, objects, background, style, int(rng.integers(2**31)),
+                               shapes=self.shapes)
 
     def scenes(self, num_scenes, split="train", start=0):
         """Iterates over scenes `start .. start + num_scenes - 1` of a split.
