@@ -8,6 +8,9 @@ file for the images and their captions, `attributes` CSV for what each image sho
   (1-3 objects) on every scene; image<->text retrieval with several captions per image.
 * the unseen-combination split ("heldout"): every primary object is a shape-colour pair that never occurs in
   training. Zero-shot shape and 64-way shape+colour of the object in one-object scenes.
+* a linear probe of shape (`shape_linear_probe` in "in_distribution"): a logistic regression on the image embeddings
+  of the first `probe_train_images` one-object scenes of the training split (its C chosen on a validation fifth of
+  them), scored on the test split's one-object scenes: what the embedding holds, whatever the text side learned.
 
 Why one-object scenes for shape, colour and place [ours]: the label of a scene is its primary (nearest) object,
 which pixels identify only when objects overlap; with one object the label is what the image shows. Every score
@@ -23,6 +26,8 @@ import os
 import numpy as np
 
 from florence_keras.evaluation import encoded_data
+from florence_keras.evaluation import features as features_lib
+from florence_keras.evaluation import linear_probe
 from florence_keras.evaluation import retrieval
 from florence_keras.evaluation import zero_shot
 
@@ -93,7 +98,54 @@ def _encode_split(clip, builtin_paths, split, preset_id, batch_size, verbose):
     return captions, rows
 
 
-def evaluate_builtin(clip, builtin_paths, preset_id, batch_size=64, verbose=True):
+def probe_scores(train_features, train_labels, test_features, test_labels, num_classes):
+    """A linear probe's test scores, each with its chance level (`linear_probe.linear_probe_evaluate`'s protocol).
+
+    With too few training examples to split off a validation set (tiny runs), one fit at C = 1 is scored instead
+    and `validated` is False.
+
+    Returns:
+        dict: `top1`, `chance_top1`, `classes`, `images`, `train_images`, `best_C`, `validated`.
+    """
+    grid = tuple(10.0**e for e in range(-1, 6))
+    try:
+        result = linear_probe.linear_probe_evaluate(train_features, train_labels, test_features, test_labels,
+                                                    coarse_grid=grid, refine_steps=1, max_iter=300, ks=(1,))
+        top1, best_c, validated = result["top1"], result["best_C"], True
+    except ValueError as error:
+        if "validation" not in str(error):
+            raise
+        model = linear_probe.fit_logistic_regression(train_features, train_labels, C=1.0)
+        top1, best_c, validated = float(np.mean(model.predict(test_features) == test_labels)), 1.0, False
+    return {"top1": float(top1), "chance_top1": 1.0 / num_classes, "classes": int(num_classes),
+            "images": int(len(test_labels)), "train_images": int(len(train_labels)), "best_C": float(best_c),
+            "validated": validated}
+
+
+def _shape_probe(clip, builtin_paths, shapes, test_features, test_shapes, batch_size, verbose, max_train_images):
+    """`probe_scores` of shape: fitted on the first `max_train_images` one-object training scenes."""
+    import tensorflow as tf
+
+    from florence_keras.data import image_transforms
+
+    if "train" not in builtin_paths["attributes"]:
+        raise ValueError("The shape probe needs the training split's attributes file; write it with "
+                         "ensure_builtin_dataset, or pass probe_train_images=0.")
+    rows = [row for row in read_attributes(builtin_paths["attributes"]["train"]).values() if row["count"] == 1]
+    rows = sorted(rows, key=lambda row: row["filepath"])[:max_train_images]
+    files = [os.path.join(builtin_paths["root"], row["filepath"]) for row in rows]
+    size = encoded_data.model_image_size(clip)
+    dataset = tf.data.Dataset.from_tensor_slices(files).map(
+        lambda f: image_transforms.resize_center_crop(tf.io.decode_image(tf.io.read_file(f), channels=3,
+                                                                         expand_animations=False), size),
+        num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
+    train = features_lib.encode_image_dataset(clip.encode_images, dataset, keep_keys=(), verbose=verbose,
+                                              num_batches=-(-len(files) // batch_size))
+    labels = np.array([shapes.index(row["shape"]) for row in rows])
+    return probe_scores(train["features"], labels, test_features, test_shapes, len(shapes))
+
+
+def evaluate_builtin(clip, builtin_paths, preset_id, batch_size=64, verbose=True, probe_train_images=2000):
     """Scores a `FlorenceCLIP` on the built-in test splits (see the module docstring).
 
     Args:
@@ -103,9 +155,12 @@ def evaluate_builtin(clip, builtin_paths, preset_id, batch_size=64, verbose=True
         preset_id: the preset directory the model was saved to (identifies it in logs/caches).
         batch_size: images per encoding batch.
         verbose: progress bars.
+        probe_train_images: one-object training scenes the shape probe is fitted on (the first, by file name);
+            0 skips the probe.
 
     Returns:
-        dict: `"in_distribution"` with `shape`, `colour`, `count`, `place`; `"unseen_combinations"` with `shape`
+        dict: `"in_distribution"` with `shape`, `colour`, `count`, `place` and `shape_linear_probe`;
+        `"unseen_combinations"` with `shape`
         and `shape_colour` (all pairs); `"retrieval"` (R@1/5/10 both directions on the test split). Each score
         dict holds `top1` (and `top5` where asked), `chance_top1`, `classes`, `images`.
     """
@@ -138,6 +193,10 @@ def evaluate_builtin(clip, builtin_paths, preset_id, batch_size=64, verbose=True
         "place": _score(features[single], np.array([PLACES.index(r["place"]) for r in single_rows]),
                         place_classifier, PLACES),
     }
+    if probe_train_images:
+        result["in_distribution"]["shape_linear_probe"] = _shape_probe(
+            clip, builtin_paths, shapes, features[single],
+            np.array([shapes.index(r["shape"]) for r in single_rows]), batch_size, verbose, probe_train_images)
     text_features = np.asarray(clip.encode_texts([str(c) for c in test["captions"]]))
     rt = retrieval.retrieval_metrics(features, text_features, test["text_to_image"], ks=(1, 5, 10))
     result["retrieval"] = {key: (float(value) if isinstance(value, (float, np.floating)) else value)
@@ -185,6 +244,7 @@ _ROWS = (
     ("in_distribution", "colour", "zero-shot colour", "one-object scenes"),
     ("in_distribution", "count", "zero-shot count (1-3 objects)", "every scene"),
     ("in_distribution", "place", "zero-shot place (left/middle/right)", "one-object scenes"),
+    ("in_distribution", "shape_linear_probe", "linear probe shape", "one-object scenes; fitted on the train split"),
     ("unseen_combinations", "shape", "zero-shot shape", "unseen shape-colour pairs, one-object scenes"),
     ("unseen_combinations", "shape_colour", "zero-shot shape+colour", "unseen pairs among all pairs"),
 )
@@ -194,6 +254,8 @@ def builtin_table(results):
     """A Markdown table of `evaluate_builtin` results, each score beside its chance level."""
     lines = ["| split | metric | score | chance | images | note |", "|---|---|---|---|---|---|"]
     for part, key, name, note in _ROWS:
+        if key not in results[part]:
+            continue
         score = results[part][key]
         label = "in-distribution test" if part == "in_distribution" else "unseen combinations"
         lines.append(f"| {label} | {name} top-1 ({score['classes']}-way) | {100 * score['top1']:.1f}% | "
