@@ -44,6 +44,7 @@ if REPO not in sys.path:
     sys.path.append(REPO)
 
 from benchmarks import dcn_v2_benchmark  # noqa: E402
+from benchmarks import detector_inference_benchmark  # noqa: E402
 from benchmarks import machine_info  # noqa: E402
 from benchmarks import plan as plan_lib  # noqa: E402
 from benchmarks import report  # noqa: E402
@@ -506,6 +507,7 @@ def main(argv=None):
     else:
         groups, memory = plan_lib.build_plan(args.quick, work_dir, args.only)
         groups += dcn_v2_benchmark.groups(args.quick, args.only)
+        groups += detector_inference_benchmark.groups(args.quick, args.only)
     if args.baseline_root:
         groups = add_baseline(groups, os.path.abspath(args.baseline_root))
     sides = sorted({m["side"] for g in groups for m in g["members"]})

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from benchmarks import dcn_v2_benchmark
+from benchmarks import detector_inference_benchmark
 from benchmarks import flop_counter
 from benchmarks.inputs import swin_inputs
 from benchmarks.inputs import text_inputs
@@ -293,4 +294,5 @@ CASES = {
     "matmul": make_matmul,
     "input_pipeline": make_input_pipeline,
     **dcn_v2_benchmark.CASES,
+    **detector_inference_benchmark.CASES,
 }

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from benchmarks import dcn_v2_benchmark
+from benchmarks import detector_inference_benchmark
 from benchmarks import plan as plan_lib
 from benchmarks import report
 from benchmarks import run_all
@@ -340,6 +341,7 @@ def test_quick_run_of_everything(tmp_path):
     for group in document["groups"]:
         _check_group(group)
     assert len(document["groups"]) == (len(plan_lib.build_plan(True, "/tmp/x")[0])
-                                       + len(dcn_v2_benchmark.groups(True)))
+                                       + len(dcn_v2_benchmark.groups(True))
+                                       + len(detector_inference_benchmark.groups(True)))
     assert "ratio" in document["memory"]
     assert all("peak_rss_mib" in p for p in document["memory"]["probes"])
