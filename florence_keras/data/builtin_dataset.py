@@ -196,6 +196,7 @@ def _write_split(out_dir, split, count, generator, formats, num_shards, jpeg_qua
         })
     if "imagefolder" in formats:
         root = os.path.join(out_dir, "imagefolder", split)
+        shutil.rmtree(root, ignore_errors=True)  # no class folders or links left from data written before
         for class_name in generator.class_names:
             os.makedirs(os.path.join(root, class_name), exist_ok=True)
         for i, class_name in enumerate(classes):
@@ -278,7 +279,8 @@ def _write_clips(out_dir, split, generator, count, num_frames):
 
 def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0, formats=DEFAULT_FORMATS,
                           num_shards=4, jpeg_quality=95, num_clips=None, clip_frames=8, verbose=False, num_test=0,
-                          caption_style_probabilities=None, layout="flat", clip_distractor_speed=1.0):
+                          caption_style_probabilities=None, layout="flat", clip_distractor_speed=1.0,
+                          palette="default", shapes=None):
     """Generates the built-in scenes and writes them in the standard on-disk formats.
 
     Args:
@@ -297,10 +299,12 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
         caption_style_probabilities: the caption mix (see `SceneGenerator`); None: its default.
         layout: `"flat"` (default) or `"ground_plane"` (depth visible in the image; see `SceneGenerator`).
         clip_distractor_speed: the other objects' speed in `video` clips (see `SceneGenerator`; 1.0: today's).
+        palette, shapes: the colours (a name of `scene.PALETTES` or a dict name -> RGB) and the shapes drawn (None:
+            all); see `SceneGenerator`. The defaults write today's data.
 
     Returns:
-        dict: `root`, `info` (builtin_info.json), `class_names`, `heldout_combinations`, and per format a dict
-        split -> path (a list of shards for `wds` / `tfrecord`; `{"questions", "annotations"}` for `vqa`).
+        dict: `root`, `info` (builtin_info.json), `class_names`, `colours`, `heldout_combinations`, and per format a
+        dict split -> path (a list of shards for `wds` / `tfrecord`; `{"questions", "annotations"}` for `vqa`).
 
     Example:
     >>> import tempfile
@@ -326,7 +330,8 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
     os.makedirs(out_dir, exist_ok=True)
     generator = generator_lib.SceneGenerator(image_size=image_size, seed=seed,
                                              caption_style_probabilities=caption_style_probabilities,
-                                             layout=layout, clip_distractor_speed=clip_distractor_speed)
+                                             layout=layout, clip_distractor_speed=clip_distractor_speed,
+                                             palette=palette, shapes=shapes)
     progress = None
     if verbose:
         from tqdm import tqdm  # local: only for the progress bar
@@ -335,6 +340,7 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
     result = {
         "root": out_dir,
         "class_names": generator.class_names,
+        "colours": list(generator.colours),
         "heldout_combinations": [list(pair) for pair in generator.heldout_combinations],
     }
     counts = {}
@@ -354,6 +360,7 @@ def write_builtin_dataset(out_dir, num_train, num_heldout, image_size=64, seed=0
         "image_size": image_size,
         "classes": generator.class_names,
         "colours": list(generator.colours),
+        "colour_rgb": {name: list(rgb) for name, rgb in generator.palette.items()},
         "heldout_combinations": result["heldout_combinations"],
         "caption_style_probabilities": generator.caption_style_probabilities,
         "depth_png_scale": scene_lib.DEPTH_PNG_SCALE,
@@ -372,7 +379,7 @@ DEFAULT_NUM_TEST = 1000
 
 
 def ensure_builtin_dataset(directory, num_train, num_heldout, image_size, seed, num_test=DEFAULT_NUM_TEST,
-                           caption_style_probabilities=None):
+                           caption_style_probabilities=None, palette="default", shapes=None):
     """Writes the built-in dataset once (`ENSURED_FORMATS`); reuses it when the same settings were written before.
     Pretraining, fine-tuning and the evaluation recipes share it through `--builtin_dir`.
 
@@ -383,15 +390,23 @@ def ensure_builtin_dataset(directory, num_train, num_heldout, image_size, seed, 
         image_size: image side.
         seed: dataset seed.
         caption_style_probabilities: the caption mix (see `SceneGenerator`); None: its default.
+        palette, shapes: the colours and shapes drawn (see `SceneGenerator`; the defaults: today's data).
 
     Returns:
         The paths dict of `write_builtin_dataset`.
     """
-    styles = generator_lib.SceneGenerator(
+    generator = generator_lib.SceneGenerator(
         image_size=max(int(image_size), 32), caption_style_probabilities=caption_style_probabilities,
-    ).caption_style_probabilities
+        palette=palette, shapes=shapes,
+    )
+    styles = generator.caption_style_probabilities
     settings = {"num_train": num_train, "num_heldout": num_heldout, "num_test": num_test, "image_size": image_size,
                 "seed": seed, "caption_style_probabilities": styles, "formats": list(ENSURED_FORMATS)}
+    default = (tuple(generator.palette.items()) == tuple(scene_lib.COLOURS.items())
+               and generator.shapes == scene_lib.SHAPES)
+    if not default:  # the default data keeps its marker (and so its written files)
+        settings.update(palette={name: list(rgb) for name, rgb in generator.palette.items()},
+                        shapes=list(generator.shapes))
     marker = os.path.join(directory, "florence_builtin_settings.json")
     paths_file = os.path.join(directory, "florence_builtin_paths.json")
     if os.path.exists(marker) and os.path.exists(paths_file):
@@ -401,7 +416,8 @@ def ensure_builtin_dataset(directory, num_train, num_heldout, image_size, seed, 
                     return json.load(g)
     paths = write_builtin_dataset(directory, num_train, num_heldout, image_size=image_size, seed=seed,
                                   formats=ENSURED_FORMATS, verbose=True, num_test=num_test,
-                                  caption_style_probabilities=caption_style_probabilities)
+                                  caption_style_probabilities=caption_style_probabilities, palette=palette,
+                                  shapes=shapes)
     with open(paths_file, "w", encoding="utf-8") as f:
         json.dump(paths, f)
     with open(marker, "w", encoding="utf-8") as f:  # written last: marks a complete dataset
