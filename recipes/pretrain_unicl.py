@@ -93,6 +93,11 @@ flags.DEFINE_integer("high_resolution_image_size", 384, "Stage 3 resolution.")
 flags.DEFINE_integer("builtin_train", 4000, "Built-in training scenes.")
 flags.DEFINE_integer("builtin_heldout", 600, "Built-in held-out scenes (unseen shape-colour combinations).")
 flags.DEFINE_integer("builtin_test", 1000, "Built-in in-distribution test scenes (seen combinations, unseen images).")
+flags.DEFINE_enum("builtin_palette", "default", ["default", "alt"], "Built-in scenes' colours: 'default' (red, "
+                  "green, blue, yellow, purple, orange, cyan, pink) or 'alt' (white, brown, lime, teal, navy, maroon, "
+                  "magenta, gold: other names and RGB values). Held-out pairs, captions and evaluation follow it.")
+flags.DEFINE_list("builtin_shapes", [], "Built-in scenes' shapes: a subset (>= 2) of circle, square, triangle, star, "
+                  "ring, cross, diamond, hexagon; empty: all eight. Held-out pairs, captions and evaluation follow it.")
 flags.DEFINE_bool("evaluate", True, "Evaluate on the built-in test splits.")
 flags.DEFINE_bool("tiny", False, "Smoke-test mode: a few steps on a few scenes.")
 
@@ -168,6 +173,7 @@ def main(argv):
         high_resolution_step=FLAGS.high_resolution_step,
         high_resolution_image_size=FLAGS.high_resolution_image_size,
         builtin_train=FLAGS.builtin_train, builtin_heldout=FLAGS.builtin_heldout, builtin_test=FLAGS.builtin_test,
+        builtin_palette=FLAGS.builtin_palette, builtin_shapes=FLAGS.builtin_shapes or None,
         evaluate=evaluate_builtin if FLAGS.evaluate else None,
         command=" ".join(["python", "recipes/pretrain_unicl.py"] + sys.argv[1:]),
     )

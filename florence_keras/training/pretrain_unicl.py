@@ -171,6 +171,8 @@ def pretrain_unicl(
     text_sequence_length=None,
     first_source_weights=None,
     first_sources_fraction=0.5,
+    builtin_palette="default",
+    builtin_shapes=None,
     evaluate=None,
     command=None,
     verbose=1,
@@ -203,6 +205,9 @@ def pretrain_unicl(
         high_resolution_image_size: stage 3 resolution.
         builtin_train, builtin_heldout, builtin_test: sizes of the built-in dataset's splits (training, unseen
             combinations, in-distribution test).
+        builtin_palette, builtin_shapes: the built-in scenes' colours (a name of `scene.PALETTES`: "default" or
+            "alt", eight other colours) and shapes (a subset of `scene.SHAPES`; None: all eight); the held-out
+            pairs, attribute captions and evaluation follow them (`SceneGenerator`'s `palette` and `shapes`).
         greyscale_probability: fraction of training images turned greyscale, their captions losing colour words
             (see `make_image_text_input_fn`).
         builtin_labels: with the built-in data in an index format (csv, coco), also train on its image-label
@@ -259,7 +264,8 @@ def pretrain_unicl(
         )
     if train_data == BUILTIN:
         builtin_paths = ensure_builtin_dataset(os.path.join(model_dir, "data"), builtin_train, builtin_heldout,
-                                               image_size, seed, num_test=builtin_test)
+                                               image_size, seed, num_test=builtin_test, palette=builtin_palette,
+                                               shapes=builtin_shapes)
         if data_format not in builtin_paths:
             raise ValueError(f"The built-in data is written as csv, coco, imagefolder or tfrecord. "
                              f"Received: data_format={data_format!r}")
@@ -426,6 +432,8 @@ def pretrain_unicl(
             "builtin_train": builtin_train if builtin_paths else None,
             "builtin_heldout": builtin_heldout if builtin_paths else None,
             "builtin_test": builtin_test if builtin_paths else None,
+            "builtin_palette": builtin_palette if builtin_paths else None,
+            "builtin_shapes": list(builtin_paths["class_names"]) if builtin_paths else None,
             "final_loss": train_result.get("loss"), "train_seconds": round(train_seconds, 1),
             "train_cpu_seconds": round(train_cpu_seconds, 1), "seconds": round(result["seconds"], 1),
             "cpu_seconds": round(result["cpu_seconds"], 1), "cpu_count": os.cpu_count(),
