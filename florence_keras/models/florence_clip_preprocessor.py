@@ -8,6 +8,7 @@ from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_image_converter import FlorenceImageConverter
 from florence_keras.models.florence_tokenizer import FlorenceTokenizer
 from florence_keras.models.keras_hub_internals import preprocessing_function
+from florence_keras.models.token_packing import pack_token_ids
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")
@@ -55,23 +56,11 @@ class FlorenceCLIPPreprocessor(Preprocessor):
         self.built = True  # nothing to create: the tokenizer and the converter are built already
 
     def packer(self, tokens):
-        """Packs token ids `(B, None)` (ragged or dense) into int32 `(B, sequence_length)`.
-
-        `<|startoftext|>`, the first `sequence_length - 2` tokens, `<|endoftext|>`, then `<|endoftext|>`
-        padding — what keras-hub's `StartEndPacker(start, end, pad_value=end)` gives. Written with dense ops:
-        the packer's ragged concatenation transposes integer row lengths, which TensorFlow's oneDNN graph pass
-        logs an ERROR line about on CPUs without AVX-512 (harmless, but not what a healthy run should print).
-        """
-        start, end = self.tokenizer.start_token_id, self.tokenizer.end_token_id
-        body_length = self.sequence_length - 2
-        if isinstance(tokens, tf.RaggedTensor):
-            body = tokens.to_tensor(default_value=end, shape=[None, body_length])
-        else:
-            tokens = tf.convert_to_tensor(tokens)[:, :body_length]
-            body = tf.pad(tokens, [[0, 0], [0, body_length - tf.shape(tokens)[1]]], constant_values=end)
-        body = tf.cast(body, tf.int32)
-        column = tf.ones([tf.shape(body)[0], 1], tf.int32)
-        return tf.concat([column * start, body, column * end], axis=1)
+        """Packs token ids `(B, None)` (ragged or dense) into int32 `(B, sequence_length)`: `<|startoftext|>`, the
+        first `sequence_length - 2` tokens, `<|endoftext|>`, then `<|endoftext|>` padding
+        (`token_packing.pack_token_ids`, shared with the fusion Tasks' shorter texts)."""
+        return pack_token_ids(tokens, self.tokenizer.start_token_id, self.tokenizer.end_token_id,
+                              self.sequence_length)
 
     @preprocessing_function
     def tokenize(self, texts):

@@ -10,7 +10,9 @@ from florence_keras.losses.fusion_pretraining_losses import itm_loss
 from florence_keras.losses.fusion_pretraining_losses import masked_lm_loss
 from florence_keras.losses.hard_negative_sampler import negative_candidates
 from florence_keras.losses.hard_negative_sampler import sample_hard_negatives
+from florence_keras.models import fusion_tokens
 from florence_keras.models import mlm_masking
+from florence_keras.models import token_packing
 from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
 from florence_keras.models.florence_task import FlorenceTask
@@ -137,11 +139,7 @@ class FlorenceFusionPretrainer(FlorenceTask):
                                      **policy)
         self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
         # === Functional model ===
-        num_stages = len(encoder.stages)
-        if image_token_stage is not None and (not isinstance(image_token_stage, int)
-                                              or not 0 <= image_token_stage < num_stages):
-            raise ValueError(f"`image_token_stage` must be None or an int in 0..{num_stages - 1}. Received: "
-                             f"image_token_stage={image_token_stage!r}")
+        fusion_tokens.check_image_token_stage(image_token_stage, len(encoder.stages))
         self.image_token_stage = image_token_stage
         if image_token_stage is not None:
             encoder.final_norm.trainable = False  # not on the token path (it still pools the negatives' ranking)
@@ -161,47 +159,19 @@ class FlorenceFusionPretrainer(FlorenceTask):
     def _image_tokens(self, images, training=None):
         """`(image tokens (B, 1 + h·w, C), pooled features (B, C))`: the map's mean first, as `FlorenceVQA`."""
         features = self.backbone.image_encoder.forward_features(images, training=training)
-        if self.image_token_stage is None:
-            feature_map = features["feature_map"]
-        else:
-            feature_map = self.image_token_norm(features["pyramid"][f"P{self.image_token_stage + 2}"])
-        height, width, channels = feature_map.shape[1], feature_map.shape[2], feature_map.shape[3]
-        grid = ops.reshape(feature_map, (-1, height * width, channels))
-        tokens = ops.concatenate([ops.mean(grid, axis=1, keepdims=True), grid], axis=1)
+        tokens = fusion_tokens.image_tokens(features, self.image_token_stage, getattr(self, "image_token_norm", None))
         return tokens, features["pooled_output"]
 
     def text_mask(self, token_ids):
         """int32 `(B, L)`: 1 up to and including the first end-of-text token, 0 after (the padding)."""
-        is_end = ops.cast(ops.equal(token_ids, self.eos_token_id), "int32")
-        ends_before = ops.cumsum(is_end, axis=1) - is_end
-        return ops.cast(ops.equal(ends_before, 0), "int32")
+        return fusion_tokens.text_mask(token_ids, self.eos_token_id)
 
     def tokenize_texts(self, texts):
         """Strings `(B,)` (or one) -> int32 `(B, text_length)`: start token, BPE tokens (cut so the end token
-        fits), end token, end-token padding (`FlorenceVQA.tokenize_questions`'s packing). TensorFlow ops."""
+        fits), end token, end-token padding (`token_packing.tokenize_and_pack`). TensorFlow ops."""
         if self.preprocessor is None or self.preprocessor.tokenizer is None:
             raise ValueError("This FlorenceFusionPretrainer has no tokenizer; pass token ids instead.")
-        texts = tf.convert_to_tensor(texts)
-        if texts.dtype != tf.string:
-            raise ValueError(f"`texts` must be strings. Received dtype: {texts.dtype}")
-        single = texts.shape.rank == 0
-        texts = texts[None] if single else texts
-        tokenizer = self.preprocessor.tokenizer
-        start, end = tokenizer.start_token_id, tokenizer.end_token_id
-        tokens = tokenizer(texts)
-        if isinstance(tokens, (list, tuple)):  # eager keras-hub tokenizers return Python lists
-            tokens = tf.ragged.constant(tokens, dtype=tf.int32, ragged_rank=1) if len(tokens) else \
-                tf.zeros([0, 0], tf.int32)
-        body_length = self.text_length - 2
-        if isinstance(tokens, tf.RaggedTensor):
-            body = tokens.to_tensor(default_value=end, shape=[None, body_length])
-        else:
-            tokens = tf.convert_to_tensor(tokens)[:, :body_length]
-            body = tf.pad(tokens, [[0, 0], [0, body_length - tf.shape(tokens)[1]]], constant_values=end)
-        body = tf.cast(body, tf.int32)
-        column = tf.ones([tf.shape(body)[0], 1], tf.int32)
-        ids = tf.concat([column * start, body, column * end], axis=1)
-        return ids[0] if single else ids
+        return token_packing.tokenize_and_pack(self.preprocessor.tokenizer, texts, self.text_length, "texts")
 
     def mask_for_mlm(self, token_ids):
         """`mlm_masking.mask_tokens` with this model's special ids, mask token and rate (a fresh draw each call)."""

@@ -6,6 +6,8 @@ import tensorflow as tf
 from keras import ops
 
 from florence_keras.layers.fusion_encoder import FusionEncoder
+from florence_keras.models import fusion_tokens
+from florence_keras.models import token_packing
 from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
 from florence_keras.models.florence_task import FlorenceTask
@@ -100,21 +102,12 @@ class FlorenceVQA(FlorenceTask):
         images = keras.Input(shape=(image_size, image_size, 3), name="images")
         token_ids = keras.Input(shape=(question_length,), dtype="int32", name="token_ids")
         features = encoder.forward_features(images)
-        num_stages = len(features["pyramid"])
-        if image_token_stage is not None and (not isinstance(image_token_stage, int)
-                                              or not 0 <= image_token_stage < num_stages):
-            raise ValueError(f"`image_token_stage` must be None or an int in 0..{num_stages - 1}. Received: "
-                             f"image_token_stage={image_token_stage!r}")
+        fusion_tokens.check_image_token_stage(image_token_stage, len(features["pyramid"]))
         self.image_token_stage = image_token_stage
-        if image_token_stage is None:
-            feature_map = features["feature_map"]
-        else:
+        if image_token_stage is not None:
             encoder.final_norm.trainable = False  # not on this path
             self.image_token_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_token_norm", **policy)
-            feature_map = self.image_token_norm(features["pyramid"][f"P{image_token_stage + 2}"])
-        height, width, channels = feature_map.shape[1], feature_map.shape[2], feature_map.shape[3]
-        grid = ops.reshape(feature_map, (-1, height * width, channels))
-        image_tokens = ops.concatenate([ops.mean(grid, axis=1, keepdims=True), grid], axis=1)
+        image_tokens = fusion_tokens.image_tokens(features, image_token_stage, getattr(self, "image_token_norm", None))
         text_tokens = backbone.text_encoder(token_ids)["sequence_output"]
         fused = self.fusion(text_tokens, image_tokens, text_mask=self.question_mask(token_ids))
         hidden = keras.activations.gelu(self.head_norm(self.head_dense(fused["pooled_output"])), approximate=False)
@@ -143,37 +136,16 @@ class FlorenceVQA(FlorenceTask):
 
     def question_mask(self, token_ids):
         """int32 `(B, L)`: 1 up to and including the first end-of-text token, 0 after (the padding)."""
-        is_end = ops.cast(ops.equal(token_ids, self.eos_token_id), "int32")
-        ends_before = ops.cumsum(is_end, axis=1) - is_end
-        return ops.cast(ops.equal(ends_before, 0), "int32")
+        return fusion_tokens.text_mask(token_ids, self.eos_token_id)
 
     def tokenize_questions(self, questions):
         """Strings `(B,)` (or one) -> int32 `(B, question_length)`: start token, BPE tokens (lower-cased by the
-        CLIP tokenizer; cut so the end token fits), end token, end-token padding. TensorFlow ops (tf.data,
-        serving)."""
+        CLIP tokenizer; cut so the end token fits), end token, end-token padding (`token_packing.tokenize_and_pack`).
+        TensorFlow ops (tf.data, serving)."""
         if self.preprocessor is None or self.preprocessor.tokenizer is None:
             raise ValueError("This FlorenceVQA has no tokenizer; pass token ids instead.")
-        texts = tf.convert_to_tensor(questions)
-        if texts.dtype != tf.string:
-            raise ValueError(f"`questions` must be strings. Received dtype: {texts.dtype}")
-        single = texts.shape.rank == 0
-        texts = texts[None] if single else texts
-        tokenizer = self.preprocessor.tokenizer
-        start, end = tokenizer.start_token_id, tokenizer.end_token_id
-        tokens = tokenizer(texts)
-        if isinstance(tokens, (list, tuple)):  # eager keras-hub tokenizers return Python lists
-            tokens = tf.ragged.constant(tokens, dtype=tf.int32, ragged_rank=1) if len(tokens) else \
-                tf.zeros([0, 0], tf.int32)
-        body_length = self.question_length - 2
-        if isinstance(tokens, tf.RaggedTensor):
-            body = tokens.to_tensor(default_value=end, shape=[None, body_length])
-        else:
-            tokens = tf.convert_to_tensor(tokens)[:, :body_length]
-            body = tf.pad(tokens, [[0, 0], [0, body_length - tf.shape(tokens)[1]]], constant_values=end)
-        body = tf.cast(body, tf.int32)
-        column = tf.ones([tf.shape(body)[0], 1], tf.int32)
-        ids = tf.concat([column * start, body, column * end], axis=1)
-        return ids[0] if single else ids
+        return token_packing.tokenize_and_pack(self.preprocessor.tokenizer, questions, self.question_length,
+                                               "questions")
 
     # ------------------------------------------------------------------------------------------------
     # Training.

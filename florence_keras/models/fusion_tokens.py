@@ -1,0 +1,54 @@
+"""The inputs of a METER fusion stack, shared by `FlorenceVQA` and `FlorenceFusionPretrainer`: CoSwin image tokens
+and the text padding mask.
+
+This module imports no Task, so either Task can import it at module level (the pretrainer must not import
+`florence_vqa`, nor the other way round).
+"""
+
+from keras import ops
+
+
+def check_image_token_stage(image_token_stage, num_stages):
+    """Raises a ValueError unless `image_token_stage` is None or a stage index in `0..num_stages - 1`."""
+    if image_token_stage is not None and (not isinstance(image_token_stage, int) or isinstance(image_token_stage, bool)
+                                          or not 0 <= image_token_stage < num_stages):
+        raise ValueError(f"`image_token_stage` must be None or an int in 0..{num_stages - 1}. Received: "
+                         f"image_token_stage={image_token_stage!r}")
+
+
+def image_tokens(features, image_token_stage=None, image_token_norm=None):
+    """Image tokens `(B, 1 + h·w, C)` from a CoSwin's `forward_features` output: the map's mean first (the image
+    stream's pooled token, as METER does with Swin), then its `h·w` cells in row-major order.
+
+    Args:
+        features: the dict of `CoSwinBackbone.forward_features` (`feature_map`, `pyramid`).
+        image_token_stage: None (the last stage after the encoder's final norm, `feature_map`) or a stage index `k`:
+            the map `pyramid["P{k+2}"]` through `image_token_norm`.
+        image_token_norm: the LayerNorm of stage `image_token_stage` (unused when it is None).
+
+    Example:
+    >>> import numpy as np
+    >>> grid = np.arange(8, dtype="float32").reshape(1, 2, 2, 2)
+    >>> np.asarray(image_tokens({"feature_map": grid})).tolist()
+    [[[3.0, 4.0], [0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]]]
+    """
+    if image_token_stage is None:
+        feature_map = features["feature_map"]
+    else:
+        feature_map = image_token_norm(features["pyramid"][f"P{image_token_stage + 2}"])
+    height, width, channels = feature_map.shape[1], feature_map.shape[2], feature_map.shape[3]
+    grid = ops.reshape(feature_map, (-1, height * width, channels))
+    return ops.concatenate([ops.mean(grid, axis=1, keepdims=True), grid], axis=1)
+
+
+def text_mask(token_ids, eos_token_id):
+    """int32 `(B, L)`: 1 up to and including the first end-of-text token, 0 after (the padding).
+
+    Example:
+    >>> import numpy as np
+    >>> np.asarray(text_mask(np.array([[1, 5, 2, 2], [1, 2, 2, 2]]), 2)).tolist()
+    [[1, 1, 1, 0], [1, 1, 0, 0]]
+    """
+    is_end = ops.cast(ops.equal(token_ids, eos_token_id), "int32")
+    ends_before = ops.cumsum(is_end, axis=1) - is_end
+    return ops.cast(ops.equal(ends_before, 0), "int32")

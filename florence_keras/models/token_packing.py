@@ -1,0 +1,57 @@
+"""CLIP-style token packing shared by the preprocessor and the fusion Tasks: start token, body, end token, padding.
+
+`FlorenceCLIPPreprocessor` packs to its `sequence_length`; `FlorenceVQA` (questions) and `FlorenceFusionPretrainer`
+(texts) pack to their own, shorter lengths with the same tokenizer. This module imports no Task, so any of them can
+import it at module level.
+"""
+
+import tensorflow as tf
+
+
+def pack_token_ids(tokens, start_token_id, end_token_id, sequence_length):
+    """Packs token ids `(B, None)` (ragged or dense) into int32 `(B, sequence_length)`.
+
+    `start`, the first `sequence_length - 2` tokens, `end`, then `end` padding — what keras-hub's
+    `StartEndPacker(start, end, pad_value=end)` gives (CLIP's packing: the text encoder pools at the first end
+    token). Written with dense ops: the packer's ragged concatenation transposes integer row lengths, which
+    TensorFlow's oneDNN graph pass logs an ERROR line about on CPUs without AVX-512.
+
+    Example:
+    >>> pack_token_ids(tf.ragged.constant([[5, 6, 7], [8]]), 1, 2, 4).numpy().tolist()
+    [[1, 5, 6, 2], [1, 8, 2, 2]]
+    """
+    if sequence_length < 2:
+        raise ValueError(f"`sequence_length` must be at least 2. Received: sequence_length={sequence_length}")
+    body_length = sequence_length - 2
+    if isinstance(tokens, tf.RaggedTensor):
+        body = tokens.to_tensor(default_value=end_token_id, shape=[None, body_length])
+    else:
+        tokens = tf.convert_to_tensor(tokens)[:, :body_length]
+        body = tf.pad(tokens, [[0, 0], [0, body_length - tf.shape(tokens)[1]]], constant_values=end_token_id)
+    body = tf.cast(body, tf.int32)
+    column = tf.ones([tf.shape(body)[0], 1], tf.int32)
+    return tf.concat([column * start_token_id, body, column * end_token_id], axis=1)
+
+
+def tokenize_and_pack(tokenizer, texts, sequence_length, name="texts"):
+    """Strings `(B,)` (or one string) -> int32 `(B, sequence_length)` (or `(sequence_length,)`): the BPE tokens
+    of `tokenizer` (a `FlorenceTokenizer`: lower-cased, CLIP's BPE), packed by `pack_token_ids` with its start and
+    end ids. TensorFlow ops (tf.data, serving); also eagerly, where keras-hub tokenizers return Python lists.
+
+    Args:
+        tokenizer: the tokenizer (its `start_token_id`, `end_token_id`).
+        texts: a string, a list of strings or a string tensor.
+        sequence_length: int >= 2, ids per text (start and end included).
+        name: how the error message names `texts`.
+    """
+    texts = tf.convert_to_tensor(texts)
+    if texts.dtype != tf.string:
+        raise ValueError(f"`{name}` must be strings. Received dtype: {texts.dtype}")
+    single = texts.shape.rank == 0
+    texts = texts[None] if single else texts
+    tokens = tokenizer(texts)
+    if isinstance(tokens, (list, tuple)):  # eager keras-hub tokenizers return Python lists
+        tokens = tf.ragged.constant(tokens, dtype=tf.int32, ragged_rank=1) if len(tokens) else \
+            tf.zeros([0, 0], tf.int32)
+    ids = pack_token_ids(tokens, tokenizer.start_token_id, tokenizer.end_token_id, sequence_length)
+    return ids[0] if single else ids

@@ -1,0 +1,50 @@
+"""fusion_tokens: image tokens and the text mask against NumPy; the stage check."""
+
+import numpy as np
+import pytest
+
+from florence_keras.models import fusion_tokens
+
+
+def test_image_tokens_are_the_mean_then_the_cells_in_row_major_order():
+    rng = np.random.default_rng(0)
+    feature_map = rng.normal(size=(2, 3, 4, 5)).astype("float32")
+    tokens = np.asarray(fusion_tokens.image_tokens({"feature_map": feature_map}))
+    cells = feature_map.reshape(2, 12, 5)
+    np.testing.assert_allclose(tokens[:, 0], feature_map.mean(axis=(1, 2)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(tokens[:, 1:], cells)
+
+
+def test_image_tokens_of_an_earlier_stage_go_through_its_norm():
+    stage = np.arange(2 * 2 * 2 * 3, dtype="float32").reshape(2, 2, 2, 3)
+    seen = []
+
+    def norm(x):
+        seen.append(np.asarray(x))
+        return x * 2.0
+
+    tokens = np.asarray(fusion_tokens.image_tokens({"feature_map": None, "pyramid": {"P3": stage}}, 1, norm))
+    np.testing.assert_array_equal(seen[0], stage)
+    np.testing.assert_allclose(tokens[:, 1:], 2 * stage.reshape(2, 4, 3))
+    np.testing.assert_allclose(tokens[:, 0], 2 * stage.mean(axis=(1, 2)))
+
+
+def test_text_mask_keeps_up_to_the_first_end_token():
+    ids = np.array([[9, 5, 2, 2, 2], [9, 2, 5, 2, 2], [9, 5, 6, 7, 8]])
+    expected = np.array([[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])  # by hand: no end token, all kept
+    np.testing.assert_array_equal(np.asarray(fusion_tokens.text_mask(ids, 2)), expected)
+
+
+def test_stage_check():
+    fusion_tokens.check_image_token_stage(None, 4)
+    fusion_tokens.check_image_token_stage(3, 4)
+    for bad in (4, -1, 1.0, True):
+        with pytest.raises(ValueError, match=r"image_token_stage.*0\.\.3"):
+            fusion_tokens.check_image_token_stage(bad, 4)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(fusion_tokens, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 2 and result.failed == 0

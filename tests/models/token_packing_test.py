@@ -1,0 +1,53 @@
+"""token_packing: CLIP packing against keras-hub's StartEndPacker and hand-worked cases; the tokenizer path."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras_hub.layers import StartEndPacker
+
+from florence_keras.models import token_packing
+from tests.model_fixtures import tiny_clip
+
+
+@pytest.mark.parametrize("length", [2, 3, 5, 9])
+def test_packing_equals_keras_hubs_start_end_packer(length):
+    rows = [[5, 6, 7, 8, 9, 10], [11], [], [12, 13]]
+    ragged = tf.ragged.constant(rows, dtype=tf.int32, ragged_rank=1)
+    expected = StartEndPacker(sequence_length=length, start_value=1, end_value=2, pad_value=2)(ragged)
+    packed = token_packing.pack_token_ids(ragged, 1, 2, length)
+    assert packed.dtype == tf.int32 and packed.shape == (4, length)
+    np.testing.assert_array_equal(packed.numpy(), np.asarray(expected))
+    # A dense (B, T) input gives the same for rows of full length.
+    dense = tf.constant([[5, 6, 7, 8, 9, 10]])
+    np.testing.assert_array_equal(token_packing.pack_token_ids(dense, 1, 2, length).numpy(), packed.numpy()[:1])
+
+
+def test_hand_worked_case_and_bad_length():
+    packed = token_packing.pack_token_ids(tf.ragged.constant([[5, 6, 7], [8]]), 1, 2, 4).numpy()
+    assert packed.tolist() == [[1, 5, 6, 2], [1, 8, 2, 2]]
+    with pytest.raises(ValueError, match="sequence_length"):
+        token_packing.pack_token_ids(tf.ragged.constant([[5]]), 1, 2, 1)
+
+
+def test_tokenize_and_pack_matches_the_preprocessor_and_takes_one_string():
+    clip = tiny_clip(32)
+    tokenizer, preprocessor = clip.preprocessor.tokenizer, clip.preprocessor
+    texts = ["a red circle", "two objects on the left of a very large blue square"]
+    ids = token_packing.tokenize_and_pack(tokenizer, texts, preprocessor.sequence_length)
+    np.testing.assert_array_equal(ids.numpy(), preprocessor.tokenize(texts).numpy())
+    short = token_packing.tokenize_and_pack(tokenizer, texts, 6).numpy()
+    np.testing.assert_array_equal(short, preprocessor.tokenize(texts).numpy()[:, :6] * [1, 1, 1, 1, 1, 0]
+                                  + [0, 0, 0, 0, 0, tokenizer.end_token_id])  # cut so the end token fits
+    one = token_packing.tokenize_and_pack(tokenizer, "a red circle", 6).numpy()
+    np.testing.assert_array_equal(one, short[0])
+    graph = tf.function(lambda t: token_packing.tokenize_and_pack(tokenizer, t, 6))
+    np.testing.assert_array_equal(graph(tf.constant(texts)).numpy(), short)
+    with pytest.raises(ValueError, match="`questions` must be strings"):
+        token_packing.tokenize_and_pack(tokenizer, [1, 2], 6, "questions")
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(token_packing, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 1 and result.failed == 0
