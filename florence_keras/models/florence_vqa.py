@@ -118,17 +118,16 @@ class FlorenceVQA(FlorenceTask):
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """`FlorenceTask.from_preset`; a `FlorenceFusionPretrainer` preset directory (recipes/pretrain_fusion.py)
         also gives its pretrained fusion stack (`fusion_weights.copy_fusion_weights`: the fusion settings must be
-        the pretrainer's), besides its backbone."""
+        the pretrainer's), besides its backbone (the preset loader reads only the backbone's weights of another
+        Task's preset)."""
         from florence_keras.models import fusion_weights
 
-        if not fusion_weights.is_fusion_pretrainer_preset(preset):
-            return super().from_preset(preset, load_weights=load_weights, **kwargs)
-        from florence_keras.models import florence_fusion_pretrainer  # noqa: F401 (registers the preset's class)
-
-        # Not the preset loader's weights: its task weights are the pretrainer's heads, not this Task's.
-        task = super().from_preset(preset, load_weights=False, **kwargs)
-        if load_weights:
-            fusion_weights.load_fusion_weights(task, preset, with_backbone=True)
+        pretrained_fusion = fusion_weights.is_fusion_pretrainer_preset(preset)
+        if pretrained_fusion:
+            from florence_keras.models import florence_fusion_pretrainer  # noqa: F401 (registers the preset's class)
+        task = super().from_preset(preset, load_weights=load_weights, **kwargs)
+        if pretrained_fusion and load_weights:
+            fusion_weights.load_fusion_weights(task, preset)
         return task
 
     # ------------------------------------------------------------------------------------------------

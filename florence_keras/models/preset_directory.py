@@ -21,6 +21,10 @@ Loading, in order; every step names the file it reads when the file is bad
 4. The tokenizer's `vocabulary.json` / `merges.txt`, parsed and checked here.
 5. The weights (`model.weights.h5`, `task.weights.h5`): without a manifest
    every dataset is first read with h5py to find a damaged container.
+   `task.weights.h5` is read only when `task.json` names the Task asked for
+   (or a subclass); a preset of another Task (a `FlorenceFusionPretrainer`
+   preset loaded as `FlorenceVQA`) gives the asked Task built on the preset's
+   backbone, with the backbone's weights only, as keras-hub's loader does.
 """
 
 import copy
@@ -136,9 +140,15 @@ def load_task(cls, preset_dir, load_weights=True, **kwargs):
     task_document = None
     if reader.exists(TASK_FILE):
         task_path, task_document = reader.config(TASK_FILE)
-        if not issubclass(_class_of(task_document), cls):
-            task_document = None  # a preset of another Task: build `cls` from its backbone, as keras-hub does
-    if task_document is not None:
+        saved_cls = _class_of(task_document)
+        if not issubclass(saved_cls, cls):
+            # A preset of another Task: build `cls` from its backbone, and load only the backbone's weights
+            # (`task.weights.h5` holds the other Task's heads), as keras-hub's loader does.
+            logger.info("Preset %s holds a %s, not a %s: building a %s on its backbone (backbone weights only).",
+                        preset_dir, saved_cls.__name__, cls.__name__, cls.__name__)
+            task_document = None
+    same_task = task_document is not None
+    if same_task:
         task_document = copy.deepcopy(task_document)
         if isinstance(task_document["config"].get("backbone"), dict):
             task_document["config"]["backbone"]["config"]["dtype"] = dtype
@@ -157,7 +167,7 @@ def load_task(cls, preset_dir, load_weights=True, **kwargs):
     if task.preprocessor is not None:
         _load_tokenizer_assets(reader, task)
     if load_weights:
-        if reader.exists(TASK_WEIGHTS_FILE) and task.has_task_weights() and "num_classes" not in kwargs:
+        if same_task and reader.exists(TASK_WEIGHTS_FILE) and task.has_task_weights() and "num_classes" not in kwargs:
             _load_weights(reader, TASK_WEIGHTS_FILE, task.load_task_weights, verified)
         _load_weights(reader, WEIGHTS_FILE, task.backbone.load_weights, verified)
     return task

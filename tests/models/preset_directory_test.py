@@ -156,3 +156,57 @@ def test_saving_over_a_preset_replaces_its_manifest(tiny_clip, copy):
 def test_dtype_is_forwarded_to_the_backbone(copy):
     clip = FlorenceCLIP.from_preset(copy, dtype="bfloat16")
     assert clip.backbone.dtype_policy.name == "bfloat16"
+
+
+@pytest.fixture(scope="module")
+def fusion_presets(tmp_path_factory):
+    """A tiny FlorenceFusionPretrainer preset and a FlorenceVQA preset (both with task weights)."""
+    import keras
+
+    from florence_keras.models.florence_fusion_pretrainer import FlorenceFusionPretrainer
+    from florence_keras.models.florence_vqa import FlorenceVQA
+    from tests.model_fixtures import tiny_clip as build_clip
+
+    keras.utils.set_random_seed(0)
+    clip = build_clip()
+    pretrainer = FlorenceFusionPretrainer(clip.backbone, clip.preprocessor, text_length=12, **FUSION)
+    folder = tmp_path_factory.mktemp("task_presets")
+    pretrainer.save_to_preset(str(folder / "pretrainer"))
+    clip = build_clip()
+    vqa = FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=["yes", "no"], question_length=12, **FUSION)
+    vqa.save_to_preset(str(folder / "vqa"))
+    return {"pretrainer": pretrainer, "pretrainer_dir": str(folder / "pretrainer"), "vqa": vqa,
+            "vqa_dir": str(folder / "vqa")}
+
+
+FUSION = dict(fusion_dim=16, fusion_layers=1, fusion_heads=2)
+
+
+def test_a_preset_of_another_task_gives_only_its_backbone_weights(fusion_presets, monkeypatch, caplog):
+    from florence_keras.models.florence_vqa import FlorenceVQA
+
+    pretrainer, preset = fusion_presets["pretrainer"], fusion_presets["pretrainer_dir"]
+    assert os.path.isfile(os.path.join(preset, "task.weights.h5"))  # the pretrainer's heads: not this Task's
+
+    def refuse(self, path):
+        raise AssertionError(f"read another Task's task weights: {path}")
+
+    monkeypatch.setattr(FlorenceVQA, "load_task_weights", refuse)
+    with caplog.at_level(logging.INFO, logger=preset_directory.__name__):
+        vqa = preset_directory.load_task(FlorenceVQA, preset, answer_vocabulary=["yes", "no"], question_length=12,
+                                         **FUSION)
+    assert "holds a FlorenceFusionPretrainer, not a FlorenceVQA" in caplog.text
+    assert _same_weights(vqa.backbone, pretrainer.backbone)
+    # The fusion stack (same names and shapes in both Tasks) is this Task's own fresh one, not the pretrainer's.
+    assert not _same_weights(vqa.fusion, pretrainer.fusion)
+
+
+def test_a_preset_of_the_same_task_gives_its_task_weights(fusion_presets):
+    from florence_keras.models.florence_vqa import FlorenceVQA
+
+    saved_vqa = fusion_presets["vqa"]
+    loaded = preset_directory.load_task(FlorenceVQA, fusion_presets["vqa_dir"])
+    assert _same_weights(loaded, saved_vqa) and len(loaded.weights) == len(saved_vqa.weights)
+    # Without the task weights the head would be a fresh draw: the loader did read them.
+    fresh = preset_directory.load_task(FlorenceVQA, fusion_presets["vqa_dir"], load_weights=False)
+    assert not _same_weights(fresh.head_output, saved_vqa.head_output)
