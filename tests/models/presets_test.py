@@ -128,8 +128,6 @@ def test_huge_matches_the_florence_paper():
     assert counts["total"] == counts["image"] + counts["text"] + projections + 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue #12: florence_mini's encoder became depths 2-2-2-1; the shipped "
-                   "florence_mini_builtin is still the old 1-1-2-1 model until it is re-trained and re-shipped")
 def test_shipped_mini_preset_is_florence_mini():
     built = presets.build_backbone(presets.architecture_config("florence_mini", image_size=64)).count_params()
     assert FlorenceCLIP.from_preset("florence_mini_builtin").backbone.count_params() == built
