@@ -32,6 +32,10 @@ flags.DEFINE_list("class_names", [], "Categories to evaluate (zero-shot: the nam
 flags.DEFINE_list("eval_class_names", [], "Categories COCOeval scores (default: --class_names, else all the "
                   "detector's); e.g. zero-shot among all names, scored on the unseen ones only.")
 flags.DEFINE_bool("zero_shot", False, "Classify the class-agnostic boxes by text (needs a --class_agnostic model).")
+flags.DEFINE_enum("region_classifier", None, ["pooled", "crops"], "Zero-shot box classifier (default: the "
+                  "preset's): 'pooled' box-pooled last stage, 'crops' each box cropped and re-encoded by CLIP.")
+flags.DEFINE_float("crop_context", None, "With 'crops': the crop's side over the box's longer side (default: the "
+                   "preset's, 1.5).")
 flags.DEFINE_integer("batch_size", 32, "Images per forward pass.")
 flags.DEFINE_integer("max_images", None, "Score at most this many images.")
 flags.DEFINE_integer("num_plot_images", 8, "Images drawn in detections.png.")
@@ -80,6 +84,10 @@ def main(argv):
                              f"{FLAGS.preset} predicts its {len(detector.class_names)} training classes.")
         names = list(FLAGS.class_names) or list(records["class_names"])
         detector.set_class_names(names)
+        if FLAGS.region_classifier:
+            detector.region_classifier = FLAGS.region_classifier
+        if FLAGS.crop_context:
+            detector.crop_context = FLAGS.crop_context
     else:
         names = list(FLAGS.class_names) or [name for name in detector.class_names if name in id_of_name]
     scored = list(FLAGS.eval_class_names) or names
@@ -101,7 +109,8 @@ def main(argv):
     summary = {
         "stats": {name: stats[name] for name in STAT_NAMES}, **{name: stats[name] for name in STAT_NAMES},
         "cocoeval_summary": stats.get("summary", []), "data": data, "preset": FLAGS.preset,
-        "mode": "zero_shot" if FLAGS.zero_shot else "supervised", "class_names": names, "scored_class_names": scored,
+        "mode": "zero_shot" if FLAGS.zero_shot else "supervised", "class_names": names,
+        "region_classifier": detector.region_classifier if FLAGS.zero_shot else None, "scored_class_names": scored,
         "category_ids": category_ids, "images": len(records["paths"]), "detections": len(results),
         "skipped": records["skip_counter"].count, "skipped_reasons": dict(records["skip_counter"].reasons),
         "seconds": seconds, "command": command}

@@ -48,7 +48,7 @@ def detect_signature(detector, max_image_pixels=DEFAULT_MAX_PIXELS):
             image = tf.identity(image)
         height, width = tf.shape(image)[0], tf.shape(image)[1]
         inputs, scales = detector.detection_inputs(image[None])
-        found = detector.decode(detector(inputs, training=False), scales, height, width, embeddings)
+        found = detector.decode(detector(inputs, training=False), scales, height, width, embeddings, inputs=inputs)
         labels = found["labels"][0]
         return {"boxes": found["boxes"][0], "scores": found["confidence"][0], "classes": labels,
                 "class_names": tf.gather(class_names, tf.where(labels < 0, len(detector.class_names), labels)),

@@ -22,6 +22,9 @@ DEFAULT_TEMPLATES = ("a photo of a {}.",)
 TRAINING_KEYS = {"images": ("float", 4), "boxes": ("float", 3), "classes": ("int32", 2), "box_mask": ("float", 2)}
 
 
+REGION_CLASSIFIERS = ("pooled", "crops")
+
+
 @keras.saving.register_keras_serializable(package="florence_keras")
 class FlorenceDetector(FlorenceTask):
     """Object detection from a Florence backbone's image encoder: FPN → Dynamic Head → ATSS (SPEC §3).
@@ -33,12 +36,18 @@ class FlorenceDetector(FlorenceTask):
 
     * Supervised: the head predicts `len(class_names)` classes.
     * Class-agnostic / zero-shot (`class_agnostic=True`): the head predicts one "object" class; each box is
-      then classified by the CLIP side: the last CoSwin stage (after the encoder's final norm, as CLIP's
-      pooled feature) is pooled over the box (box-masked average: each cell weighted by its area inside the
-      box), projected by the CLIP image projection and compared with the prompt-ensembled text embeddings of
-      `class_names` (softmax of the logit-scaled cosines). A box's score for class c is its object score ×
-      p(c | box). New class names need no training (`set_class_names`). Train it with the backbone frozen
-      (`freeze_backbone=True`), or the image features drift away from the text tower.
+      then classified by the CLIP side against the prompt-ensembled text embeddings of `class_names` (softmax
+      of the logit-scaled cosines). A box's score for class c is its object score × p(c | box). New class
+      names need no training (`set_class_names`). Train it with the backbone frozen (`freeze_backbone=True`),
+      or the image features drift away from the text tower. Two box classifiers (`region_classifier`):
+      * `"crops"` (default): each of the `crop_top_k` best boxes is cut out of the input as a square
+        `crop_context` times its longer side (centred on the box; outside the input reads as the normalised
+        zero, the mean colour), resized to the CLIP encoder's own input size and embedded by the whole image
+        encoder — CLIP's own view of the object, as ViLD's cropped-region baseline (1.5× context). The other
+        candidates are dropped. One encoder pass per kept box.
+      * `"pooled"`: the last CoSwin stage (after the encoder's final norm, as CLIP's pooled feature) is pooled
+        over the box (box-masked average: each cell weighted by its area inside the box) and projected by the
+        CLIP image projection. No extra pass, but at stride 32 a cell mixes an object with its neighbours.
 
     Inputs and outputs: calling the Task on normalised images `(B, S, S, 3)` returns a dict of
     `class_logits` `(B, N, K)`, `box_deltas` `(B, N, 4)`, `centerness` `(B, N)` and `feature_map` (the last
@@ -66,6 +75,10 @@ class FlorenceDetector(FlorenceTask):
         templates: prompt templates for the zero-shot class embeddings.
         category_ids: optional list of int, the dataset's category id of each class (COCO results).
         score_threshold, pre_nms_top_k, nms_iou_threshold, max_detections: inference (0.05, 1000, 0.6, 100).
+        region_classifier: zero-shot box classifier, `"crops"` (each box cropped and re-encoded; the default) or
+            `"pooled"` (box-pooled last stage: no extra encoder pass, less accurate; docs/detection.md).
+        crop_context: the crop's side over the box's longer side (`"crops"`). Defaults to 1.5.
+        crop_top_k: boxes classified per image (`"crops"`). Defaults to 100.
         **kwargs: `keras.Model` arguments.
 
     Example:
@@ -82,7 +95,8 @@ class FlorenceDetector(FlorenceTask):
     def __init__(self, backbone, class_names, preprocessor=None, image_size=None, class_agnostic=False,
                  fpn_channels=256, num_head_blocks=6, num_tower_convs=0, anchor_scale=8.0, freeze_backbone=False,
                  templates=DEFAULT_TEMPLATES, category_ids=None, score_threshold=0.05, pre_nms_top_k=1000,
-                 nms_iou_threshold=0.6, max_detections=100, **kwargs):
+                 nms_iou_threshold=0.6, max_detections=100, region_classifier="crops", crop_context=1.5,
+                 crop_top_k=100, **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"The detector reads a CoSwin pyramid; this backbone's image encoder is a "
@@ -96,7 +110,13 @@ class FlorenceDetector(FlorenceTask):
         if category_ids is not None and len(category_ids) != len(class_names):
             raise ValueError(f"`category_ids` needs one id per class ({len(class_names)}). "
                              f"Received: {len(category_ids)}")
-        for name, value in (("pre_nms_top_k", pre_nms_top_k), ("max_detections", max_detections)):
+        if region_classifier not in REGION_CLASSIFIERS:
+            raise ValueError(f"`region_classifier` must be one of {REGION_CLASSIFIERS}. "
+                             f"Received: region_classifier={region_classifier!r}")
+        if not isinstance(crop_context, (int, float)) or not crop_context > 0:
+            raise ValueError(f"`crop_context` must be a number > 0. Received: crop_context={crop_context!r}")
+        for name, value in (("pre_nms_top_k", pre_nms_top_k), ("max_detections", max_detections),
+                            ("crop_top_k", crop_top_k)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
         # === Config === (before the functional model: keras-hub's Task compiles in its constructor)
@@ -114,6 +134,9 @@ class FlorenceDetector(FlorenceTask):
         self.pre_nms_top_k = pre_nms_top_k
         self.nms_iou_threshold = float(nms_iou_threshold)
         self.max_detections = max_detections
+        self.region_classifier = region_classifier
+        self.crop_context = float(crop_context)
+        self.crop_top_k = crop_top_k
         self._class_embeddings = None
         # === Layers ===
         self.backbone = backbone
@@ -245,6 +268,41 @@ class FlorenceDetector(FlorenceTask):
         logits = scale * tf.matmul(embeddings, tf.cast(class_embeddings, tf.float32), transpose_b=True)
         return tf.nn.softmax(logits, axis=-1)
 
+    def crop_class_probabilities(self, images, boxes, class_embeddings):
+        """p(class | box) `(B, k, C)` from each box cropped out of `images` and re-encoded (see the class docstring).
+
+        Args:
+            images: `(B, S, S, 3)` the normalised model inputs.
+            boxes: `(B, k, 4)` `xyxy` in the model's input pixels.
+            class_embeddings: `(C, D)` unit-norm text embeddings.
+        """
+        images = tf.cast(images, tf.float32)
+        boxes = tf.cast(boxes, tf.float32)
+        batch, count = tf.shape(boxes)[0], tf.shape(boxes)[1]
+        centre_x, centre_y = (boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2
+        half = self.crop_context * tf.maximum(boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]) / 2
+        half = tf.maximum(half, 0.5)  # a degenerate box still reads one pixel
+        side_y, side_x = tf.cast(tf.shape(images)[1], tf.float32), tf.cast(tf.shape(images)[2], tf.float32)
+        size = int(self.backbone.image_encoder.image_shape[0])
+        # The crop's `size` samples sit at the centres of `size` equal cells of the window [lo, hi] (pixel edges),
+        # as a half-pixel-centred resize; crop_and_resize places its first and last samples at y1 (H - 1) and
+        # y2 (H - 1) in pixel-centre units (pixel i's centre is i, its edges i - 0.5 and i + 0.5).
+        def corners(lo, hi, side):
+            cell = (hi - lo) / size
+            return (lo - 0.5 + 0.5 * cell) / (side - 1.0), (hi - 0.5 - 0.5 * cell) / (side - 1.0)
+
+        y1, y2 = corners(centre_y - half, centre_y + half, side_y)
+        x1, x2 = corners(centre_x - half, centre_x + half, side_x)
+        windows = tf.stack([y1, x1, y2, x2], axis=-1)
+        crops = tf.image.crop_and_resize(images, tf.reshape(windows, [-1, 4]),
+                                         tf.repeat(tf.range(batch), count), [size, size], extrapolation_value=0.0)
+        embeddings = tf.cast(self.backbone.embed_images(tf.cast(crops, self.backbone.image_encoder.compute_dtype)),
+                             tf.float32)
+        embeddings = tf.reshape(embeddings, [batch, count, -1])
+        scale = tf.cast(self.backbone.logit_scale_layer(embeddings), tf.float32)
+        logits = scale * tf.matmul(embeddings, tf.cast(class_embeddings, tf.float32), transpose_b=True)
+        return tf.nn.softmax(logits, axis=-1)
+
     # ------------------------------------------------------------------------------------------------
     # Inference on raw images.
 
@@ -269,11 +327,20 @@ class FlorenceDetector(FlorenceTask):
         scale_y = tf.cast(new_height, tf.float32) / height
         return tf.cast(normalised, tf.float32), tf.stack([scale_x, scale_y, scale_x, scale_y])
 
-    def decode(self, outputs, scales, image_height, image_width, class_embeddings=None):
+    def decode(self, outputs, scales, image_height, image_width, class_embeddings=None, inputs=None):
         """Detections (keras-hub's dict) from the model's outputs on inputs resized by `scales` from images of
-        `image_height × image_width` (TensorFlow: shared by `predict` and the `detect` signature)."""
+        `image_height × image_width` (TensorFlow: shared by `predict` and the `detect` signature). `inputs`, the
+        normalised model inputs, are needed by the `"crops"` region classifier."""
         candidates = candidate_boxes(outputs, self.anchors, self.pre_nms_top_k)
-        if self.class_agnostic:
+        if self.class_agnostic and self.region_classifier == "crops":
+            if inputs is None:
+                raise ValueError('The "crops" region classifier needs the model inputs: decode(..., inputs=...).')
+            # The candidates come best first: keep the `crop_top_k` best.
+            candidates = {key: value[:, :self.crop_top_k] for key, value in candidates.items()}
+            embeddings = self.class_embeddings() if class_embeddings is None else class_embeddings
+            probabilities = self.crop_class_probabilities(inputs, candidates["boxes"], embeddings)
+            class_scores = candidates["scores"][..., None] * probabilities
+        elif self.class_agnostic:
             embeddings = self.class_embeddings() if class_embeddings is None else class_embeddings
             probabilities = self.box_class_probabilities(outputs["feature_map"], candidates["boxes"], embeddings)
             class_scores = candidates["scores"][..., None] * probabilities
@@ -317,7 +384,7 @@ class FlorenceDetector(FlorenceTask):
         for start in range(0, x.shape[0], batch_size):
             inputs, scales = self.detection_inputs(x[start:start + batch_size])
             outputs = self(inputs, training=False)
-            detections = self.decode(outputs, scales, x.shape[1], x.shape[2], embeddings)
+            detections = self.decode(outputs, scales, x.shape[1], x.shape[2], embeddings, inputs=inputs)
             parts.append({key: np.asarray(value) for key, value in detections.items()})
         return {key: np.concatenate([part[key] for part in parts], axis=0) for key in parts[0]}
 
@@ -330,7 +397,8 @@ class FlorenceDetector(FlorenceTask):
             "freeze_backbone": self.freeze_backbone, "templates": self.templates,
             "category_ids": self.category_ids, "score_threshold": self.score_threshold,
             "pre_nms_top_k": self.pre_nms_top_k, "nms_iou_threshold": self.nms_iou_threshold,
-            "max_detections": self.max_detections})
+            "max_detections": self.max_detections, "region_classifier": self.region_classifier,
+            "crop_context": self.crop_context, "crop_top_k": self.crop_top_k})
         return config
 
 

@@ -116,3 +116,50 @@ def test_zero_shot_box_pooling_matches_numpy():
     assert detector.class_embeddings().shape == (2, detector.backbone.projection_dim)
     with pytest.raises(ValueError, match="class-agnostic"):
         _detector().set_class_names(["ring"])
+
+
+def _softmax_of(detector, embeddings, names):
+    scale = float(np.asarray(detector.backbone.logit_scale_layer(embeddings[:1])))
+    logits = scale * embeddings @ names.T
+    return np.exp(logits - logits.max(-1, keepdims=True)) / np.exp(logits - logits.max(-1, keepdims=True)).sum(
+        -1, keepdims=True)
+
+
+def test_zero_shot_crops_read_the_box_at_the_clip_size():
+    # tiny_clip's encoder takes 32 px: a 32-px square box with context 1 is exactly that block of the input;
+    # a 16-px box in the corner with context 2 reads 8 px of zeros (outside the input) on two sides.
+    detector = _detector(class_agnostic=True, freeze_backbone=True, region_classifier="crops", crop_context=1.0)
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(1, SIZE, SIZE, 3)).astype("float32")
+    names = rng.normal(size=(2, detector.backbone.projection_dim)).astype("float32")
+    names /= np.linalg.norm(names, axis=1, keepdims=True)
+    got = np.asarray(detector.crop_class_probabilities(images, np.array([[[16.0, 16.0, 48.0, 48.0]]], "float32"),
+                                                       names))
+    block = np.asarray(detector.backbone.embed_images(images[:, 16:48, 16:48]))
+    np.testing.assert_allclose(got[0], _softmax_of(detector, block, names), atol=1e-5)
+
+    detector.crop_context = 2.0
+    got = np.asarray(detector.crop_class_probabilities(images, np.array([[[0.0, 0.0, 16.0, 16.0]]], "float32"),
+                                                       names))
+    padded = np.pad(images, ((0, 0), (8, 8), (8, 8), (0, 0)))[:, :32, :32]
+    np.testing.assert_allclose(got[0], _softmax_of(detector, np.asarray(detector.backbone.embed_images(padded)),
+                                                    names), atol=1e-5)
+
+
+def test_zero_shot_crops_decode_keeps_the_best_boxes_and_round_trips(tmp_path):
+    detector = _detector(class_agnostic=True, freeze_backbone=True, region_classifier="crops", crop_top_k=5,
+                         max_detections=10)
+    detector.set_class_names(["ring", "cross"])
+    images = np.random.default_rng(4).uniform(0, 255, size=(2, 50, 70, 3)).astype("float32")
+    inputs, scales = detector.detection_inputs(images)
+    outputs = detector(inputs, training=False)
+    with pytest.raises(ValueError, match="needs the model inputs"):
+        detector.decode(outputs, scales, 50, 70)
+    found = detector.decode(outputs, scales, 50, 70, inputs=inputs)
+    assert found["boxes"].shape == (2, 10, 4)
+    assert int(np.max(found["num_detections"])) <= 5 * 2  # at most crop_top_k boxes, each with 2 classes
+    assert detector.predict(images)["boxes"].shape == (2, 10, 4)
+    config = detector.get_config()
+    assert (config["region_classifier"], config["crop_context"], config["crop_top_k"]) == ("crops", 1.5, 5)
+    with pytest.raises(ValueError, match="region_classifier"):
+        _detector(region_classifier="roi_align")
