@@ -25,15 +25,18 @@ cases, so the harness's driver process stays free of it.
 """
 
 import argparse
-import json
 import os
-import statistics
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.append(REPO)
+
+from benchmarks.interleaved_rounds import publish  # noqa: E402
+from benchmarks.interleaved_rounds import ratio_row  # noqa: E402
+from benchmarks.interleaved_rounds import summary as _summary  # noqa: E402
+from benchmarks.interleaved_rounds import time_rounds  # noqa: E402
 
 DYHEAD_LEVEL = {"batch": 1, "height": 100, "width": 152, "channels": 256}
 QUICK_LEVEL = {"batch": 1, "height": 12, "width": 18, "channels": 16}
@@ -140,10 +143,6 @@ def groups(quick, only=None):
     return [group] if not only or only in group["name"] else []
 
 
-def _summary(values):
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
-
-
 def run(level, rounds=5, iters=2, xla="both", log=print):
     """Measures every member in interleaved rounds; returns the JSON-able result."""
     settings = {"off": [False], "on": [True], "both": [False, True]}[xla]
@@ -154,21 +153,8 @@ def run(level, rounds=5, iters=2, xla="both", log=print):
             start = time.perf_counter()
             cases[name] = _Case(dict(level, kind=kind, xla=jit))
             log(f"  built {name} in {time.perf_counter() - start:.1f} s")
-    wall = {name: [] for name in cases}
-    cpu = {name: [] for name in cases}
+    wall, cpu = time_rounds(cases, rounds, iters, log)
     names = list(cases)
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            walls, cpus = [], []
-            for _ in range(iters):
-                w0, c0 = time.perf_counter(), time.process_time()
-                cases[name].step()
-                walls.append(time.perf_counter() - w0)
-                cpus.append(time.process_time() - c0)
-            wall[name].append(statistics.median(walls))
-            cpu[name].append(statistics.median(cpus))
-        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {cpu[n][-1]:.3f}s cpu" for n in names))
     ratios = []
     for name in names:
         if name.startswith("conv2d"):
@@ -198,10 +184,7 @@ def markdown(result, machine_line):
         lines.append(f"| {name} | {m['cpu_s']['median']:.3f} | {m['wall_s']['median']:.3f} |")
     lines += ["", "| DCNv2 member | against | CPU-time ratio median [min, max] | wall-time ratio median [min, max] |",
               "|---|---|---|---|"]
-    for r in result["ratios"]:
-        c, w = r["cpu_time_ratio"], r["wall_time_ratio"]
-        lines.append(f"| {r['member']} | {r['against']} | **{c['median']:.2f}x** [{c['min']:.2f}, {c['max']:.2f}] | "
-                     f"{w['median']:.2f}x [{w['min']:.2f}, {w['max']:.2f}] |")
+    lines += [ratio_row(r["member"], r["against"], r["cpu_time_ratio"], r["wall_time_ratio"]) for r in result["ratios"]]
     return "\n".join(lines)
 
 
@@ -227,22 +210,9 @@ def main(argv=None):
     if args.threads > 0:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    from benchmarks import machine_info
-
-    machine = machine_info.collect()
     result = run(level, rounds=args.rounds, iters=args.iters, xla=args.xla,
                  log=lambda line: print(line, file=sys.stderr, flush=True))
-    result.update({"machine": machine, "threads": args.threads,
-                   "command": "python benchmarks/dcn_v2_benchmark.py " + " ".join(sys.argv[1:] if argv is None
-                                                                                 else argv),
-                   "load_average_end": os.getloadavg()})
-    table = markdown(result, f"{machine_info.describe(machine)}, {args.threads} threads")
-    print(table)
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(result, f, indent=1)
-    return result
-
+    return publish(result, markdown, "dcn_v2_benchmark.py", argv, args.threads, args.output)
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,7 @@ def test_full_plan_is_640_px_both_backbones_and_batches_against_the_reference():
 
 
 def test_tiny_run_reports_images_per_second_and_ratio():
-    members = bench.member_specs(quick=True, batches=[2])
+    members = bench.member_specs(quick=True, batches=[2], florence_score_threshold=0.0)
     assert [label for label, _ in members] == ["florence_mini b2", "retinanet_resnet50 b2"]
     result = bench.run(members, rounds=1, iters=1, log=lambda _: None)
     florence, reference = result["members"]["florence_mini b2"], result["members"]["retinanet_resnet50 b2"]
@@ -41,6 +41,7 @@ def test_tiny_run_reports_images_per_second_and_ratio():
     assert ratio["wall_images_per_s_ratio"]["median"] == pytest.approx(
         reference["wall_s"]["median"] / florence["wall_s"]["median"])
     assert ratio["cpu_images_per_s_ratio"]["n"] == 1
+    assert florence["mean_detections"] > 0  # score threshold 0: every candidate reaches NMS
     assert florence["params"] > 0 and reference["params"] > 0
     assert "| florence_mini b2 | retinanet_resnet50 b2 |" in bench.markdown(result, "test machine")
 
