@@ -34,3 +34,16 @@ def test_ratio_row():
     wall = interleaved_rounds.summary([0.5])
     row = interleaved_rounds.ratio_row("a", "b", cpu, wall)
     assert row == "| a | b | **2.00x** [1.00, 4.00] | 0.50x [0.50, 0.50] |"
+
+
+def test_publish_records_the_machine_prints_the_table_and_writes_json(tmp_path, capsys):
+    import json
+
+    output = tmp_path / "result.json"
+    result = interleaved_rounds.publish({"rounds": 1}, lambda r, machine: f"table on {machine}", "x.py", ["--a"], 2,
+                                        str(output), wall_s=1.5)
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("table on ") and printed.endswith(", 2 threads") and result["threads"] == 2
+    saved = json.loads(output.read_text())
+    assert saved["command"] == "python benchmarks/x.py --a" and saved["threads"] == 2 and saved["wall_s"] == 1.5
+    assert saved["machine"]["cpu_count"] >= 1 and len(saved["load_average_end"]) == 3
