@@ -174,7 +174,9 @@ def evaluate_builtin(clip, builtin_paths, preset_id, batch_size=64, verbose=True
 
     test, rows = _encode_split(clip, builtin_paths, "test", preset_id, batch_size, verbose)
     features = test["image_features"]
-    colours = sorted({row["colour"] for row in rows} | {c for _, c in builtin_paths["heldout_combinations"]})
+    # The generator's palette where the paths record it (data written before they did: the colours seen).
+    colours = sorted(builtin_paths.get("colours") or
+                     {row["colour"] for row in rows} | {c for _, c in builtin_paths["heldout_combinations"]})
     single = np.array([row["count"] == 1 for row in rows])
     shape_classifier = _classifier(clip, shapes, SHAPE_TEMPLATES)
     colour_classifier = _classifier(clip, colours, COLOUR_TEMPLATES)
