@@ -29,8 +29,10 @@ def _detector(**kwargs):
                             score_threshold=0.0, max_detections=20, **kwargs)
 
 
-def test_served_detections_equal_keras_predict(tmp_path):
-    detector = _detector()
+@pytest.mark.parametrize("kwargs", [{}, {"class_agnostic": True, "region_classifier": "crops"}],
+                         ids=["supervised", "zero_shot_crops"])
+def test_served_detections_equal_keras_predict(tmp_path, kwargs):
+    detector = _detector(**kwargs)
     export_dir = SavedModelExporter([detect_signature(detector)], serving_default="detect").export(
         str(tmp_path / "model"), version=1)
     rng = np.random.default_rng(0)
