@@ -159,10 +159,10 @@ def evaluate_builtin(clip, builtin_paths, preset_id, batch_size=64, verbose=True
             0 skips the probe.
 
     Returns:
-        dict: `"in_distribution"` with `shape`, `colour`, `count`, `place` and `shape_linear_probe`;
-        `"unseen_combinations"` with `shape`
-        and `shape_colour` (all pairs); `"retrieval"` (R@1/5/10 both directions on the test split). Each score
-        dict holds `top1` (and `top5` where asked), `chance_top1`, `classes`, `images`.
+        dict: `"in_distribution"` with `shape`, `colour`, `count`, `place` and `shape_linear_probe`
+        (`probe_scores`'s, when asked); `"unseen_combinations"` with `shape` and `shape_colour` (all pairs);
+        `"retrieval"` (R@1/5/10 both directions on the test split). Each score dict holds `top1` (and `top5`
+        where asked), `chance_top1`, `classes`, `images`.
     """
     for key in ("attributes", "captions_multi"):
         missing = [split for split in ("test", "heldout") if split not in builtin_paths.get(key, {})]
