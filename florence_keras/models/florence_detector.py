@@ -23,6 +23,7 @@ TRAINING_KEYS = {"images": ("float", 4), "boxes": ("float", 3), "classes": ("int
 
 
 REGION_CLASSIFIERS = ("pooled", "crops")
+CROP_CHUNK = 64  # crops per image-encoder pass in the "crops" region classifier
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")
@@ -296,9 +297,17 @@ class FlorenceDetector(FlorenceTask):
         windows = tf.stack([y1, x1, y2, x2], axis=-1)
         crops = tf.image.crop_and_resize(images, tf.reshape(windows, [-1, 4]),
                                          tf.repeat(tf.range(batch), count), [size, size], extrapolation_value=0.0)
-        embeddings = tf.cast(self.backbone.embed_images(tf.cast(crops, self.backbone.image_encoder.compute_dtype)),
-                             tf.float32)
-        embeddings = tf.reshape(embeddings, [batch, count, -1])
+        # Encoded CROP_CHUNK crops at a time (a batch of 16 images × 100 boxes at 224 px would not fit at once).
+        total = tf.shape(crops)[0]
+        chunks = -(-total // CROP_CHUNK)
+        padded = tf.pad(crops, [[0, chunks * CROP_CHUNK - total], [0, 0], [0, 0], [0, 0]])
+        dtype = self.backbone.image_encoder.compute_dtype
+        embeddings = tf.map_fn(
+            lambda chunk: tf.cast(self.backbone.embed_images(tf.cast(chunk, dtype)), tf.float32),
+            tf.reshape(padded, [chunks, CROP_CHUNK, size, size, 3]),
+            fn_output_signature=tf.TensorSpec([CROP_CHUNK, self.backbone.projection_dim], tf.float32))
+        embeddings = tf.reshape(tf.reshape(embeddings, [-1, self.backbone.projection_dim])[:total],
+                                [batch, count, -1])
         scale = tf.cast(self.backbone.logit_scale_layer(embeddings), tf.float32)
         logits = scale * tf.matmul(embeddings, tf.cast(class_embeddings, tf.float32), transpose_b=True)
         return tf.nn.softmax(logits, axis=-1)

@@ -163,3 +163,22 @@ def test_zero_shot_crops_decode_keeps_the_best_boxes_and_round_trips(tmp_path):
     assert (config["region_classifier"], config["crop_context"], config["crop_top_k"]) == ("crops", 1.5, 5)
     with pytest.raises(ValueError, match="region_classifier"):
         _detector(region_classifier="roi_align")
+
+
+def test_zero_shot_crops_are_encoded_in_chunks_with_the_same_result():
+    # 2 images x 70 boxes = 140 crops: three chunks of 64, the last padded; each crop as if encoded alone.
+    from florence_keras.models import florence_detector
+
+    detector = _detector(class_agnostic=True, freeze_backbone=True, region_classifier="crops")
+    rng = np.random.default_rng(5)
+    images = rng.normal(size=(2, SIZE, SIZE, 3)).astype("float32")
+    corners = rng.uniform(0, 40, size=(2, 70, 2))
+    boxes = np.concatenate([corners, corners + rng.uniform(4, 24, size=(2, 70, 2))], axis=-1).astype("float32")
+    names = rng.normal(size=(3, detector.backbone.projection_dim)).astype("float32")
+    names /= np.linalg.norm(names, axis=1, keepdims=True)
+    assert 2 * 70 > 2 * florence_detector.CROP_CHUNK
+    chunked = np.asarray(detector.crop_class_probabilities(images, boxes, names))
+    picks = [(0, 0), (0, 63), (1, 5), (1, 69)]
+    alone = np.stack([np.asarray(detector.crop_class_probabilities(images[i:i + 1], boxes[i:i + 1, j:j + 1],
+                                                                   names))[0, 0] for i, j in picks])
+    np.testing.assert_allclose(chunked[[0, 0, 1, 1], [0, 63, 5, 69]], alone, atol=1e-5)
