@@ -3,8 +3,9 @@
 Issue #15's leftover: a SIGTERM'd video run was once seen to save its checkpoint and not exit within 60 s. The signal
 is sent here while the first step is still being traced, so the input pipeline's decoding threads
 (`tf.numpy_function` over OpenCV) are still filling their buffers when the run stops. Nothing is timed tightly: the
-whole run may take minutes on a loaded machine; only the time from the "checkpoint saved" line to the exit is bounded
-(120 s), and a run that overstays gets SIGABRT so that the failure shows every thread's stack.
+whole run may take minutes on a loaded machine; only the time from the "checkpoint saved" line to the exit is bounded,
+generously (600 s: a normal shutdown took up to 169 s at load 16; the bug is a process that never exits), and a run
+that overstays gets SIGABRT so that the failure shows every thread's stack.
 """
 
 import json
@@ -19,7 +20,7 @@ import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RECIPE = "recipes/train_video.py"
-EXIT_AFTER_SAVE_S = 120
+EXIT_AFTER_SAVE_S = 600
 
 
 def _command(preset, model_dir, data_dir, steps):
