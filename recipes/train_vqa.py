@@ -53,6 +53,8 @@ flags.DEFINE_integer("fusion_heads", 4, "Fusion attention heads (METER: 12).")
 flags.DEFINE_float("dropout", 0.1, "Fusion dropout.")
 flags.DEFINE_integer("image_token_stage", -1, "CoSwin stage whose map gives the image tokens (0-based); -1: the "
                      "last stage after the final norm.")
+flags.DEFINE_float("backbone_lr_multiplier", 1.0, "The pretrained encoders' learning rate as a fraction of "
+                   "--learning_rate (the fusion's and the head's): METER's per-module rates.")
 flags.DEFINE_bool("freeze_backbone", False, "Train the fusion and the head only.")
 flags.DEFINE_integer("max_questions", None, "Use at most this many training questions.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
@@ -79,6 +81,7 @@ def main(argv):
     from florence_keras.data.vqa_v2 import read_vqa_v2
     from florence_keras.models import fusion_weights
     from florence_keras.models.florence_vqa import FlorenceVQA
+    from florence_keras.training.layerwise_lr_decay import backbone_lr_multipliers
     from florence_keras.training.task_training import TRAINING_FLAGS
     from florence_keras.training.task_training import train_task
 
@@ -142,7 +145,7 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
-        "freeze_backbone", "seed", "fusion_preset")}
+        "backbone_lr_multiplier", "freeze_backbone", "seed", "fusion_preset")}
     if FLAGS.fusion_preset:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])
@@ -152,7 +155,9 @@ def main(argv):
                                "answers": len(vocabulary), "answer_coverage": covered,
                                "skipped": data["skip_counter"].count,
                                "skipped_reasons": dict(data["skip_counter"].reasons)},
-               start_time=start, **{name: FLAGS[name].value for name in TRAINING_FLAGS})
+               start_time=start, **{name: FLAGS[name].value for name in TRAINING_FLAGS},
+               lr_multipliers=None if FLAGS.backbone_lr_multiplier == 1.0 else (
+                   lambda task, variables: backbone_lr_multipliers(task, FLAGS.backbone_lr_multiplier, variables)))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ class FlorenceFusionPretrainer(FlorenceTask):
 
     The model is `FlorenceVQA`'s without its answer head: CoSwin image tokens (the last stage's map after the final
     norm, preceded by its mean; or stage `image_token_stage`'s map through its own LayerNorm) and the text encoder's
-    `sequence_output` (everything after the first end token masked), fused by a `FusionEncoder` built with the
+    `sequence_output` (its first state replaced by the end token's, `fusion_tokens.text_tokens`; everything after
+    the first end token masked), fused by a `FusionEncoder` built with the
     same names, so a `FlorenceVQA` with the same fusion settings starts from these weights
     (`FlorenceVQA.from_preset(<this preset>, ...)`, see `fusion_weights.copy_fusion_weights`).
 
@@ -147,8 +148,9 @@ class FlorenceFusionPretrainer(FlorenceTask):
         images = keras.Input(shape=(image_size, image_size, 3), name="images")
         token_ids = keras.Input(shape=(text_length,), dtype="int32", name="token_ids")
         image_tokens, _ = self._image_tokens(images)
-        text_tokens = text_encoder(token_ids)["sequence_output"]
-        fused = self.fusion(text_tokens, image_tokens, text_mask=self.text_mask(token_ids))
+        text_mask = self.text_mask(token_ids)
+        text_tokens = fusion_tokens.text_tokens(text_encoder(token_ids)["sequence_output"], text_mask)
+        fused = self.fusion(text_tokens, image_tokens, text_mask=text_mask)
         logits = self.itm_head(fused["pooled_output"])
         self.mlm_head.build((None, fusion_dim))
         super().__init__(inputs={"images": images, "token_ids": token_ids}, outputs=logits, **kwargs)
@@ -207,7 +209,9 @@ class FlorenceFusionPretrainer(FlorenceTask):
         both = ops.concatenate([token_ids, masked["token_ids"]], axis=0)
         text_out = backbone.text_encoder(both, training=training)
         batch = ops.shape(token_ids)[0]
-        text_tokens, masked_tokens = text_out["sequence_output"][:batch], text_out["sequence_output"][batch:]
+        both_mask = self.text_mask(both)
+        both_tokens = fusion_tokens.text_tokens(text_out["sequence_output"], both_mask)
+        text_tokens, masked_tokens = both_tokens[:batch], both_tokens[batch:]
 
         # Hard negatives from the contrastive similarities (no gradient).
         image_embeddings = backbone.image_normalize(backbone.image_projection(image_pooled))
@@ -221,14 +225,14 @@ class FlorenceFusionPretrainer(FlorenceTask):
                                                             seed=self.seed_generator)
 
         # One fusion call: [positives, (image, negative text), (negative image, text), masked texts].
-        text_mask = self.text_mask(token_ids)
+        text_mask = both_mask[:batch]
         fused = self.fusion(
             ops.concatenate([text_tokens, ops.take(text_tokens, negative_text, axis=0), text_tokens,
                              masked_tokens], axis=0),
             ops.concatenate([image_tokens, image_tokens, ops.take(image_tokens, negative_image, axis=0),
                              image_tokens], axis=0),
             text_mask=ops.concatenate([text_mask, ops.take(text_mask, negative_text, axis=0), text_mask,
-                                       self.text_mask(masked["token_ids"])], axis=0),
+                                       both_mask[batch:]], axis=0),
             training=training)
         itm_logits = self.itm_head(fused["pooled_output"][:3 * batch])
         matched = ops.concatenate([ops.ones((batch,), "int32"), ops.zeros((2 * batch,), "int32")], axis=0)

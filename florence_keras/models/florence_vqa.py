@@ -108,8 +108,9 @@ class FlorenceVQA(FlorenceTask):
             encoder.final_norm.trainable = False  # not on this path
             self.image_token_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_token_norm", **policy)
         image_tokens = fusion_tokens.image_tokens(features, image_token_stage, getattr(self, "image_token_norm", None))
-        text_tokens = backbone.text_encoder(token_ids)["sequence_output"]
-        fused = self.fusion(text_tokens, image_tokens, text_mask=self.question_mask(token_ids))
+        question_mask = self.question_mask(token_ids)
+        text_tokens = fusion_tokens.text_tokens(backbone.text_encoder(token_ids)["sequence_output"], question_mask)
+        fused = self.fusion(text_tokens, image_tokens, text_mask=question_mask)
         hidden = keras.activations.gelu(self.head_norm(self.head_dense(fused["pooled_output"])), approximate=False)
         logits = self.head_output(hidden)
         super().__init__(inputs={"images": images, "token_ids": token_ids}, outputs=logits, **kwargs)

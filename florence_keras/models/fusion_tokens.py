@@ -52,3 +52,30 @@ def text_mask(token_ids, eos_token_id):
     is_end = ops.cast(ops.equal(token_ids, eos_token_id), "int32")
     ends_before = ops.cumsum(is_end, axis=1) - is_end
     return ops.cast(ops.equal(ends_before, 0), "int32")
+
+
+def text_tokens(sequence_output, mask):
+    """The text stream's tokens `(B, L, D)`: the text encoder's `sequence_output` with the first token's state
+    replaced by the first end-of-text token's state.
+
+    The fusion's text pooler reads the first token (METER's `[CLS]`/`<s>`, a bidirectional encoder's summary).
+    Florence's text encoder is causal, as CLIP's: its start token sees nothing of the text (its state is the same
+    for every question) and the summary is the end token's state — the one CLIP projects. Putting it first gives
+    the pooler the question before any fusion layer has run; the other positions are unchanged. (Measured on the
+    built-in VQA scenes with frozen features: "is there a X?" 53% → 72%, docs/vqa.md.)
+
+    Args:
+        sequence_output: `(B, L, D)`.
+        mask: int `(B, L)` from `text_mask` (1 up to and including the first end token).
+
+    Example:
+    >>> import numpy as np
+    >>> states = np.arange(8, dtype="float32").reshape(1, 4, 2)
+    >>> np.asarray(text_tokens(states, np.array([[1, 1, 1, 0]]))).tolist()
+    [[[4.0, 5.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]]]
+    """
+    length = sequence_output.shape[1]
+    last = ops.sum(ops.cast(mask, "int32"), axis=1) - 1
+    pick = ops.cast(ops.one_hot(last, length), sequence_output.dtype)
+    summary = ops.einsum("bl,bld->bd", pick, sequence_output)
+    return ops.concatenate([summary[:, None, :], sequence_output[:, 1:]], axis=1)

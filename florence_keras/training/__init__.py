@@ -19,6 +19,7 @@ from florence_keras.training.non_finite_loss_error import NonFiniteLossError
 from florence_keras.training.training_checkpoint import TrainingCheckpoint
 from florence_keras.training.unicl_trainer import UniCLTrainer
 from florence_keras.training.layerwise_lr_decay import LayerwiseDecayAdamW
+from florence_keras.training.layerwise_lr_decay import backbone_lr_multipliers
 from florence_keras.training.layerwise_lr_decay import layerwise_lr_multipliers
 from florence_keras.training.layerwise_lr_decay import make_layerwise_decay_optimizer
 from florence_keras.training.finetune_trainer import FineTuneTrainer

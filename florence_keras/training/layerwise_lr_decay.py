@@ -208,3 +208,40 @@ def make_layerwise_decay_optimizer(
     inner = optimizer.inner_optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else optimizer
     inner.set_learning_rate_multipliers(trainable_variables, multipliers)
     return optimizer
+
+
+def backbone_lr_multipliers(model, backbone_multiplier, variables=None):
+    """Per-variable multipliers for a Task on a pretrained backbone: `backbone_multiplier` for the variables of
+    `model.backbone` (both encoders, their projections), 1.0 for the rest (new heads, a fusion stack).
+
+    METER's per-module rates [METER §4.1: encoders at the base rate, the cross-modal layers ×5, the head ×50]:
+    the pretrained encoders move slower than the layers trained from scratch, so fine-tuning does not wash out
+    what pretraining learned before the new layers can read it.
+
+    Args:
+        model: a Task with a `backbone` attribute.
+        backbone_multiplier: float in (0, 1].
+        variables: the variables to report, in order; defaults to `model.trainable_variables`.
+
+    Returns:
+        A list of floats aligned with `variables`.
+
+    Example:
+
+    >>> class Task(keras.Model):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.backbone, self.head = keras.layers.Dense(2), keras.layers.Dense(1)
+    >>> task = Task()
+    >>> task.backbone.build((None, 3)); task.head.build((None, 2))
+    >>> backbone_lr_multipliers(task, 0.1, task.backbone.trainable_variables + task.head.trainable_variables)
+    [0.1, 0.1, 1.0, 1.0]
+    """
+    if not 0 < backbone_multiplier <= 1:
+        raise ValueError(f"`backbone_multiplier` must be in (0, 1]. Received: backbone_multiplier={backbone_multiplier}")
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:
+        raise ValueError(f"{type(model).__name__} has no `backbone`.")
+    variables = list(model.trainable_variables if variables is None else variables)
+    in_backbone = {id(v) for v in backbone.weights}
+    return [float(backbone_multiplier) if id(v) in in_backbone else 1.0 for v in variables]

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from florence_keras.models.preset_manifest import MANIFEST_FILE
+from florence_keras.training.layerwise_lr_decay import make_layerwise_decay_optimizer
 from florence_keras.training.optimizer_factory import AdamWConfig
 from florence_keras.training.unicl_trainer import UniCLTrainer
 
@@ -38,6 +39,7 @@ def train_task(
     note=None,
     start_time=None,
     verbose=1,
+    lr_multipliers=None,
 ):
     """Trains a Task (an adapter) to `steps`, saves `model_dir/preset` and writes `model_dir/train_<task>.json`.
 
@@ -87,6 +89,11 @@ def train_task(
         start_time: `time.time()` at the start of the run, so `train_seconds` counts data loading too.
             Defaults to now.
         verbose: 0 or 1, the trainer's progress bar. Defaults to 1.
+        lr_multipliers: optional callable `(task, trainable_variables) -> list of float > 0`, one learning-rate
+            multiplier per variable (METER's per-module rates: the pretrained encoders slower than the new fusion
+            and head). The optimizer is then `LayerwiseDecayAdamW` (`make_layerwise_decay_optimizer`): each
+            variable's step and decoupled weight decay use `multiplier × the schedule's rate`. Defaults to None
+            (one rate for every variable).
 
     Returns:
         A dict: `status` ("trained", "preempted" or "already_trained"), `train` (the trainer's result: `step`,
@@ -126,9 +133,25 @@ def train_task(
 
     optimizer = AdamWConfig(learning_rate=learning_rate, weight_decay=weight_decay, beta_2=0.999, epsilon=1e-8,
                             warmup_steps=min(warmup_steps, steps - 1))
-    trainer = UniCLTrainer(model_fn, dataset_for, model_dir=model_dir, total_steps=steps,
+    if lr_multipliers is not None and not callable(lr_multipliers):
+        raise ValueError(f"`lr_multipliers` must be None or a callable. Received: lr_multipliers={lr_multipliers!r}")
+
+    built = {}
+
+    def build_task():
+        built["task"] = model_fn()
+        return built["task"]
+
+    def optimizer_fn(variables, config, *, total_steps, precision):
+        # Called by the trainer's constructor inside the strategy scope, once the Task exists.
+        multipliers = [float(m) for m in lr_multipliers(built["task"], list(variables))]
+        return make_layerwise_decay_optimizer(variables, multipliers, config, total_steps=total_steps,
+                                              precision=precision)
+
+    trainer = UniCLTrainer(build_task, dataset_for, model_dir=model_dir, total_steps=steps,
                            global_batch_size=batch_size, optimizer=optimizer, image_size=image_size,
-                           checkpoint_every=checkpoint_every, seed=seed, verbose=verbose)
+                           checkpoint_every=checkpoint_every, seed=seed, verbose=verbose,
+                           optimizer_fn=None if lr_multipliers is None else optimizer_fn)
     result = trainer.fit()
     seconds = time.time() - start_time
     outcome = {"status": "trained", "train": result, "preset_dir": preset_dir, "report": None, "seconds": seconds,

@@ -48,3 +48,13 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(fusion_tokens, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 2 and result.failed == 0
+
+
+def test_text_tokens_put_the_first_end_token_state_first():
+    rng = np.random.default_rng(1)
+    states = rng.normal(size=(3, 5, 4)).astype("float32")
+    ids = np.array([[9, 5, 2, 2, 2], [9, 2, 5, 2, 2], [9, 5, 6, 7, 8]])  # end token 2; row 3 has none
+    tokens = np.asarray(fusion_tokens.text_tokens(states, fusion_tokens.text_mask(ids, 2)))
+    for row, end in enumerate([2, 1, 4]):  # by hand: the first end token, else the last position
+        np.testing.assert_array_equal(tokens[row, 0], states[row, end])
+        np.testing.assert_array_equal(tokens[row, 1:], states[row, 1:])

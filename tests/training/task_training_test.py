@@ -118,3 +118,27 @@ def test_refuses_a_value_that_is_not_a_callable(tmp_path, name):
     with pytest.raises(ValueError, match=f"`{name}` must be None or a callable"):
         _train(str(tmp_path), **{name: {"examples": 64}})
     assert not os.listdir(tmp_path)  # refused before anything was built or written
+
+
+def test_lr_multipliers_scale_each_variables_step(tmp_path):
+    """A multiplier of 1e-6 on the image encoder leaves it (almost) where it started; the text encoder moves."""
+    start = {}
+
+    def multipliers(task, variables):
+        start.update({v.path: np.array(v.numpy()) for v in variables})
+        image = {id(v) for v in task.backbone.image_encoder.weights}
+        return [1e-6 if id(v) in image else 1.0 for v in variables]
+
+    outcome = _train(str(tmp_path), lr_multipliers=multipliers, learning_rate=1e-2, warmup_steps=0)
+    trained = FlorenceCLIP.from_preset(outcome["preset_dir"])
+    moved = {"image": [], "text": []}
+    for encoder in ("image", "text"):
+        for variable in getattr(trained.backbone, f"{encoder}_encoder").trainable_variables:
+            before = start[variable.path]
+            moved[encoder].append(np.abs(np.asarray(variable.numpy()) - before).max())
+    assert max(moved["image"]) < 1e-6 and max(moved["text"]) > 1e-3
+
+
+def test_refuses_lr_multipliers_that_are_not_a_callable(tmp_path):
+    with pytest.raises(ValueError, match="`lr_multipliers` must be None or a callable"):
+        _train(str(tmp_path), lr_multipliers=[1.0])
