@@ -86,6 +86,8 @@ def main(argv):
     from florence_keras.training.task_training import train_task
 
     start = time.time()
+    if not 0 < FLAGS.backbone_lr_multiplier <= 1:
+        raise app.UsageError(f"--backbone_lr_multiplier must be in (0, 1]. Received: {FLAGS.backbone_lr_multiplier}")
     questions, annotations = FLAGS.questions, FLAGS.annotations
     image_dir, image_template = FLAGS.image_dir, FLAGS.image_template
     if questions == "builtin":

@@ -238,7 +238,8 @@ def backbone_lr_multipliers(model, backbone_multiplier, variables=None):
     [0.1, 0.1, 1.0, 1.0]
     """
     if not 0 < backbone_multiplier <= 1:
-        raise ValueError(f"`backbone_multiplier` must be in (0, 1]. Received: backbone_multiplier={backbone_multiplier}")
+        raise ValueError(
+            f"`backbone_multiplier` must be in (0, 1]. Received: backbone_multiplier={backbone_multiplier}")
     backbone = getattr(model, "backbone", None)
     if backbone is None:
         raise ValueError(f"{type(model).__name__} has no `backbone`.")

@@ -108,3 +108,33 @@ def test_bad_arguments():
     optimizer.build(layer.trainable_variables)
     with pytest.raises(ValueError, match="same length"):
         optimizer.set_learning_rate_multipliers(layer.trainable_variables, [1.0])
+
+
+def test_backbone_lr_multipliers_on_a_vqa_task():
+    import doctest
+
+    from florence_keras.models.florence_vqa import FlorenceVQA
+    from florence_keras.training import layerwise_lr_decay
+    from florence_keras.training.layerwise_lr_decay import backbone_lr_multipliers
+    from tests.model_fixtures import tiny_clip
+
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(backbone_lr_multipliers, globs={
+            "keras": keras, "backbone_lr_multipliers": backbone_lr_multipliers}):
+        runner.run(test)
+    assert runner.tries >= 3 and runner.failures == 0
+    backbone = tiny_clip(32).backbone
+    vqa = FlorenceVQA(backbone, answer_vocabulary=["yes", "no"], question_length=8, fusion_dim=8, fusion_layers=1,
+                      fusion_heads=2)
+    variables = vqa.trainable_variables
+    multipliers = backbone_lr_multipliers(vqa, 0.2, variables)
+    in_backbone = {id(v) for v in backbone.weights}
+    assert len(multipliers) == len(variables)
+    assert {m for v, m in zip(variables, multipliers) if id(v) in in_backbone} == {0.2}
+    new = [v.path for v, m in zip(variables, multipliers) if m == 1.0]
+    assert new and all(path.startswith(("fusion", "head_")) for path in new), new
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="backbone_multiplier"):
+            backbone_lr_multipliers(vqa, bad)
+    with pytest.raises(ValueError, match="has no `backbone`"):
+        layerwise_lr_decay.backbone_lr_multipliers(keras.layers.Dense(2), 0.5)
