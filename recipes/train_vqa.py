@@ -16,7 +16,8 @@ After a fusion pretraining stage (recipes/pretrain_fusion.py: ITM + MLM), start 
 The answer vocabulary is the --num_answers most frequent answers of the training annotations after the official
 evaluator's normalisation; targets are soft (0.3/0.6/0.9/1.0 for 1/2/3/>=4 agreeing humans); the loss is BCE.
 Training runs on the toolkit's loop (`UniCLTrainer`: checkpoints in `M/checkpoints`, rerunning resumes) with AdamW
-(warm-up + cosine); the whole model is fine-tuned (--freeze_backbone trains the fusion and head only). Writes the
+(warm-up + cosine); the whole model is fine-tuned, the pretrained encoders at --backbone_lr_multiplier (0.1) times
+the fusion's and head's rate (--freeze_backbone trains the fusion and head only). Writes the
 `FlorenceVQA` preset `M/preset` (the vocabulary is in its config; `metadata.json` records how it was trained) and
 `M/train_vqa.json`. Bad records (no annotation, bad answers, missing or undecodable images) are skipped and counted.
 """
@@ -53,8 +54,8 @@ flags.DEFINE_integer("fusion_heads", 4, "Fusion attention heads (METER: 12).")
 flags.DEFINE_float("dropout", 0.1, "Fusion dropout.")
 flags.DEFINE_integer("image_token_stage", -1, "CoSwin stage whose map gives the image tokens (0-based); -1: the "
                      "last stage after the final norm.")
-flags.DEFINE_float("backbone_lr_multiplier", 1.0, "The pretrained encoders' learning rate as a fraction of "
-                   "--learning_rate (the fusion's and the head's): METER's per-module rates.")
+flags.DEFINE_float("backbone_lr_multiplier", 0.1, "The pretrained encoders' learning rate as a fraction of "
+                   "--learning_rate (the fusion's and the head's): METER's per-module rates (1: one rate for all).")
 flags.DEFINE_bool("freeze_backbone", False, "Train the fusion and the head only.")
 flags.DEFINE_integer("max_questions", None, "Use at most this many training questions.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
