@@ -214,9 +214,10 @@ def backbone_lr_multipliers(model, backbone_multiplier, variables=None):
     """Per-variable multipliers for a Task on a pretrained backbone: `backbone_multiplier` for the variables of
     `model.backbone` (both encoders, their projections), 1.0 for the rest (new heads, a fusion stack).
 
-    METER's per-module rates [METER §4.1: encoders at the base rate, the cross-modal layers ×5, the head ×50]:
-    the pretrained encoders move slower than the layers trained from scratch, so fine-tuning does not wash out
-    what pretraining learned before the new layers can read it.
+    METER's per-module rates [METER's VQA fine-tuning config: base rate 5e-6 for the encoders,
+    `lr_mult_cross_modal=5` for the fusion, `lr_mult_head=50` for the head; here the fusion and the head share one
+    rate]: the pretrained encoders move slower than the layers trained from scratch, so fine-tuning does not wash
+    out what pretraining learned before the new layers can read it.
 
     Args:
         model: a Task with a `backbone` attribute.
