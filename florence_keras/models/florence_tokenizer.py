@@ -88,6 +88,23 @@ class FlorenceTokenizer(CLIPTokenizer):
             config["_empty"] = True
         return super().from_config(config)
 
+    def _bpe_merge_tf(self, inputs):
+        """keras-hub's BPE merge loop over unseen words; eagerly without AutoGraph.
+
+        keras-hub runs each merge step as a `tf.function` whose Python `if` on a tensor only works once AutoGraph
+        has rewritten it. AutoGraph reads the step's source and writes the rewrite to a temporary file; when that
+        fails (a full temporary directory is enough) the step runs as written and raises
+        `OperatorNotAllowedInGraphError`, which made the quickstart notebook fail now and then. Eager callers
+        (`encode_texts`, notebooks) now run the steps eagerly, where the `if` is plain Python; inside a graph
+        (tf.data, a SavedModel) keras-hub's loop is kept.
+        """
+        if not tf.executing_eagerly():
+            return super()._bpe_merge_tf(inputs)
+        words, mask = inputs, tf.fill((tf.shape(inputs)[0],), True)
+        while bool(tf.reduce_any(mask)):
+            words, mask = self._bpe_merge_one_step_tf(words, mask)
+        return words
+
     def tokenize(self, inputs):
         self._check_vocabulary()
         return self._tokenize_clip(inputs)

@@ -73,3 +73,18 @@ def test_saved_model_matches_transformers(tokenizer, reference, tmp_path):
 def test_special_token_text_cannot_inject_end_token(tokenizer):
     ids = [int(i) for i in tokenizer("a <|endoftext|> b")]
     assert 49407 not in ids and 49406 not in ids
+
+
+def test_eager_merge_needs_no_autograph(reference, monkeypatch):
+    """The quickstart notebook once failed when AutoGraph could not rewrite keras-hub's merge step."""
+    import functools
+
+    from keras_hub.src.tokenizers import byte_pair_tokenizer
+
+    monkeypatch.setattr(byte_pair_tokenizer.tf, "function", functools.partial(tf.function, autograph=False))
+    words = tf.strings.split(tf.constant(["c a t </w>", "d o g s </w>"]), sep=" ")
+    with pytest.raises(tf.errors.OperatorNotAllowedInGraphError):
+        byte_pair_tokenizer.BytePairTokenizer._bpe_merge_tf(FlorenceTokenizer(), words)
+    fresh = FlorenceTokenizer()  # empty cache: every word goes through the merge loop
+    for text in TEXTS:
+        assert [int(i) for i in fresh(text)] == _expected(reference, text), text
