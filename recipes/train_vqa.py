@@ -57,6 +57,8 @@ flags.DEFINE_integer("image_token_stage", -1, "CoSwin stage whose map gives the 
 flags.DEFINE_float("backbone_lr_multiplier", 0.1, "The pretrained encoders' learning rate as a fraction of "
                    "--learning_rate (the fusion's and the head's): METER's per-module rates (1: one rate for all).")
 flags.DEFINE_bool("freeze_backbone", False, "Train the fusion and the head only.")
+flags.DEFINE_bool("cache_features", True, "With --freeze_backbone: encode every image and question once and train "
+                  "the fusion and the head on the cached features (each step then skips the encoders).")
 flags.DEFINE_integer("max_questions", None, "Use at most this many training questions.")
 flags.DEFINE_integer("checkpoint_every", 500, "Steps between checkpoints.")
 flags.DEFINE_integer("seed", 0, "Seed of the fusion's init, the data order and the built-in scenes.")
@@ -76,12 +78,14 @@ def main(argv):
 
     from florence_keras.data.vqa_builtin import ensure_builtin_vqa_data
     from florence_keras.data.vqa_dataset import vqa_dataset
+    from florence_keras.data.vqa_feature_dataset import vqa_feature_dataset
     from florence_keras.data.vqa_targets import build_answer_vocabulary
     from florence_keras.data.vqa_targets import soft_scores
     from florence_keras.data.vqa_v2 import load_vqa_images
     from florence_keras.data.vqa_v2 import read_vqa_v2
     from florence_keras.models import fusion_weights
     from florence_keras.models.florence_vqa import FlorenceVQA
+    from florence_keras.models.vqa_feature_cache import cache_vqa_features
     from florence_keras.training.layerwise_lr_decay import backbone_lr_multipliers
     from florence_keras.training.task_training import TRAINING_FLAGS
     from florence_keras.training.task_training import train_task
@@ -133,14 +137,21 @@ def main(argv):
             model.backbone.trainable = False
         return model
 
-    token_ids = None
+    token_ids = cache = None
 
     def make_dataset(request, task):
-        nonlocal token_ids
+        nonlocal token_ids, cache
         if token_ids is None:
             token_ids = np.concatenate([
                 np.asarray(task.tokenize_questions([r["question"] for r in records[i:i + 4096]]))
                 for i in range(0, len(records), 4096)])
+        if FLAGS.freeze_backbone and FLAGS.cache_features:
+            if cache is None:
+                print(f"Encoding {len(loaded['images'])} images and the distinct questions once (frozen encoders)")
+                cache = cache_vqa_features(task, loaded["images"], token_ids)
+            return vqa_feature_dataset(cache["image_maps"], loaded["image_index"], cache["text_tokens"],
+                                       cache["text_masks"], cache["question_index"], scores, request.batch_size,
+                                       seed=request.seed * 1009 + request.input_pipeline_id)
         return vqa_dataset(loaded["images"], loaded["image_index"], token_ids, scores, request.batch_size,
                            task.preprocessor.image_converter.normalizer(),
                            seed=request.seed * 1009 + request.input_pipeline_id)
@@ -148,7 +159,7 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
-        "backbone_lr_multiplier", "freeze_backbone", "seed", "fusion_preset")}
+        "backbone_lr_multiplier", "freeze_backbone", "cache_features", "seed", "fusion_preset")}
     if FLAGS.fusion_preset:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])

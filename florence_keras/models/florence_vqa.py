@@ -1,6 +1,7 @@
 """FlorenceVQA: visual question answering with METER co-attention over CoSwin and text tokens, as a keras-hub Task."""
 
 import keras
+import keras_hub
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -45,7 +46,17 @@ class FlorenceVQA(FlorenceTask):
         dropout: float, the fusion's dropout. Defaults to 0.1.
         image_token_stage: None (default: the last stage, after the encoder's final norm) or an int stage index
             `k` (0-based): that stage's output map `P{k+2}` (more, finer tokens), through its own LayerNorm.
+        image_position_embedding: bool, add a learned embedding per image token position (keras-hub's
+            `PositionEmbedding`) before the fusion. Default True. CoSwin's attention biases are relative, so its
+            tokens say little about where they are, and co-attention is blind to their order: without it
+            "which side is the X on?" can only be read from border effects. (A preset saved before this argument
+            existed loads with it off.)
         **kwargs: `keras.Model` arguments.
+
+    Training on cached features: with a frozen backbone, `encode(images, token_ids)` gives the frozen half's
+    output (`image_map`, `text_tokens`, `text_mask`) once per image and question, and `replica_loss` also takes
+    batches of those (`FEATURE_KEYS` + `answer_scores`): every step then runs only the fusion and the head
+    (recipes/train_vqa.py `--freeze_backbone`).
 
     Example:
     >>> vqa = FlorenceVQA.from_preset("florence_mini_builtin", answer_vocabulary=["yes", "no"],
@@ -58,7 +69,7 @@ class FlorenceVQA(FlorenceTask):
 
     def __init__(self, backbone, preprocessor=None, answer_vocabulary=None, image_size=None, question_length=32,
                  fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
-                 image_token_stage=None, **kwargs):
+                 image_token_stage=None, image_position_embedding=True, **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
@@ -83,6 +94,7 @@ class FlorenceVQA(FlorenceTask):
         self.fusion_layers = fusion_layers
         self.fusion_heads = fusion_heads
         self.dropout = float(dropout)
+        self.image_position_embedding = bool(image_position_embedding)
         self.eos_token_id = int(backbone.text_encoder.eos_token_id)
         # === Layers ===
         self.backbone = backbone
@@ -107,13 +119,21 @@ class FlorenceVQA(FlorenceTask):
         if image_token_stage is not None:
             encoder.final_norm.trainable = False  # not on this path
             self.image_token_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_token_norm", **policy)
-        image_tokens = fusion_tokens.image_tokens(features, image_token_stage, getattr(self, "image_token_norm", None))
+        image_map = fusion_tokens.image_map(features, image_token_stage)
+        if self.image_position_embedding:
+            self.image_position = keras_hub.layers.PositionEmbedding(
+                sequence_length=1 + image_map.shape[1] * image_map.shape[2], initializer=init,
+                name="image_position_embedding", **policy)
         question_mask = self.question_mask(token_ids)
         text_tokens = fusion_tokens.text_tokens(backbone.text_encoder(token_ids)["sequence_output"], question_mask)
-        fused = self.fusion(text_tokens, image_tokens, text_mask=question_mask)
-        hidden = keras.activations.gelu(self.head_norm(self.head_dense(fused["pooled_output"])), approximate=False)
-        logits = self.head_output(hidden)
+        logits = self.answer_logits({"image_map": image_map, "text_tokens": text_tokens, "text_mask": question_mask})
         super().__init__(inputs={"images": images, "token_ids": token_ids}, outputs=logits, **kwargs)
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.setdefault("image_position_embedding", False)  # presets saved before the argument existed
+        return super().from_config(config)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
@@ -148,6 +168,43 @@ class FlorenceVQA(FlorenceTask):
                                                "questions")
 
     # ------------------------------------------------------------------------------------------------
+    # The two halves: the (frozen) encoders, then the fusion and the head.
+
+    FEATURE_KEYS = ("image_map", "text_tokens", "text_mask")
+
+    def encode(self, images, token_ids):
+        """The encoders' half, in inference mode: normalised images `(B, S, S, 3)` and token ids
+        `(B, question_length)` -> `{"image_map": (B, h, w, C), "text_tokens": (B, L, D), "text_mask": int32 (B, L)}`,
+        what `answer_logits` reads. With the backbone frozen these are fixed, so they can be computed once
+        (`encode_images` per distinct image, `encode_questions` per distinct question)."""
+        return {"image_map": self.encode_images(images), **self.encode_questions(token_ids)}
+
+    def encode_images(self, images):
+        """Normalised images `(B, S, S, 3)` -> `image_map` `(B, h, w, C)` (inference mode)."""
+        features = self.backbone.image_encoder.forward_features(images, training=False)
+        return fusion_tokens.image_map(features, self.image_token_stage)
+
+    def encode_questions(self, token_ids):
+        """Token ids `(B, question_length)` -> `{"text_tokens": (B, L, D), "text_mask": int32 (B, L)}` (inference
+        mode)."""
+        text_mask = self.question_mask(token_ids)
+        sequence = self.backbone.text_encoder(token_ids, training=False)["sequence_output"]
+        return {"text_tokens": fusion_tokens.text_tokens(sequence, text_mask), "text_mask": text_mask}
+
+    def answer_logits(self, features, training=None):
+        """The fusion and head half: `encode`'s dict -> answer logits `(B, #answers)`."""
+        image_map = features["image_map"]
+        if self.image_token_stage is not None:
+            image_map = self.image_token_norm(image_map)
+        image_tokens = fusion_tokens.grid_tokens(image_map)
+        if self.image_position_embedding:
+            image_tokens = image_tokens + self.image_position(image_tokens)
+        fused = self.fusion(features["text_tokens"], image_tokens, text_mask=features["text_mask"],
+                            training=training)
+        hidden = keras.activations.gelu(self.head_norm(self.head_dense(fused["pooled_output"])), approximate=False)
+        return self.head_output(hidden)
+
+    # ------------------------------------------------------------------------------------------------
     # Training.
 
     def default_loss(self):
@@ -167,27 +224,54 @@ class FlorenceVQA(FlorenceTask):
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
     def check_training_batch(self, element_spec, image_size):
-        """Raises a clear ValueError when the training batches don't fit this Task."""
+        """Raises a clear ValueError when the training batches don't fit this Task: `{"images", "token_ids",
+        "answer_scores"}` or, on cached features, `{"image_map", "text_tokens", "text_mask", "answer_scores"}`."""
         needed = {"images", "token_ids", "answer_scores"}
-        if not isinstance(element_spec, dict) or needed - set(element_spec):
-            raise ValueError(f"VQA batches are {sorted(needed)} (+ bookkeeping). Received: {element_spec}")
-        images, ids, scores = (element_spec[k] for k in ("images", "token_ids", "answer_scores"))
-        if images.shape.rank != 4 or tuple(images.shape[1:3]) != (image_size, image_size):
-            raise ValueError(f"'images' must be (B, {image_size}, {image_size}, 3). Received: {images}")
-        if ids.dtype != tf.int32 or ids.shape.rank != 2 or ids.shape[1] != self.question_length:
-            raise ValueError(f"'token_ids' must be int32 (B, {self.question_length}). Received: {ids}")
+        cached = {*self.FEATURE_KEYS, "answer_scores"}
+        if not isinstance(element_spec, dict) or (needed - set(element_spec) and cached - set(element_spec)):
+            raise ValueError(f"VQA batches are {sorted(needed)} or, on cached features, {sorted(cached)} "
+                             f"(+ bookkeeping). Received: {element_spec}")
+        scores = element_spec["answer_scores"]
+        if needed <= set(element_spec):
+            images, ids = element_spec["images"], element_spec["token_ids"]
+            if images.shape.rank != 4 or tuple(images.shape[1:3]) != (image_size, image_size):
+                raise ValueError(f"'images' must be (B, {image_size}, {image_size}, 3). Received: {images}")
+            if ids.dtype != tf.int32 or ids.shape.rank != 2 or ids.shape[1] != self.question_length:
+                raise ValueError(f"'token_ids' must be int32 (B, {self.question_length}). Received: {ids}")
+        else:
+            self._check_feature_spec(element_spec)
         if scores.shape.rank != 2 or scores.shape[1] != len(self.answer_vocabulary):
             raise ValueError(f"'answer_scores' must be (B, {len(self.answer_vocabulary)}). Received: {scores}")
 
+    def _check_feature_spec(self, element_spec):
+        """Cached-feature batches must be what `encode` gives for this Task."""
+        image_map, text, mask = (element_spec[k] for k in self.FEATURE_KEYS)
+        expected = self.backbone.image_encoder.forward_features(
+            keras.KerasTensor((1, self.image_size, self.image_size, 3)))
+        expected = fusion_tokens.image_map(expected, self.image_token_stage).shape[1:]
+        if tuple(image_map.shape[1:]) != tuple(expected):
+            raise ValueError(f"'image_map' must be (B, {', '.join(map(str, expected))}) (`encode` at "
+                             f"{self.image_size}px). Received: {image_map}")
+        if text.shape.rank != 3 or text.shape[1] != self.question_length:
+            raise ValueError(f"'text_tokens' must be (B, {self.question_length}, D). Received: {text}")
+        if mask.shape.rank != 2 or mask.shape[1] != self.question_length:
+            raise ValueError(f"'text_mask' must be (B, {self.question_length}). Received: {mask}")
+
     def replica_loss(self, x, y=None, replica_context=None, training=True):
-        """One replica's share of the loss on `x = {"images", "token_ids", "answer_scores", ...}`: Σ over its
+        """One replica's share of the loss on `x = {"images", "token_ids", "answer_scores", ...}` (or cached
+        features: `{"image_map", "text_tokens", "text_mask", "answer_scores", ...}`, see `encode`): Σ over its
         questions of the per-question loss / the global batch size (the replicas' losses sum to the global mean).
         `y` (the trainer's `labels`) is not used."""
-        if not isinstance(x, dict) or {"images", "token_ids", "answer_scores"} - set(x):
-            raise ValueError("VQA batches are {'images', 'token_ids', 'answer_scores', ...}. Received: "
+        keys = set(x) if isinstance(x, dict) else set()
+        if "answer_scores" not in keys or ({"images", "token_ids"} - keys and set(self.FEATURE_KEYS) - keys):
+            raise ValueError("VQA batches are {'images', 'token_ids', 'answer_scores', ...} or {'image_map', "
+                             "'text_tokens', 'text_mask', 'answer_scores', ...}. Received: "
                              f"{sorted(x) if isinstance(x, dict) else type(x).__name__}")
         loss_fn = getattr(self, "task_loss", None) or self._training_loss()
-        logits = self({"images": x["images"], "token_ids": x["token_ids"]}, training=training)
+        if {"images", "token_ids"} <= keys:
+            logits = self({"images": x["images"], "token_ids": x["token_ids"]}, training=training)
+        else:
+            logits = self.answer_logits({k: x[k] for k in self.FEATURE_KEYS}, training=training)
         per_question = loss_fn.call(ops.cast(x["answer_scores"], "float32"), ops.cast(logits, "float32"))
         per_question = per_question * len(self.answer_vocabulary)
         replicas = 1 if replica_context is None else replica_context.num_replicas_in_sync
@@ -263,5 +347,6 @@ class FlorenceVQA(FlorenceTask):
                        "question_length": self.question_length, "fusion_dim": self.fusion_dim,
                        "fusion_layers": self.fusion_layers, "fusion_heads": self.fusion_heads,
                        "fusion_intermediate_dim": self.fusion_intermediate_dim, "dropout": self.dropout,
-                       "image_token_stage": self.image_token_stage})
+                       "image_token_stage": self.image_token_stage,
+                       "image_position_embedding": self.image_position_embedding})
         return config

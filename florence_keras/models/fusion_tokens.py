@@ -16,9 +16,32 @@ def check_image_token_stage(image_token_stage, num_stages):
                          f"image_token_stage={image_token_stage!r}")
 
 
+def image_map(features, image_token_stage=None):
+    """The map `(B, h, w, C)` the image tokens come from: the last stage after the encoder's final norm
+    (`features["feature_map"]`, stage None) or stage `k`'s raw output `features["pyramid"]["P{k+2}"]`."""
+    if image_token_stage is None:
+        return features["feature_map"]
+    return features["pyramid"][f"P{image_token_stage + 2}"]
+
+
+def grid_tokens(feature_map):
+    """`(B, h, w, C)` -> `(B, 1 + h·w, C)`: the map's mean first (the image stream's pooled token, as METER does
+    with Swin), then its `h·w` cells in row-major order.
+
+    Example:
+    >>> import numpy as np
+    >>> grid = np.arange(8, dtype="float32").reshape(1, 2, 2, 2)
+    >>> np.asarray(grid_tokens(grid)).tolist()
+    [[[3.0, 4.0], [0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]]]
+    """
+    height, width, channels = feature_map.shape[1], feature_map.shape[2], feature_map.shape[3]
+    grid = ops.reshape(feature_map, (-1, height * width, channels))
+    return ops.concatenate([ops.mean(grid, axis=1, keepdims=True), grid], axis=1)
+
+
 def image_tokens(features, image_token_stage=None, image_token_norm=None):
-    """Image tokens `(B, 1 + h·w, C)` from a CoSwin's `forward_features` output: the map's mean first (the image
-    stream's pooled token, as METER does with Swin), then its `h·w` cells in row-major order.
+    """Image tokens `(B, 1 + h·w, C)` from a CoSwin's `forward_features` output: `grid_tokens` of `image_map`
+    (through `image_token_norm` when a stage is chosen).
 
     Args:
         features: the dict of `CoSwinBackbone.forward_features` (`feature_map`, `pyramid`).
@@ -32,13 +55,10 @@ def image_tokens(features, image_token_stage=None, image_token_norm=None):
     >>> np.asarray(image_tokens({"feature_map": grid})).tolist()
     [[[3.0, 4.0], [0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]]]
     """
-    if image_token_stage is None:
-        feature_map = features["feature_map"]
-    else:
-        feature_map = image_token_norm(features["pyramid"][f"P{image_token_stage + 2}"])
-    height, width, channels = feature_map.shape[1], feature_map.shape[2], feature_map.shape[3]
-    grid = ops.reshape(feature_map, (-1, height * width, channels))
-    return ops.concatenate([ops.mean(grid, axis=1, keepdims=True), grid], axis=1)
+    feature_map = image_map(features, image_token_stage)
+    if image_token_stage is not None:
+        feature_map = image_token_norm(feature_map)
+    return grid_tokens(feature_map)
 
 
 def text_mask(token_ids, eos_token_id):

@@ -147,3 +147,63 @@ def test_image_tokens_from_an_earlier_stage():
     assert model.get_config()["image_token_stage"] == 0 and not model.backbone.image_encoder.final_norm.trainable
     with pytest.raises(ValueError, match="image_token_stage"):
         _vqa(image_token_stage=5)
+
+
+def test_cached_features_give_the_same_logits_and_loss():
+    """`answer_logits(encode(x))` is the Task's forward pass; a cached-feature batch gives the same loss."""
+    for stage in (None, 0):
+        vqa = _vqa(image_token_stage=stage)
+        rng = np.random.default_rng(3)
+        images = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+        ids = vqa.tokenize_questions(["is there a circle?", "how many objects are there?"]).numpy()
+        direct = np.asarray(vqa({"images": images, "token_ids": ids}))
+        features = vqa.encode(images, ids)
+        assert set(features) == set(vqa.FEATURE_KEYS)
+        np.testing.assert_allclose(np.asarray(vqa.answer_logits(features)), direct, rtol=1e-5, atol=1e-6)
+        targets = np.eye(len(VOCABULARY), dtype="float32")[[0, 2]]
+        raw = float(vqa.replica_loss({"images": images, "token_ids": ids, "answer_scores": targets},
+                                     training=False))
+        cached = float(vqa.replica_loss({**features, "answer_scores": targets}, training=False))
+        assert cached == pytest.approx(raw, rel=1e-5)
+        spec = {k: tf.TensorSpec([None, *np.shape(v)[1:]], tf.as_dtype(np.asarray(v).dtype))
+                for k, v in features.items()}
+        spec["answer_scores"] = tf.TensorSpec([None, len(VOCABULARY)], tf.float32)
+        vqa.check_training_batch(spec, 32)
+        with pytest.raises(ValueError, match="image_map"):
+            vqa.check_training_batch(dict(spec, image_map=tf.TensorSpec([None, 3, 3, 7], tf.float32)), 32)
+        with pytest.raises(ValueError, match="text_mask"):
+            vqa.replica_loss({"image_map": features["image_map"], "text_tokens": features["text_tokens"],
+                              "answer_scores": targets})
+
+
+def test_image_position_embedding_is_added_to_the_image_tokens():
+    """The fusion sees `grid_tokens + position table` (each token its own row); without the option, the bare
+    tokens. Checked against the layers composed by hand."""
+    from florence_keras.models import fusion_tokens
+
+    rng = np.random.default_rng(4)
+    for with_positions in (True, False):
+        vqa = _vqa(image_position_embedding=with_positions, image_token_stage=0)  # a map of several cells
+        ids = vqa.tokenize_questions(["which side is the circle on?"]).numpy()
+        features = vqa.encode(rng.normal(size=(1, 32, 32, 3)).astype("float32"), ids)
+        tokens = np.asarray(fusion_tokens.grid_tokens(vqa.image_token_norm(features["image_map"])))
+        if with_positions:  # as large as trained ones would be (the init, std 0.02, barely shows)
+            table = vqa.image_position.position_embeddings
+            assert tuple(table.shape) == tokens.shape[1:]
+            table.assign(rng.normal(size=table.shape).astype("float32"))
+            tokens = tokens + table.numpy()[None]
+
+        def head(image_tokens):
+            fused = vqa.fusion(features["text_tokens"], image_tokens, text_mask=features["text_mask"])
+            hidden = keras.activations.gelu(vqa.head_norm(vqa.head_dense(fused["pooled_output"])), approximate=False)
+            return np.asarray(vqa.head_output(hidden))
+
+        got = np.asarray(vqa.answer_logits(features))
+        np.testing.assert_allclose(got, head(tokens), rtol=1e-5, atol=1e-6)
+        if with_positions:
+            bare = np.asarray(fusion_tokens.grid_tokens(vqa.image_token_norm(features["image_map"])))
+            assert np.abs(head(bare) - got).max() > 1e-3
+    assert vqa.get_config()["image_position_embedding"] is False
+    old = dict(_vqa().get_config())
+    old.pop("image_position_embedding")  # a preset saved before the argument existed
+    assert FlorenceVQA.from_config(old).image_position_embedding is False
