@@ -133,8 +133,7 @@ def main(argv):
             question_length=FLAGS.question_length, dropout=FLAGS.dropout, **fusion)
         if FLAGS.fusion_preset and preset != FLAGS.fusion_preset:  # (from_preset loads a pretrainer preset's own)
             fusion_weights.load_fusion_weights(model, FLAGS.fusion_preset)
-        if FLAGS.freeze_backbone:
-            model.backbone.trainable = False
+        model.set_backbone_trainable(not FLAGS.freeze_backbone)  # (a preset of a frozen run stores it frozen)
         return model
 
     token_ids = cache = None

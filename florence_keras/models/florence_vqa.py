@@ -99,8 +99,6 @@ class FlorenceVQA(FlorenceTask):
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
-        for unused in (backbone.text_projection, backbone.image_projection, backbone.logit_scale_layer):
-            unused.trainable = False
         policy = dict(dtype=backbone.dtype_policy)
         self.fusion = FusionEncoder(fusion_dim, fusion_layers, fusion_heads, fusion_intermediate_dim, dropout,
                                     name="fusion", **policy)
@@ -116,8 +114,8 @@ class FlorenceVQA(FlorenceTask):
         features = encoder.forward_features(images)
         fusion_tokens.check_image_token_stage(image_token_stage, len(features["pyramid"]))
         self.image_token_stage = image_token_stage
+        self._freeze_unused_backbone_parts()
         if image_token_stage is not None:
-            encoder.final_norm.trainable = False  # not on this path
             self.image_token_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_token_norm", **policy)
         image_map = fusion_tokens.image_map(features, image_token_stage)
         if self.image_position_embedding:
@@ -166,6 +164,22 @@ class FlorenceVQA(FlorenceTask):
             raise ValueError("This FlorenceVQA has no tokenizer; pass token ids instead.")
         return token_packing.tokenize_and_pack(self.preprocessor.tokenizer, questions, self.question_length,
                                                "questions")
+
+    def _freeze_unused_backbone_parts(self):
+        """The CLIP projections and logit scale (and the final norm when the tokens come from an earlier stage)
+        are not on this Task's path: they never train."""
+        unused = [self.backbone.text_projection, self.backbone.image_projection, self.backbone.logit_scale_layer]
+        if self.image_token_stage is not None:
+            unused.append(self.backbone.image_encoder.final_norm)
+        for layer in unused:
+            layer.trainable = False
+
+    def set_backbone_trainable(self, trainable):
+        """Fine-tunes (True) or freezes (False) the pretrained encoders; the parts this Task does not use stay
+        frozen. A preset saved from a frozen run stores its backbone as not trainable (Keras keeps `trainable` in
+        the config), so a later fine-tuning run must say which it wants."""
+        self.backbone.trainable = bool(trainable)
+        self._freeze_unused_backbone_parts()
 
     # ------------------------------------------------------------------------------------------------
     # The two halves: the (frozen) encoders, then the fusion and the head.

@@ -207,3 +207,22 @@ def test_image_position_embedding_is_added_to_the_image_tokens():
     old = dict(_vqa().get_config())
     old.pop("image_position_embedding")  # a preset saved before the argument existed
     assert FlorenceVQA.from_config(old).image_position_embedding is False
+
+
+def test_set_backbone_trainable_keeps_unused_parts_frozen(tmp_path):
+    """A preset saved from a frozen run loads frozen (Keras keeps `trainable`); `set_backbone_trainable(True)`
+    fine-tunes the encoders again, never the CLIP projections or logit scale."""
+    vqa = _vqa(image_token_stage=0)
+    vqa.set_backbone_trainable(False)
+    assert not vqa.backbone.trainable_weights
+    vqa.save_to_preset(str(tmp_path / "frozen"))
+    loaded = FlorenceVQA.from_preset(str(tmp_path / "frozen"))
+    assert not loaded.backbone.trainable_weights
+    loaded.set_backbone_trainable(True)
+    trainable = {id(v) for v in loaded.backbone.trainable_weights}
+    assert trainable
+    backbone = loaded.backbone
+    for layer in (backbone.text_projection, backbone.image_projection, backbone.logit_scale_layer,
+                  backbone.image_encoder.final_norm):
+        assert not any(id(v) in trainable for v in layer.weights), layer.name
+    assert any(id(v) in trainable for v in backbone.text_encoder.weights)
