@@ -16,8 +16,11 @@ After a fusion pretraining stage (recipes/pretrain_fusion.py: ITM + MLM), start 
 The answer vocabulary is the --num_answers most frequent answers of the training annotations after the official
 evaluator's normalisation; targets are soft (0.3/0.6/0.9/1.0 for 1/2/3/>=4 agreeing humans); the loss is BCE.
 Training runs on the toolkit's loop (`UniCLTrainer`: checkpoints in `M/checkpoints`, rerunning resumes) with AdamW
-(warm-up + cosine); the whole model is fine-tuned, the pretrained encoders at --backbone_lr_multiplier (0.1) times
-the fusion's and head's rate (--freeze_backbone trains the fusion and head only). Writes the
+(warm-up + cosine). By default the pretrained encoders are frozen and their outputs computed once per image and
+question (`--cache_features`), so each step runs only the fusion and the head: on the built-in scenes 4,000 such
+steps cost what 1,500 whole-model steps did and score ~10 points higher (docs/vqa.md). `--nofreeze_backbone`
+fine-tunes the whole model, the encoders at --backbone_lr_multiplier (0.1) times the fusion's and head's rate
+(METER's recipe; from a preset of a frozen run too, e.g. `--preset=M/preset --nofreeze_backbone`). Writes the
 `FlorenceVQA` preset `M/preset` (the vocabulary is in its config; `metadata.json` records how it was trained) and
 `M/train_vqa.json`. Bad records (no annotation, bad answers, missing or undecodable images) are skipped and counted.
 """
@@ -41,7 +44,7 @@ flags.DEFINE_string("fusion_preset", None, "A FlorenceFusionPretrainer preset (r
                     "flags; the backbone too unless --preset is given.")
 flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard, the trained preset.", required=True)
 flags.DEFINE_integer("image_size", 64, "Training resolution (square; a multiple of the backbone's stride, 32).")
-flags.DEFINE_integer("steps", 1500, "Optimizer steps.")
+flags.DEFINE_integer("steps", 4000, "Optimizer steps.")
 flags.DEFINE_integer("batch_size", 64, "Global batch size.")
 flags.DEFINE_float("learning_rate", 5e-4, "Peak AdamW learning rate (warm-up + cosine to 0).")
 flags.DEFINE_integer("warmup_steps", 100, "Linear warm-up steps.")
@@ -54,9 +57,12 @@ flags.DEFINE_integer("fusion_heads", 4, "Fusion attention heads (METER: 12).")
 flags.DEFINE_float("dropout", 0.1, "Fusion dropout.")
 flags.DEFINE_integer("image_token_stage", -1, "CoSwin stage whose map gives the image tokens (0-based); -1: the "
                      "last stage after the final norm.")
+flags.DEFINE_bool("image_position_embedding", True, "Add a learned position embedding to each image token before "
+                  "the fusion.")
 flags.DEFINE_float("backbone_lr_multiplier", 0.1, "The pretrained encoders' learning rate as a fraction of "
                    "--learning_rate (the fusion's and the head's): METER's per-module rates (1: one rate for all).")
-flags.DEFINE_bool("freeze_backbone", False, "Train the fusion and the head only.")
+flags.DEFINE_bool("freeze_backbone", True, "Train the fusion and the head only (--nofreeze_backbone: fine-tune the "
+                  "encoders too, at --backbone_lr_multiplier times the rate).")
 flags.DEFINE_bool("cache_features", True, "With --freeze_backbone: encode every image and question once and train "
                   "the fusion and the head on the cached features (each step then skips the encoders).")
 flags.DEFINE_integer("max_questions", None, "Use at most this many training questions.")
@@ -118,19 +124,24 @@ def main(argv):
 
     preset = FLAGS.preset
     fusion = dict(fusion_dim=FLAGS.fusion_dim, fusion_layers=FLAGS.fusion_layers, fusion_heads=FLAGS.fusion_heads,
-                  image_token_stage=None if FLAGS.image_token_stage < 0 else FLAGS.image_token_stage)
-    if FLAGS.fusion_preset:  # the pretrained stack's settings replace the fusion flags left at their defaults
-        pretrained = fusion_weights.fusion_settings(FLAGS.fusion_preset)
-        fusion.update({name: pretrained[name] for name in fusion if FLAGS[name].using_default_value})
+                  image_token_stage=None if FLAGS.image_token_stage < 0 else FLAGS.image_token_stage,
+                  image_position_embedding=FLAGS.image_position_embedding)
+    fusion["question_length"] = FLAGS.question_length
+    # A pretrained fusion stack (--fusion_preset) or a FlorenceVQA preset to go on from (--preset): its settings
+    # replace the flags left at their defaults, so that its weights fit.
+    source = FLAGS.fusion_preset or (preset if fusion_weights.preset_task_class(preset) == "FlorenceVQA" else None)
+    if source:
+        pretrained = fusion_weights.fusion_settings(source)
+        fusion.update({name: pretrained[name] for name in fusion
+                       if name in pretrained and FLAGS[name].using_default_value})
         fusion["fusion_intermediate_dim"] = pretrained["fusion_intermediate_dim"]
-        if FLAGS["preset"].using_default_value:
+        if FLAGS.fusion_preset and FLAGS["preset"].using_default_value:
             preset = FLAGS.fusion_preset
 
     def model_fn():
         keras.utils.set_random_seed(FLAGS.seed)
         model = FlorenceVQA.from_preset(
-            preset, answer_vocabulary=vocabulary, image_size=FLAGS.image_size,
-            question_length=FLAGS.question_length, dropout=FLAGS.dropout, **fusion)
+            preset, answer_vocabulary=vocabulary, image_size=FLAGS.image_size, dropout=FLAGS.dropout, **fusion)
         if FLAGS.fusion_preset and preset != FLAGS.fusion_preset:  # (from_preset loads a pretrainer preset's own)
             fusion_weights.load_fusion_weights(model, FLAGS.fusion_preset)
         model.set_backbone_trainable(not FLAGS.freeze_backbone)  # (a preset of a frozen run stores it frozen)
@@ -158,8 +169,9 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
-        "backbone_lr_multiplier", "freeze_backbone", "cache_features", "seed", "fusion_preset")}
-    if FLAGS.fusion_preset:
+        "image_position_embedding", "backbone_lr_multiplier", "freeze_backbone", "cache_features", "seed",
+        "fusion_preset")}
+    if source:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])
     train_task(model_fn, make_dataset, task="vqa", command=command, settings=settings,

@@ -7,28 +7,40 @@ import os
 FUSION_SETTINGS = ("fusion_dim", "fusion_layers", "fusion_heads", "fusion_intermediate_dim", "image_token_stage")
 
 
-def is_fusion_pretrainer_preset(preset):
-    """True when `preset` is a preset directory saved by `FlorenceFusionPretrainer` (its `task.json`)."""
+def preset_task_class(preset):
+    """The class name in a preset directory's `task.json` (e.g. "FlorenceVQA"), or None when `preset` is not a
+    directory holding a readable one (a name, a handle, a backbone-only preset)."""
     path = os.path.join(os.fspath(preset), "task.json") if isinstance(preset, (str, os.PathLike)) else None
     if path is None or not os.path.isfile(path):
-        return False
+        return None
     try:
         with open(path, encoding="utf-8") as f:
             document = json.load(f)
     except (OSError, ValueError):
-        return False  # the preset loader names a damaged file
-    return isinstance(document, dict) and document.get("class_name") == "FlorenceFusionPretrainer"
+        return None  # the preset loader names a damaged file
+    return document.get("class_name") if isinstance(document, dict) else None
+
+
+def is_fusion_pretrainer_preset(preset):
+    """True when `preset` is a preset directory saved by `FlorenceFusionPretrainer` (its `task.json`)."""
+    return preset_task_class(preset) == "FlorenceFusionPretrainer"
 
 
 def fusion_settings(preset):
-    """The `FUSION_SETTINGS` (+ `dropout`) of a `FlorenceFusionPretrainer` preset directory, read from its
-    `task.json` (nothing is built)."""
-    if not is_fusion_pretrainer_preset(preset):
-        raise ValueError(f"{preset} is not a FlorenceFusionPretrainer preset directory (its task.json names "
-                         "another Task, or there is none).")
+    """The `FUSION_SETTINGS` (+ `dropout`) of a `FlorenceFusionPretrainer` or `FlorenceVQA` preset directory, read
+    from its `task.json` (nothing is built); a FlorenceVQA preset also gives its `question_length` and
+    `image_position_embedding`."""
+    task_class = preset_task_class(preset)
+    if task_class not in ("FlorenceFusionPretrainer", "FlorenceVQA"):
+        raise ValueError(f"{preset} is not a FlorenceFusionPretrainer or FlorenceVQA preset directory (its "
+                         "task.json names another Task, or there is none).")
     with open(os.path.join(os.fspath(preset), "task.json"), encoding="utf-8") as f:
         config = json.load(f).get("config", {})
-    return {name: config.get(name) for name in FUSION_SETTINGS + ("dropout",)}
+    names = FUSION_SETTINGS + ("dropout",)
+    if task_class == "FlorenceVQA":
+        names += ("question_length", "image_position_embedding")
+        config.setdefault("image_position_embedding", False)  # saved before the argument existed
+    return {name: config.get(name) for name in names}
 
 
 def copy_fusion_weights(source, target):

@@ -218,6 +218,12 @@ def test_set_backbone_trainable_keeps_unused_parts_frozen(tmp_path):
     vqa.save_to_preset(str(tmp_path / "frozen"))
     loaded = FlorenceVQA.from_preset(str(tmp_path / "frozen"))
     assert not loaded.backbone.trainable_weights
+    from florence_keras.models import fusion_weights
+
+    settings = fusion_weights.fusion_settings(str(tmp_path / "frozen"))  # what train_vqa goes on from
+    assert settings == {"fusion_dim": 16, "fusion_layers": 1, "fusion_heads": 2, "fusion_intermediate_dim": 64,
+                        "image_token_stage": 0, "dropout": 0.0, "question_length": 12,
+                        "image_position_embedding": True}
     loaded.set_backbone_trainable(True)
     trainable = {id(v) for v in loaded.backbone.trainable_weights}
     assert trainable

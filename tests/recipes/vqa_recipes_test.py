@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 
+import numpy as np
 import pytest
 
 from florence_keras.models import FlorenceVQA
@@ -31,10 +32,26 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
         "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
         "--fusion_heads=2", "--question_length=12", "--warmup_steps=1", timeout=400)
     assert "training questions on 6 images at 32px" in stdout
+    assert "Encoding 6 images" in stdout  # the default: frozen encoders, features cached once
     summary = json.loads((model_dir / "train_vqa.json").read_text())
     assert summary["train"]["step"] == 2 and summary["skipped"] == 0
+    assert summary["settings"]["freeze_backbone"] and summary["settings"]["cache_features"]
     vqa = FlorenceVQA.from_preset(str(model_dir / "preset"))
     assert vqa.image_size == 32 and vqa.answer_vocabulary and vqa.question_length == 12
+    start = FlorenceVQA.from_preset(str(tiny_preset_dir), answer_vocabulary=vqa.answer_vocabulary, image_size=32,
+                                    question_length=12, fusion_dim=16, fusion_layers=1, fusion_heads=2)
+    for trained, initial in zip(vqa.backbone.weights, start.backbone.weights):  # the encoders did not move
+        assert np.array_equal(trained.numpy(), initial.numpy()), trained.path
+
+    # Fine-tuning from the frozen run's preset trains the encoders again.
+    tuned_dir = tmp_path / "tuned"
+    eval_recipe_data.run_recipe(
+        "train_vqa", f"--preset={model_dir / 'preset'}", f"--model_dir={tuned_dir}", "--nofreeze_backbone",
+        "--image_size=32", "--steps=2", "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3",
+        "--warmup_steps=1", "--backbone_lr_multiplier=1", timeout=400)  # the fusion settings: the preset's
+    tuned = FlorenceVQA.from_preset(str(tuned_dir / "preset"))
+    assert any(not np.array_equal(a.numpy(), b.numpy())
+               for a, b in zip(tuned.backbone.text_encoder.weights, vqa.backbone.text_encoder.weights))
 
     # The held-out questions plus one whose image is missing: scored on the good ones, the bad one counted.
     data = model_dir / "data" / "vqa"
