@@ -1,6 +1,6 @@
 r"""UniCL pretraining of Florence — the toolkit's main job.
 
-With no flags it generates the built-in scenes, trains `florence_mini` (64 px, 1800 steps
+With no flags it generates the built-in scenes, trains `florence_mini` (64 px, 2200 steps
 of batch 64, AdamW at 5e-4 with a warm-up over the first 10% of the steps, logit-scale init 50;
 each step reads one source: the scenes' captions or one attribute's captions, shape-heavy in
 the first half, docs/training_science.md §3c) on a 2-core CPU
@@ -42,7 +42,7 @@ flags.DEFINE_enum("data_format", "csv", ["csv", "tsv", "csvlabel", "coco", "imag
                   "Format of --train_data.")
 flags.DEFINE_string("preset", "florence_mini", "Architecture preset, preset directory or handle to start from.")
 flags.DEFINE_integer("image_size", 64, "Training resolution.")
-flags.DEFINE_integer("steps", 1800, "Optimizer steps.")
+flags.DEFINE_integer("steps", 2200, "Optimizer steps.")
 flags.DEFINE_integer("global_batch_size", 64, "Contrastive batch over all replicas.")
 flags.DEFINE_string("model_dir", os.path.join("runs", "pretrain_unicl"),
                     "Run directory; the trained preset goes to MODEL_DIR/preset.")

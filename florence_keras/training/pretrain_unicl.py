@@ -139,7 +139,7 @@ def pretrain_unicl(
     data_format="csv",
     preset="florence_mini",
     image_size=64,
-    steps=1800,
+    steps=2200,
     global_batch_size=64,
     strategy="default",
     precision="float32",
