@@ -47,10 +47,11 @@ class FlorenceVQA(FlorenceTask):
         image_token_stage: None (default: the last stage, after the encoder's final norm) or an int stage index
             `k` (0-based): that stage's output map `P{k+2}` (more, finer tokens), through its own LayerNorm.
         image_position_embedding: bool, add a learned embedding per image token position (keras-hub's
-            `PositionEmbedding`) before the fusion. Default True. CoSwin's attention biases are relative, so its
-            tokens say little about where they are, and co-attention is blind to their order: without it
-            "which side is the X on?" can only be read from border effects. (A preset saved before this argument
-            existed loads with it off.)
+            `PositionEmbedding`) before the fusion. Default True. Co-attention is blind to the order of its
+            keys and CoSwin's attention biases are relative, so this is the fusion's only explicit source of
+            position (on the built-in scenes it measured neutral, docs/vqa.md: the convolutional patch
+            embedding's zero padding already tells border cells where they are). A preset saved before this
+            argument existed loads with it off.
         **kwargs: `keras.Model` arguments.
 
     Training on cached features: with a frozen backbone, `encode(images, token_ids)` gives the frozen half's
