@@ -5,7 +5,7 @@ Run:
   python recipes/train_vqa.py --questions=Q.json --annotations=A.json --image_dir=DIR \
       [--image_template='COCO_{split}_{image_id:012d}.jpg'] --preset=PRESET --model_dir=M [--image_size=N] [--steps=N]
 
-On the built-in scenes (the default: their VQA v2 files; ~15 min on 2 CPU cores):
+On the built-in scenes (the default: their VQA v2 files; ~10 min on 2 CPU cores):
   python recipes/train_vqa.py --model_dir=/tmp/vqa
 then score the held-out split: python recipes/eval_vqa.py --preset=/tmp/vqa/preset --output_dir=/tmp/vqa/eval
 
@@ -44,7 +44,8 @@ flags.DEFINE_string("fusion_preset", None, "A FlorenceFusionPretrainer preset (r
                     "flags; the backbone too unless --preset is given.")
 flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard, the trained preset.", required=True)
 flags.DEFINE_integer("image_size", 64, "Training resolution (square; a multiple of the backbone's stride, 32).")
-flags.DEFINE_integer("steps", 4000, "Optimizer steps.")
+flags.DEFINE_integer("steps", None, "Optimizer steps (default: 4000 with --freeze_backbone, whose steps run only the "
+                     "fusion and the head; 1500 with --nofreeze_backbone).")
 flags.DEFINE_integer("batch_size", 64, "Global batch size.")
 flags.DEFINE_float("learning_rate", 5e-4, "Peak AdamW learning rate (warm-up + cosine to 0).")
 flags.DEFINE_integer("warmup_steps", 100, "Linear warm-up steps.")
@@ -97,6 +98,8 @@ def main(argv):
     from florence_keras.training.task_training import train_task
 
     start = time.time()
+    if FLAGS.steps is None:
+        FLAGS.steps = 4000 if FLAGS.freeze_backbone else 1500
     if not 0 < FLAGS.backbone_lr_multiplier <= 1:
         raise app.UsageError(f"--backbone_lr_multiplier must be in (0, 1]. Received: {FLAGS.backbone_lr_multiplier}")
     questions, annotations = FLAGS.questions, FLAGS.annotations
