@@ -24,6 +24,8 @@ def cache_vqa_features(task, images, token_ids, batch_size=256, verbose=1):
         raise ValueError("Cached features need a frozen backbone (`task.backbone.trainable = False`): a "
                          "trained encoder would drift away from its cached outputs.")
     token_ids = np.asarray(token_ids, np.int32)
+    if len(images) == 0 or len(token_ids) == 0:
+        raise ValueError(f"Nothing to encode: {len(images)} images, {len(token_ids)} questions.")
     distinct, question_index = np.unique(token_ids, axis=0, return_inverse=True)
     normalize = task.preprocessor.image_converter.normalizer()
     encode_images = tf.function(lambda x: task.encode_images(normalize(tf.cast(x, tf.float32))),

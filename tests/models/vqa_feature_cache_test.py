@@ -19,6 +19,8 @@ def test_cache_matches_encode_and_dedupes_questions():
     with pytest.raises(ValueError, match="frozen"):
         cache_vqa_features(vqa, images, ids)
     vqa.backbone.trainable = False
+    with pytest.raises(ValueError, match="Nothing to encode"):
+        cache_vqa_features(vqa, images[:0], ids, verbose=0)
     cache = cache_vqa_features(vqa, images, ids, batch_size=2, verbose=0)
     assert len(cache["text_tokens"]) == 2 and cache["question_index"].tolist() in ([0, 1, 0, 1], [1, 0, 1, 0])
     normalize = vqa.preprocessor.image_converter.normalizer()
