@@ -11,9 +11,14 @@ remove passes without changing the math:
   forward's `Φ(x)`: a third fewer passes than differentiating `x Φ(x)` op by op.
 * `normalized_dense` applies a LayerNorm's scale and offset *inside* the next
   projection: `(x̂ γ + β) W + b = x̂ (γ W) + (β W + b)`. The folded weights are
-  `C × N` (tiny); the two full-size passes over the tokens disappear, and the
+  `C × N`; the two full-size passes over the tokens disappear, and the
   product is a 2-D `MatMul` + `BiasAdd` that oneDNN fuses (with a following
-  GELU, too, at inference).
+  GELU, too, at inference). Folding costs two `C × N` passes over the weights
+  (the scaled kernel and the `β W` product) on every call, so it is done only
+  when the tokens outnumber the outputs (`worth_folding`): at batch 1 the deep
+  stages have fewer tokens (7 × 7 = 49 rows at 224 px) than weights per input
+  channel, and there the affine on the tokens is cheaper (profile_ops,
+  swin_t_forward --batch 1: the fold's `Mul` and `MatMul` were 21% of the op time).
 
 Numerically these are the same functions up to float32 rounding (the converter
 parity tests hold at 1e-4; the layer tests check against Keras' own layers).
@@ -79,6 +84,19 @@ def _foldable(norm, dense):
     )
 
 
+def worth_folding(rows, units):
+    """Whether folding a LayerNorm into an `N = units`-output projection of `rows` tokens saves work.
+
+    Folding costs about `2 C N` (scaled kernel, `β W`) per call; applying the affine to the tokens costs about
+    `2 M C`. So fold when `M > N`, and when `M` is not known while tracing (a dynamic batch: assume it is large).
+
+    Example:
+    >>> worth_folding(3136, 288), worth_folding(49, 2304), worth_folding(None, 2304)
+    (True, False, True)
+    """
+    return rows is None or rows > units
+
+
 def normalized_dense(x_hat, norm, dense, output_scale=None):
     """`dense(γ x̂ + β)` with the LayerNorm affine folded into `dense`'s weights.
 
@@ -98,7 +116,7 @@ def normalized_dense(x_hat, norm, dense, output_scale=None):
         factor, count = output_scale
         width = dense.units
         scale = ops.convert_to_tensor([float(factor)] * count + [1.0] * (width - count))
-    if not _foldable(norm, dense):
+    if not _foldable(norm, dense) or not worth_folding(x_hat.shape[0], dense.units):
         y = dense(apply_affine(x_hat, norm))
         return y if scale is None else y * ops.cast(scale, y.dtype)
     kernel = ops.cast(dense.kernel, "float32")

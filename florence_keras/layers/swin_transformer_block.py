@@ -161,8 +161,9 @@ class SwinTransformerBlock(keras.layers.Layer):
         x = ops.reshape(inputs, (-1, channels))
         x_hat = fused_ops.standardize(x, self.layer_norm_epsilon)
         # Swin pads *after* the norm (padded tokens are zeros), so the norm's
-        # affine can move into the qkv projection only when nothing is padded.
-        fold = padded == spatial
+        # affine can move into the qkv projection only when nothing is padded,
+        # and it pays only when the tokens outnumber the projection's outputs.
+        fold = padded == spatial and fused_ops.worth_folding(x_hat.shape[0], 3 * channels)
         if fold:
             y = ops.cast(x_hat, self.compute_dtype)
         else:

@@ -51,16 +51,24 @@ def test_apply_layer_norm_matches_keras():
     np.testing.assert_allclose(fused_ops.apply_layer_norm(x, norm), norm(x), atol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [5, 20])  # fewer rows than outputs: the affine on the tokens; more: folded
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_normalized_dense_folds_the_affine_and_the_output_scale(use_bias):
+def test_normalized_dense_folds_the_affine_and_the_output_scale(use_bias, rows):
     norm, dense = _norm_and_dense(6, 9, use_bias=use_bias)
-    x = _rng(3).normal(1, 2, (5, 6)).astype("float32")
+    assert fused_ops.worth_folding(rows, 9) == (rows > 9)
+    x = _rng(3).normal(1, 2, (rows, 6)).astype("float32")
     x_hat = fused_ops.standardize(x, norm.epsilon)
     expected = dense(norm(x)).numpy()
     np.testing.assert_allclose(fused_ops.normalized_dense(x_hat, norm, dense), expected, atol=1e-4)
     expected[:, :3] *= 0.5
     scaled = fused_ops.normalized_dense(x_hat, norm, dense, output_scale=(0.5, 3))
     np.testing.assert_allclose(scaled, expected, atol=1e-4)
+
+
+def test_worth_folding_counts_tokens_against_outputs():
+    assert fused_ops.worth_folding(3136, 288)  # Swin-T stage 1 at batch 1: fold
+    assert not fused_ops.worth_folding(49, 2304)  # stage 4 at batch 1: the affine on 49 tokens is cheaper
+    assert fused_ops.worth_folding(None, 2304)  # unknown batch while tracing: assume a large one
 
 
 def test_normalized_dense_falls_back_for_lora():
@@ -128,7 +136,8 @@ def _reference_block(block, x):
     "spatial,window,shift",
     [((6, 6), (3, 3), (1, 1)),  # foldable, shifted
      ((5, 7), (2, 2), (1, 1)),  # padded: the norm's affine cannot be folded
-     ((2, 4, 4), (2, 2, 2), (1, 1, 1))],  # video windows
+     ((2, 4, 4), (2, 2, 2), (1, 1, 1)),  # video windows
+     ((2, 2), (2, 2), (0, 0))],  # 8 tokens < 24 qkv outputs: the affine stays on the tokens
 )
 def test_block_matches_plain_keras_outputs_and_gradients(spatial, window, shift):
     block = SwinTransformerBlock(8, 2, window, shift)
