@@ -60,6 +60,9 @@ flags.DEFINE_integer("image_token_stage", -1, "CoSwin stage whose map gives the 
                      "last stage after the final norm.")
 flags.DEFINE_bool("image_position_embedding", True, "Add a learned position embedding to each image token before "
                   "the fusion.")
+flags.DEFINE_list("image_scales", ["1"], "Image token scales: resize factors of the image, each encoded by the "
+                  "CoSwin and its tokens concatenated (e.g. 1,2: the map at --image_size and at twice it; multi-scale "
+                  "tokens as in S2, Shi et al. 2024). Finer scales give each token fewer objects to describe.")
 flags.DEFINE_float("backbone_lr_multiplier", 0.1, "The pretrained encoders' learning rate as a fraction of "
                    "--learning_rate (the fusion's and the head's): METER's per-module rates (1: one rate for all).")
 flags.DEFINE_bool("freeze_backbone", True, "Train the fusion and the head only (--nofreeze_backbone: fine-tune the "
@@ -74,6 +77,14 @@ flags.DEFINE_integer("builtin_train", 4000, "Built-in training scenes.")
 flags.DEFINE_integer("builtin_heldout", 600, "Built-in held-out scenes (for eval_vqa.py).")
 
 FLAGS = flags.FLAGS
+
+
+def _image_scales():
+    try:
+        return tuple(int(scale) for scale in FLAGS.image_scales)
+    except ValueError:
+        raise app.UsageError(f"--image_scales must be a comma-separated list of ints. Received: "
+                             f"{','.join(FLAGS.image_scales)}") from None
 
 
 def main(argv):
@@ -128,7 +139,7 @@ def main(argv):
     preset = FLAGS.preset
     fusion = dict(fusion_dim=FLAGS.fusion_dim, fusion_layers=FLAGS.fusion_layers, fusion_heads=FLAGS.fusion_heads,
                   image_token_stage=None if FLAGS.image_token_stage < 0 else FLAGS.image_token_stage,
-                  image_position_embedding=FLAGS.image_position_embedding)
+                  image_position_embedding=FLAGS.image_position_embedding, image_scales=_image_scales())
     fusion["question_length"] = FLAGS.question_length
     # A pretrained fusion stack (--fusion_preset) or a FlorenceVQA preset to go on from (--preset): its settings
     # replace the flags left at their defaults, so that its weights fit.
@@ -172,7 +183,7 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
-        "image_position_embedding", "backbone_lr_multiplier", "freeze_backbone", "cache_features", "seed",
+        "image_position_embedding", "image_scales", "backbone_lr_multiplier", "freeze_backbone", "cache_features", "seed",
         "fusion_preset")}
     if source:
         settings.update(fusion, preset=preset)

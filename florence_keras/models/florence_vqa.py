@@ -70,7 +70,7 @@ class FlorenceVQA(FlorenceTask):
 
     def __init__(self, backbone, preprocessor=None, answer_vocabulary=None, image_size=None, question_length=32,
                  fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
-                 image_token_stage=None, image_position_embedding=True, **kwargs):
+                 image_token_stage=None, image_position_embedding=True, image_scales=(1,), **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
@@ -96,6 +96,7 @@ class FlorenceVQA(FlorenceTask):
         self.fusion_heads = fusion_heads
         self.dropout = float(dropout)
         self.image_position_embedding = bool(image_position_embedding)
+        self.image_scales = fusion_tokens.check_image_scales(image_scales)
         self.eos_token_id = int(backbone.text_encoder.eos_token_id)
         # === Layers ===
         self.backbone = backbone
@@ -112,16 +113,15 @@ class FlorenceVQA(FlorenceTask):
         # === Functional model ===
         images = keras.Input(shape=(image_size, image_size, 3), name="images")
         token_ids = keras.Input(shape=(question_length,), dtype="int32", name="token_ids")
-        features = encoder.forward_features(images)
-        fusion_tokens.check_image_token_stage(image_token_stage, len(features["pyramid"]))
+        fusion_tokens.check_image_token_stage(image_token_stage, len(encoder.stages))
         self.image_token_stage = image_token_stage
         self._freeze_unused_backbone_parts()
         if image_token_stage is not None:
             self.image_token_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_token_norm", **policy)
-        image_map = fusion_tokens.image_map(features, image_token_stage)
+        image_map = self.encode_images(images, training=None)
         if self.image_position_embedding:
             self.image_position = keras_hub.layers.PositionEmbedding(
-                sequence_length=1 + image_map.shape[1] * image_map.shape[2], initializer=init,
+                sequence_length=1 + fusion_tokens.grid_cells(image_map).shape[1], initializer=init,
                 name="image_position_embedding", **policy)
         question_mask = self.question_mask(token_ids)
         text_tokens = fusion_tokens.text_tokens(backbone.text_encoder(token_ids)["sequence_output"], question_mask)
@@ -132,6 +132,8 @@ class FlorenceVQA(FlorenceTask):
     def from_config(cls, config):
         config = dict(config)
         config.setdefault("image_position_embedding", False)  # presets saved before the argument existed
+        if "image_scales" in config:
+            config["image_scales"] = tuple(config["image_scales"])
         return super().from_config(config)
 
     @classmethod
@@ -194,10 +196,20 @@ class FlorenceVQA(FlorenceTask):
         (`encode_images` per distinct image, `encode_questions` per distinct question)."""
         return {"image_map": self.encode_images(images), **self.encode_questions(token_ids)}
 
-    def encode_images(self, images):
-        """Normalised images `(B, S, S, 3)` -> `image_map` `(B, h, w, C)` (inference mode)."""
-        features = self.backbone.image_encoder.forward_features(images, training=False)
-        return fusion_tokens.image_map(features, self.image_token_stage)
+    def encode_images(self, images, training=False):
+        """Normalised images `(B, S, S, 3)` -> `image_map`: `(B, h, w, C)` with one image scale; with several
+        (`image_scales`), each scale's map (the images resized bilinearly by that factor) flattened row-major and
+        concatenated, `(B, Σ h_s·w_s, C)` (`fusion_tokens.multi_scale_map`). Inference mode by default."""
+        encoder = self.backbone.image_encoder
+        maps = []
+        for scale in self.image_scales:
+            scaled = images
+            if scale != 1:
+                size = self.image_size * scale
+                scaled = ops.image.resize(images, (size, size), interpolation="bilinear")
+            features = encoder.forward_features(scaled, training=training)
+            maps.append(fusion_tokens.image_map(features, self.image_token_stage))
+        return maps[0] if len(maps) == 1 else fusion_tokens.multi_scale_map(maps)
 
     def encode_questions(self, token_ids):
         """Token ids `(B, question_length)` -> `{"text_tokens": (B, L, D), "text_mask": int32 (B, L)}` (inference
@@ -211,7 +223,7 @@ class FlorenceVQA(FlorenceTask):
         image_map = features["image_map"]
         if self.image_token_stage is not None:
             image_map = self.image_token_norm(image_map)
-        image_tokens = fusion_tokens.grid_tokens(image_map)
+        image_tokens = fusion_tokens.grid_tokens(fusion_tokens.grid_cells(image_map))
         if self.image_position_embedding:
             image_tokens = image_tokens + self.image_position(image_tokens)
         fused = self.fusion(features["text_tokens"], image_tokens, text_mask=features["text_mask"],
@@ -261,9 +273,7 @@ class FlorenceVQA(FlorenceTask):
     def _check_feature_spec(self, element_spec):
         """Cached-feature batches must be what `encode` gives for this Task."""
         image_map, text, mask = (element_spec[k] for k in self.FEATURE_KEYS)
-        expected = self.backbone.image_encoder.forward_features(
-            keras.KerasTensor((1, self.image_size, self.image_size, 3)))
-        expected = fusion_tokens.image_map(expected, self.image_token_stage).shape[1:]
+        expected = self.encode_images(keras.KerasTensor((1, self.image_size, self.image_size, 3))).shape[1:]
         if tuple(image_map.shape[1:]) != tuple(expected):
             raise ValueError(f"'image_map' must be (B, {', '.join(map(str, expected))}) (`encode` at "
                              f"{self.image_size}px). Received: {image_map}")
@@ -363,5 +373,6 @@ class FlorenceVQA(FlorenceTask):
                        "fusion_layers": self.fusion_layers, "fusion_heads": self.fusion_heads,
                        "fusion_intermediate_dim": self.fusion_intermediate_dim, "dropout": self.dropout,
                        "image_token_stage": self.image_token_stage,
-                       "image_position_embedding": self.image_position_embedding})
+                       "image_position_embedding": self.image_position_embedding,
+                       "image_scales": list(self.image_scales)})
         return config

@@ -16,6 +16,37 @@ def check_image_token_stage(image_token_stage, num_stages):
                          f"image_token_stage={image_token_stage!r}")
 
 
+def check_image_scales(image_scales):
+    """`image_scales` as a tuple of distinct positive ints (the resize factors of `FlorenceVQA`'s image tokens);
+    raises a ValueError otherwise."""
+    scales = tuple(image_scales) if isinstance(image_scales, (list, tuple)) else None
+    if (not scales or len(set(scales)) != len(scales)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in scales)):
+        raise ValueError(f"`image_scales` must be a non-empty list of distinct positive ints (resize factors, e.g. "
+                         f"[1, 2]). Received: image_scales={image_scales!r}")
+    return scales
+
+
+def multi_scale_map(maps):
+    """Several `(B, h_s, w_s, C)` maps -> `(B, Σ h_s·w_s, C)`: each flattened row-major, in order.
+
+    Example:
+    >>> import numpy as np
+    >>> small, large = np.zeros((1, 1, 1, 2), "float32"), np.ones((1, 2, 2, 2), "float32")
+    >>> tuple(multi_scale_map([small, large]).shape)
+    (1, 5, 2)
+    """
+    return ops.concatenate([grid_cells(m) for m in maps], axis=1)
+
+
+def grid_cells(image_map):
+    """A map `(B, h, w, C)` -> its cells `(B, h·w, C)` row-major; cells `(B, N, C)` are returned as they are."""
+    if len(image_map.shape) == 3:
+        return image_map
+    height, width, channels = image_map.shape[1], image_map.shape[2], image_map.shape[3]
+    return ops.reshape(image_map, (-1, height * width, channels))
+
+
 def image_map(features, image_token_stage=None):
     """The map `(B, h, w, C)` the image tokens come from: the last stage after the encoder's final norm
     (`features["feature_map"]`, stage None) or stage `k`'s raw output `features["pyramid"]["P{k+2}"]`."""
@@ -26,7 +57,8 @@ def image_map(features, image_token_stage=None):
 
 def grid_tokens(feature_map):
     """`(B, h, w, C)` -> `(B, 1 + h·w, C)`: the map's mean first (the image stream's pooled token, as METER does
-    with Swin), then its `h·w` cells in row-major order.
+    with Swin), then its `h·w` cells in row-major order. Cells `(B, N, C)` (`grid_cells`, `multi_scale_map`) give
+    `(B, 1 + N, C)` the same way.
 
     Example:
     >>> import numpy as np
@@ -34,8 +66,7 @@ def grid_tokens(feature_map):
     >>> np.asarray(grid_tokens(grid)).tolist()
     [[[3.0, 4.0], [0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]]]
     """
-    height, width, channels = feature_map.shape[1], feature_map.shape[2], feature_map.shape[3]
-    grid = ops.reshape(feature_map, (-1, height * width, channels))
+    grid = grid_cells(feature_map)
     return ops.concatenate([ops.mean(grid, axis=1, keepdims=True), grid], axis=1)
 
 

@@ -58,3 +58,23 @@ def test_text_tokens_put_the_first_end_token_state_first():
     for row, end in enumerate([2, 1, 4]):  # by hand: the first end token, else the last position
         np.testing.assert_array_equal(tokens[row, 0], states[row, end])
         np.testing.assert_array_equal(tokens[row, 1:], states[row, 1:])
+
+
+def test_multi_scale_map_concatenates_each_maps_cells_in_row_major_order():
+    rng = np.random.default_rng(2)
+    small = rng.normal(size=(2, 1, 2, 3)).astype("float32")
+    large = rng.normal(size=(2, 2, 4, 3)).astype("float32")
+    got = np.asarray(fusion_tokens.multi_scale_map([small, large]))
+    np.testing.assert_array_equal(got, np.concatenate([small.reshape(2, 2, 3), large.reshape(2, 8, 3)], axis=1))
+    tokens = np.asarray(fusion_tokens.grid_tokens(got))  # cells (B, N, C) give the mean first, then the cells
+    np.testing.assert_allclose(tokens[:, 0], got.mean(axis=1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(tokens[:, 1:], got)
+    np.testing.assert_array_equal(np.asarray(fusion_tokens.grid_cells(got)), got)
+
+
+def test_image_scales_check():
+    assert fusion_tokens.check_image_scales([1, 2]) == (1, 2)
+    assert fusion_tokens.check_image_scales((2,)) == (2,)
+    for bad in ((), [1, 1], [0], [1.5], [True], 2, "12", None):
+        with pytest.raises(ValueError, match="image_scales"):
+            fusion_tokens.check_image_scales(bad)
