@@ -118,7 +118,16 @@ class FlorenceVQA(FlorenceTask):
         self._freeze_unused_backbone_parts()
         if image_token_stage is not None:
             self.image_token_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_token_norm", **policy)
-        image_map = self.encode_images(images, training=None)
+        scale_maps = self._scale_maps(images, training=None)
+        image_map = scale_maps[0] if len(scale_maps) == 1 else fusion_tokens.multi_scale_map(scale_maps)
+        self._scale_cells = [int(fusion_tokens.grid_cells(m).shape[1]) for m in scale_maps]
+        if len(scale_maps) > 1:  # each scale's cells through its own LayerNorm + projection (same width)
+            channels = int(image_map.shape[-1])
+            self.image_scale_norms = [
+                keras.layers.LayerNormalization(epsilon=1e-5, name=f"image_scale_norm_{s}", **policy)
+                for s in self.image_scales]
+            self.image_scale_projections = [
+                keras.layers.Dense(channels, name=f"image_scale_projection_{s}", **policy) for s in self.image_scales]
         if self.image_position_embedding:
             self.image_position = keras_hub.layers.PositionEmbedding(
                 sequence_length=1 + fusion_tokens.grid_cells(image_map).shape[1], initializer=init,
@@ -200,6 +209,11 @@ class FlorenceVQA(FlorenceTask):
         """Normalised images `(B, S, S, 3)` -> `image_map`: `(B, h, w, C)` with one image scale; with several
         (`image_scales`), each scale's map (the images resized bilinearly by that factor) flattened row-major and
         concatenated, `(B, Σ h_s·w_s, C)` (`fusion_tokens.multi_scale_map`). Inference mode by default."""
+        maps = self._scale_maps(images, training)
+        return maps[0] if len(maps) == 1 else fusion_tokens.multi_scale_map(maps)
+
+    def _scale_maps(self, images, training):
+        """One `image_map` per image scale (the images resized bilinearly by that factor)."""
         encoder = self.backbone.image_encoder
         maps = []
         for scale in self.image_scales:
@@ -209,7 +223,7 @@ class FlorenceVQA(FlorenceTask):
                 scaled = ops.image.resize(images, (size, size), interpolation="bilinear")
             features = encoder.forward_features(scaled, training=training)
             maps.append(fusion_tokens.image_map(features, self.image_token_stage))
-        return maps[0] if len(maps) == 1 else fusion_tokens.multi_scale_map(maps)
+        return maps
 
     def encode_questions(self, token_ids):
         """Token ids `(B, question_length)` -> `{"text_tokens": (B, L, D), "text_mask": int32 (B, L)}` (inference
@@ -223,7 +237,14 @@ class FlorenceVQA(FlorenceTask):
         image_map = features["image_map"]
         if self.image_token_stage is not None:
             image_map = self.image_token_norm(image_map)
-        image_tokens = fusion_tokens.grid_tokens(fusion_tokens.grid_cells(image_map))
+        cells = fusion_tokens.grid_cells(image_map)
+        if len(self.image_scales) > 1:
+            bounds = np.cumsum([0] + self._scale_cells)
+            cells = ops.concatenate([
+                projection(norm(cells[:, start:end]))
+                for start, end, norm, projection in zip(bounds[:-1], bounds[1:], self.image_scale_norms,
+                                                        self.image_scale_projections)], axis=1)
+        image_tokens = fusion_tokens.grid_tokens(cells)
         if self.image_position_embedding:
             image_tokens = image_tokens + self.image_position(image_tokens)
         fused = self.fusion(features["text_tokens"], image_tokens, text_mask=features["text_mask"],

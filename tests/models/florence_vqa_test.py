@@ -251,6 +251,24 @@ def test_multi_scale_image_tokens(tmp_path):
     np.testing.assert_allclose(np.asarray(features["image_map"]), expected, rtol=1e-5, atol=1e-5)
     assert vqa.image_position.sequence_length == 1 + expected.shape[1]
     direct = np.asarray(vqa({"images": images, "token_ids": ids}))
+    # The fusion sees each scale's cells through its own LayerNorm + projection, then the mean token, positions.
+    from florence_keras.models import fusion_tokens
+
+    cut = maps[0].shape[1] * maps[0].shape[2]
+    for projection in vqa.image_scale_projections:  # away from the init, so that a mix-up of scales shows
+        projection.kernel.assign(rng.normal(size=projection.kernel.shape).astype("float32") * 0.2)
+    parts = [vqa.image_scale_projections[k](vqa.image_scale_norms[k](part))
+             for k, part in enumerate((expected[:, :cut], expected[:, cut:]))]
+    tokens = np.asarray(fusion_tokens.grid_tokens(np.concatenate(parts, axis=1)))
+    tokens = tokens + vqa.image_position.position_embeddings.numpy()[None]
+    fused = vqa.fusion(features["text_tokens"], tokens, text_mask=features["text_mask"])
+    by_hand = vqa.head_output(keras.activations.gelu(vqa.head_norm(vqa.head_dense(fused["pooled_output"])),
+                                                     approximate=False))
+    direct = np.asarray(vqa({"images": images, "token_ids": ids}))
+    np.testing.assert_allclose(direct, np.asarray(by_hand), rtol=1e-5, atol=1e-5)
+    swapped = [vqa.image_scale_projections[1 - k](vqa.image_scale_norms[1 - k](part))
+               for k, part in enumerate((expected[:, :cut], expected[:, cut:]))]
+    assert np.abs(np.asarray(swapped[0]) - np.asarray(parts[0])).max() > 1e-3
     np.testing.assert_allclose(np.asarray(vqa.answer_logits(features)), direct, rtol=1e-5, atol=1e-6)
     spec = {k: tf.TensorSpec([None, *np.shape(v)[1:]], tf.as_dtype(np.asarray(v).dtype)) for k, v in features.items()}
     spec["answer_scores"] = tf.TensorSpec([None, len(VOCABULARY)], tf.float32)
