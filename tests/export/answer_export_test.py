@@ -21,11 +21,11 @@ CLIENT = os.path.join(REPO, "tests", "export", "serving_client.py")
 VOCABULARY = ["yes", "no", "2", "3", "red", "circle", "left"]
 
 
-def _vqa():
+def _vqa(image_scales=(1,)):
     keras.utils.set_random_seed(0)
     clip = tiny_clip()
     return FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=VOCABULARY, question_length=12,
-                       fusion_dim=16, fusion_layers=1, fusion_heads=2)
+                       fusion_dim=16, fusion_layers=1, fusion_heads=2, image_scales=image_scales)
 
 
 def _b64(data):
@@ -33,8 +33,9 @@ def _b64(data):
 
 
 @pytest.mark.slow  # a TF-only serving subprocess (~30 s idle): runs in `make test-all`
-def test_served_answer_equals_keras_predict(tmp_path):
-    vqa = _vqa()
+@pytest.mark.parametrize("image_scales", [(1,), (1, 2)])  # one scale; multi-scale tokens (a resize in the graph)
+def test_served_answer_equals_keras_predict(tmp_path, image_scales):
+    vqa = _vqa(image_scales)
     export_dir = SavedModelExporter([answer_signature(vqa)], serving_default="answer").export(
         str(tmp_path / "model"), version=1)
     rng = np.random.default_rng(0)
