@@ -60,9 +60,10 @@ flags.DEFINE_integer("image_token_stage", -1, "CoSwin stage whose map gives the 
                      "last stage after the final norm.")
 flags.DEFINE_bool("image_position_embedding", True, "Add a learned position embedding to each image token before "
                   "the fusion.")
-flags.DEFINE_list("image_scales", ["1"], "Image token scales: resize factors of the image, each encoded by the "
-                  "CoSwin and its tokens concatenated (e.g. 1,2: the map at --image_size and at twice it; multi-scale "
-                  "tokens as in S2, Shi et al. 2024). Finer scales give each token fewer objects to describe.")
+flags.DEFINE_list("image_scales", ["1", "2"], "Image token scales: resize factors of the image, each encoded by "
+                  "the CoSwin, through its own LayerNorm + projection, tokens concatenated (1,2: the map at "
+                  "--image_size and at twice it, multi-scale tokens as in S2, Shi et al. 2024; built-in held-out "
+                  "73.37 against 65.86 with 1 alone, docs/vqa.md). 1: one scale, as presets before session 10.")
 flags.DEFINE_float("backbone_lr_multiplier", 0.1, "The pretrained encoders' learning rate as a fraction of "
                    "--learning_rate (the fusion's and the head's): METER's per-module rates (1: one rate for all).")
 flags.DEFINE_bool("freeze_backbone", True, "Train the fusion and the head only (--nofreeze_backbone: fine-tune the "
