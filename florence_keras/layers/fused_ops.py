@@ -16,8 +16,8 @@ remove passes without changing the math:
   GELU, too, at inference). Folding costs two `C × N` passes over the weights
   (the scaled kernel and the `β W` product) on every call, so it is done only
   when the tokens outnumber the outputs (`worth_folding`): at batch 1 the deep
-  stages have fewer tokens (7 × 7 = 49 rows at 224 px) than weights per input
-  channel, and there the affine on the tokens is cheaper (profile_ops,
+  stages have fewer tokens (7 × 7 = 49 rows at 224 px) than the projections
+  have outputs (2,304 for stage 4's qkv), and there the affine on the tokens is cheaper (profile_ops,
   swin_t_forward --batch 1: the fold's `Mul` and `MatMul` were 21% of the op time).
 
 Numerically these are the same functions up to float32 rounding (the converter

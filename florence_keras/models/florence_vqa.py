@@ -52,6 +52,12 @@ class FlorenceVQA(FlorenceTask):
             position (on the built-in scenes it measured neutral, docs/vqa.md: the convolutional patch
             embedding's zero padding already tells border cells where they are). A preset saved before this
             argument existed loads with it off.
+        image_scales: list of distinct positive ints, default `[1]`: the image is also encoded resized by each
+            factor (bilinear; `[1, 2]`: at `image_size` and at twice it). Each scale's map goes through its own
+            LayerNorm + projection and the cells of all scales are concatenated after one mean token (multi-scale
+            tokens as in S², Shi et al. 2024). Finer scales give each token fewer objects to describe: on the
+            built-in scenes `[1, 2]` lifts "what colour is the X" from 39.5 to 67.8 (docs/vqa.md). A preset saved
+            before this argument existed loads with `[1]`.
         **kwargs: `keras.Model` arguments.
 
     Training on cached features: with a frozen backbone, `encode(images, token_ids)` gives the frozen half's
