@@ -63,7 +63,8 @@ flags.DEFINE_bool("image_position_embedding", True, "Add a learned position embe
 flags.DEFINE_list("image_scales", ["1", "2"], "Image token scales: resize factors of the image, each encoded by "
                   "the CoSwin, through its own LayerNorm + projection, tokens concatenated (1,2: the map at "
                   "--image_size and at twice it, multi-scale tokens as in S2, Shi et al. 2024; built-in held-out "
-                  "73.37 / 67.35 against 65.86 / 65.41 with 1 alone at seeds 0 / 1, docs/vqa.md). 1: one scale, as presets before session 10.")
+                  "73.37 / 67.35 against 65.86 / 65.41 with 1 alone at seeds 0 / 1, docs/vqa.md). 1: one scale, "
+                  "as presets before session 10.")
 flags.DEFINE_float("backbone_lr_multiplier", 0.1, "The pretrained encoders' learning rate as a fraction of "
                    "--learning_rate (the fusion's and the head's): METER's per-module rates (1: one rate for all).")
 flags.DEFINE_bool("freeze_backbone", True, "Train the fusion and the head only (--nofreeze_backbone: fine-tune the "
@@ -184,7 +185,8 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
-        "image_position_embedding", "image_scales", "backbone_lr_multiplier", "freeze_backbone", "cache_features", "seed",
+        "image_position_embedding", "image_scales", "backbone_lr_multiplier", "freeze_backbone", "cache_features",
+        "seed",
         "fusion_preset")}
     if source:
         settings.update(fusion, preset=preset)
