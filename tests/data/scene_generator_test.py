@@ -138,6 +138,49 @@ def test_questions_have_the_right_answers(train_scenes):
                 assert answer == ("yes" if by_name[first].depth < by_name[second].depth else "no")
 
 
+def _hidden_fraction(scene):
+    """Independently: the fraction of the farther of the first two objects that the nearer one covers, counted
+    from the visible masks (pixels of its full mask that are not visible belong to the nearer object here)."""
+    near, far = sorted((0, 1), key=lambda k: scene.objects[k].depth)
+    far_obj = scene.objects[far]
+    full = scene_lib.shape_mask(far_obj.shape, far_obj.center, far_obj.radius, far_obj.angle, scene.image_size)
+    covered = full.astype(bool) & scene.masks[near]
+    return covered.sum() / full.sum()
+
+
+def test_in_front_is_asked_only_when_the_image_shows_the_order():
+    # Flat layout: depth is invisible except through occlusion, so only overlapping pairs get the question.
+    generator = SceneGenerator(image_size=64, seed=0, max_objects=2)
+    asked = {True: 0, False: 0}
+    for index in range(120):
+        scene = generator.scene(index)
+        if len(scene.objects) < 2 or scene.objects[0].name == scene.objects[1].name:
+            continue
+        in_front = [qa for qa in scene.questions() if qa["question_type"] == "is the"]
+        visible = _hidden_fraction(scene) >= scene_lib.MIN_OCCLUDED_FRACTION
+        assert len(in_front) == (1 if visible else 0), (index, _hidden_fraction(scene))
+        asked[visible] += 1
+    assert asked[True] >= 10 and asked[False] >= 10  # both cases occur
+    # The ground-plane layout shows depth by size and row: every distinct pair is asked.
+    ground = SceneGenerator(image_size=64, seed=0, max_objects=2, layout="ground_plane")
+    for index in range(30):
+        scene = ground.scene(index)
+        if len(scene.objects) == 2 and scene.objects[0].name != scene.objects[1].name:
+            assert sum(qa["question_type"] == "is the" for qa in scene.questions()) == 1
+
+
+def test_occlusion_visible_counts_the_hidden_fraction():
+    # Two 10x10 squares (circumradius 5√2, axis-aligned) 8 px apart: the near one covers a 2-pixel-wide strip of
+    # the far one's 10 columns, about 20%.
+    far = scene_lib.SceneObject("square", "red", "small", 5 * 2 ** 0.5, (20.0, 20.0), 0.0, 3.0, (0, 0, 0))
+    near = scene_lib.SceneObject("square", "blue", "small", 5 * 2 ** 0.5, (28.0, 20.0), 0.0, 2.0, (0, 0, 0))
+    apart = scene_lib.SceneObject("square", "blue", "small", 5 * 2 ** 0.5, (40.0, 20.0), 0.0, 2.0, (0, 0, 0))
+    assert scene_lib.occlusion_visible(near, far, 64)
+    assert scene_lib.occlusion_visible(near, far, 64, min_fraction=0.15)
+    assert not scene_lib.occlusion_visible(near, far, 64, min_fraction=0.35)
+    assert not scene_lib.occlusion_visible(apart, far, 64)
+
+
 def test_clips_move_the_primary_object_in_the_labelled_direction(generator):
     clip = generator.clip(4, num_frames=6)
     assert clip.frames.shape == (6, SIZE, SIZE, 3) and clip.depths.shape == (6, SIZE, SIZE)
