@@ -51,7 +51,8 @@ flags.DEFINE_float("learning_rate", 5e-4, "Peak AdamW learning rate (warm-up + c
 flags.DEFINE_integer("warmup_steps", 100, "Linear warm-up steps.")
 flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not on norms and biases).")
 flags.DEFINE_integer("num_answers", 3129, "Answer vocabulary size (most frequent normalised training answers).")
-flags.DEFINE_integer("question_length", 24, "Question tokens, start and end tokens included.")
+flags.DEFINE_integer("question_length", None, "Question tokens, start and end tokens included (default: the "
+                     "longest training question, rounded up to a multiple of 8, at most the text encoder's context).")
 flags.DEFINE_integer("fusion_dim", 128, "Fusion width (METER: 768).")
 flags.DEFINE_integer("fusion_layers", 2, "Co-attention layers per stream (METER: 6).")
 flags.DEFINE_integer("fusion_heads", 4, "Fusion attention heads (METER: 12).")
@@ -104,7 +105,9 @@ def main(argv):
     from florence_keras.data.vqa_v2 import load_vqa_images
     from florence_keras.data.vqa_v2 import read_vqa_v2
     from florence_keras.models import fusion_weights
+    from florence_keras.models import preset_registry
     from florence_keras.models.florence_vqa import FlorenceVQA
+    from florence_keras.models.token_packing import fitting_sequence_length
     from florence_keras.models.vqa_feature_cache import cache_vqa_features
     from florence_keras.training.layerwise_lr_decay import backbone_lr_multipliers
     from florence_keras.training.task_training import TRAINING_FLAGS
@@ -154,6 +157,13 @@ def main(argv):
         if FLAGS.fusion_preset and FLAGS["preset"].using_default_value:
             preset = FLAGS.fusion_preset
 
+    if fusion["question_length"] is None:  # padded positions are masked but computed: pack to what the data needs
+        text_preprocessor = preset_registry.load_preprocessor(preset, FLAGS.image_size)
+        fusion["question_length"] = fitting_sequence_length(
+            text_preprocessor.tokenizer, sorted({r["question"] for r in records}), text_preprocessor.sequence_length)
+        print(f"Questions packed to {fusion['question_length']} tokens (the longest training question, rounded "
+              f"up to a multiple of 8; --question_length to choose)")
+
     def model_fn():
         keras.utils.set_random_seed(FLAGS.seed)
         model = FlorenceVQA.from_preset(
@@ -188,6 +198,7 @@ def main(argv):
         "image_position_embedding", "image_scales", "backbone_lr_multiplier", "freeze_backbone", "cache_features",
         "seed",
         "fusion_preset")}
+    settings["question_length"] = fusion["question_length"]  # (the length used, also when chosen from the data)
     if source:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])

@@ -70,6 +70,18 @@ def build_architecture_preprocessor(name, image_size=224):
     )
 
 
+def load_preprocessor(preset, image_size=224):
+    """The preprocessor of any preset: an architecture preset's (`build_architecture_preprocessor`) or the one
+    saved in a preset directory (`FlorenceCLIPPreprocessor.from_preset`), e.g. for a recipe that tokenizes its
+    data before it builds the Task."""
+    from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
+
+    resolved = resolve(preset)
+    if resolved.kind == "architecture":
+        return build_architecture_preprocessor(preset, image_size)
+    return FlorenceCLIPPreprocessor.from_preset(resolved.path)
+
+
 def build_architecture_backbone(name, image_size=224, dtype=None, **overrides):
     """A randomly initialised `FlorenceBackbone` at an architecture preset's published size."""
     config = presets.architecture_config(name, image_size=image_size, **overrides)

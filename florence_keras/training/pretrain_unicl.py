@@ -118,10 +118,7 @@ def write_skip_report(path, counter, extra=None):
 
 
 def _load_preprocessor(preset, image_size, text_sequence_length=None):
-    if preset_registry.resolve(preset).kind == "architecture":
-        preprocessor = preset_registry.build_architecture_preprocessor(preset, image_size)
-    else:
-        preprocessor = FlorenceCLIPPreprocessor.from_preset(preset_registry.resolve(preset).path)
+    preprocessor = preset_registry.load_preprocessor(preset, image_size)
     if text_sequence_length is None or text_sequence_length == preprocessor.sequence_length:
         return preprocessor
     if not 2 <= text_sequence_length <= preprocessor.sequence_length:

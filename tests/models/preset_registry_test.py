@@ -36,3 +36,17 @@ def test_resolve_directories_files_and_unknown_names(tmp_path):
         preset_registry.resolve("florence_gigantic", valid_names=["a", "b"])
     with pytest.raises(ValueError, match="must be a name, a directory or a handle"):
         preset_registry.resolve(3)
+
+
+def test_load_preprocessor_of_a_trained_preset_and_an_architecture(tmp_path):
+    from florence_keras.models import FlorenceCLIP
+
+    trained = preset_registry.load_preprocessor("florence_mini_builtin")
+    expected = FlorenceCLIP.from_preset("florence_mini_builtin").preprocessor  # what the Task itself loads
+    texts = ["a red circle", "is the yellow hexagon in front of the green hexagon?"]
+    assert trained.sequence_length == expected.sequence_length
+    assert trained.tokenize(texts).numpy().tolist() == expected.tokenize(texts).numpy().tolist()
+    architecture = preset_registry.load_preprocessor("florence_tiny", image_size=64)
+    assert architecture.sequence_length == presets.architecture_config("florence_tiny")["text_encoder"][
+        "max_sequence_length"]
+    assert architecture.tokenize(texts).numpy().tolist() == trained.tokenize(texts).numpy().tolist()  # CLIP's BPE

@@ -51,3 +51,25 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(token_packing, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 1 and result.failed == 0
+
+
+def test_fitting_sequence_length_holds_the_longest_text_whole():
+    clip = tiny_clip(32)
+    tokenizer = clip.preprocessor.tokenizer
+    texts = ["a red circle", "two objects on the left of a very large blue square", "a star"]
+    longest = max(len(tokenizer(t)) for t in texts)  # eager: a list of ids per text
+    length = token_packing.fitting_sequence_length(tokenizer, texts, 77)
+    assert length % 8 == 0 and longest + 2 <= length < longest + 2 + 8
+    # At that length every text packs whole: its end token is where the unpacked text ends.
+    ids = token_packing.tokenize_and_pack(tokenizer, texts, length).numpy()
+    for row, text in zip(ids, texts):
+        assert row[len(tokenizer(text)) + 1] == tokenizer.end_token_id
+        assert list(row[1:len(tokenizer(text)) + 1]) == list(tokenizer(text))
+    # Capped at the context; other multiples; batches of texts give the same as one batch.
+    assert token_packing.fitting_sequence_length(tokenizer, texts, 9) == 9
+    assert token_packing.fitting_sequence_length(tokenizer, texts, 77, multiple=1) == longest + 2
+    assert token_packing.fitting_sequence_length(tokenizer, texts, 77, batch_size=1) == length
+    with pytest.raises(ValueError, match="texts"):
+        token_packing.fitting_sequence_length(tokenizer, [], 77)
+    with pytest.raises(ValueError, match="max_length"):
+        token_packing.fitting_sequence_length(tokenizer, texts, 1)

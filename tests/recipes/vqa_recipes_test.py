@@ -30,16 +30,20 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     stdout = eval_recipe_data.run_recipe(
         "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={model_dir}", "--image_size=32", "--steps=2",
         "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
-        "--fusion_heads=2", "--question_length=12", "--warmup_steps=1", timeout=400)
+        "--fusion_heads=2", "--warmup_steps=1", timeout=400)
     assert "training questions on 6 images at 32px" in stdout
+    # No --question_length: the longest question of these 6 scenes ("is the purple circle in front of the yellow
+    # hexagon?": 12 BPE tokens, 14 with the start and end tokens) rounded up to a multiple of 8.
+    assert "Questions packed to 16 tokens" in stdout
     assert "Encoding 6 images" in stdout  # the default: frozen encoders, features cached once
     summary = json.loads((model_dir / "train_vqa.json").read_text())
     assert summary["train"]["step"] == 2 and summary["skipped"] == 0
     assert summary["settings"]["freeze_backbone"] and summary["settings"]["cache_features"]
     vqa = FlorenceVQA.from_preset(str(model_dir / "preset"))
-    assert vqa.image_size == 32 and vqa.answer_vocabulary and vqa.question_length == 12
+    assert vqa.image_size == 32 and vqa.answer_vocabulary and vqa.question_length == 16
+    assert summary["settings"]["question_length"] == 16
     start = FlorenceVQA.from_preset(str(tiny_preset_dir), answer_vocabulary=vqa.answer_vocabulary, image_size=32,
-                                    question_length=12, fusion_dim=16, fusion_layers=1, fusion_heads=2)
+                                    question_length=16, fusion_dim=16, fusion_layers=1, fusion_heads=2)
     for trained, initial in zip(vqa.backbone.weights, start.backbone.weights):  # the encoders did not move
         assert np.array_equal(trained.numpy(), initial.numpy()), trained.path
 
