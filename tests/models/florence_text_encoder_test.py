@@ -52,8 +52,11 @@ def test_any_length_up_to_the_context():
         assert tuple(cut["sequence_output"].shape) == (2, length, 8)
         # Causal attention: position i sees tokens <= i only, so the kept positions do not change,
         # and the pooled output (taken at the first end token) is the padded sequence's.
-        np.testing.assert_allclose(cut["pooled_output"], full["pooled_output"], atol=1e-6)
-        np.testing.assert_allclose(cut["sequence_output"], full["sequence_output"][:, :length], atol=1e-6)
+        # float32 rounding only: the matmul kernels for 5 and 6 rows may sum in another order (1.7e-6 on values
+        # ~1.9 seen on an Intel AMX machine under `pytest -n 2`); a leak past the causal mask is ~0.1.
+        np.testing.assert_allclose(cut["pooled_output"], full["pooled_output"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(cut["sequence_output"], full["sequence_output"][:, :length], rtol=1e-5,
+                                   atol=1e-5)
 
 
 def test_short_sequence_uses_the_first_position_embeddings():
