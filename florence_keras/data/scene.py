@@ -53,7 +53,7 @@ NEAR_DEPTH, FAR_DEPTH, BACKGROUND_NEAR, BACKGROUND_FAR = 1.0, 6.0, 7.0, 12.0
 DEPTH_PNG_SCALE = 1000.0
 # "Is the X in front of the Y?" is asked only when the image shows the answer. On the flat layout depth is not drawn
 # at all, so only occlusion tells the order: the nearer object must hide at least this fraction of the farther one's
-# full mask (at the smallest radius, ~8 of ~150 pixels; a thinner sliver is lost in JPEG noise at 64 px) [ours].
+# full mask (at the smallest size at 64 px: 6 of a triangle's 119 pixels, 12 of a circle's 237) [ours].
 # Before session 11 it was asked of every pair, and a third of the held-out pairs did not overlap at all: those
 # answers were coin flips for any model. The ground-plane layout shows depth by size and row, so it always asks.
 MIN_OCCLUDED_FRACTION = 0.05

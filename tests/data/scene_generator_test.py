@@ -170,14 +170,14 @@ def test_in_front_is_asked_only_when_the_image_shows_the_order():
 
 
 def test_occlusion_visible_counts_the_hidden_fraction():
-    # Two 10x10 squares (circumradius 5√2, axis-aligned) 8 px apart: the near one covers a 2-pixel-wide strip of
-    # the far one's 10 columns, about 20%.
+    # Two squares (circumradius 5√2, axis-aligned: 11 × 11 = 121 pixels as cv2 fills them) 8 px apart: the near
+    # one covers the far one's last 3 columns, 33 of 121 pixels (27%).
     far = scene_lib.SceneObject("square", "red", "small", 5 * 2 ** 0.5, (20.0, 20.0), 0.0, 3.0, (0, 0, 0))
     near = scene_lib.SceneObject("square", "blue", "small", 5 * 2 ** 0.5, (28.0, 20.0), 0.0, 2.0, (0, 0, 0))
     apart = scene_lib.SceneObject("square", "blue", "small", 5 * 2 ** 0.5, (40.0, 20.0), 0.0, 2.0, (0, 0, 0))
     assert scene_lib.occlusion_visible(near, far, 64)
-    assert scene_lib.occlusion_visible(near, far, 64, min_fraction=0.15)
-    assert not scene_lib.occlusion_visible(near, far, 64, min_fraction=0.35)
+    assert scene_lib.occlusion_visible(near, far, 64, min_fraction=33 / 121)
+    assert not scene_lib.occlusion_visible(near, far, 64, min_fraction=34 / 121)
     assert not scene_lib.occlusion_visible(apart, far, 64)
 
 
