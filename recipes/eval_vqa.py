@@ -46,6 +46,7 @@ def main(argv):
     from florence_keras.evaluation.vqa_evaluation import answer_questions
     from florence_keras.evaluation.vqa_evaluation import evaluate_vqa
     from florence_keras.models.florence_vqa import FlorenceVQA
+    from florence_keras.models.token_packing import count_cut
 
     start = time.time()
     questions, annotations = FLAGS.questions, FLAGS.annotations
@@ -68,7 +69,14 @@ def main(argv):
         np.asarray(model.tokenize_questions([r["question"] for r in records[i:i + 4096]]))
         for i in range(0, len(records), 4096)])
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    skipped = {"skipped": data["skip_counter"].count, "skipped_reasons": dict(data["skip_counter"].reasons)}
+    # The preset packs questions to its own length (often the longest training question): longer ones are cut.
+    cut = count_cut(model.preprocessor.tokenizer, [r["question"] for r in records], model.question_length)
+    cut_note = (f"{cut} of {len(records)} questions are longer than the preset's {model.question_length} tokens "
+                f"and were cut to them")
+    if cut:
+        print(f"Note: {cut_note}.")
+    skipped = {"skipped": data["skip_counter"].count, "skipped_reasons": dict(data["skip_counter"].reasons),
+               "questions_cut": cut, "question_length": int(model.question_length)}
     if annotations is None:
         answers, _ = answer_questions(model, loaded["images"], loaded["image_index"], token_ids,
                                       batch_size=FLAGS.batch_size)
@@ -98,7 +106,8 @@ def main(argv):
                      for name, value in sorted(scores["perQuestionType"].items())]
     with open(os.path.join(FLAGS.output_dir, "results.md"), "w", encoding="utf-8") as f:
         f.write(f"# VQA: {FLAGS.preset}\n\n{scores['num_questions']} questions on {len(loaded['images'])} images "
-                f"from {questions} (skipped: {data['skip_counter'].count}). Official VQA accuracy (%).\n\n{table}\n\n"
+                f"from {questions} (skipped: {data['skip_counter'].count}; {cut_note}). Official VQA accuracy (%).\n\n"
+                f"{table}\n\n"
                 f"{reporting.markdown_table(question_rows)}\n")
     print(table)
     print(f"\nWrote {FLAGS.output_dir}/results.json, predictions.json, results.md")

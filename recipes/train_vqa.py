@@ -108,6 +108,7 @@ def main(argv):
     from florence_keras.models import fusion_weights
     from florence_keras.models import preset_registry
     from florence_keras.models.florence_vqa import FlorenceVQA
+    from florence_keras.models.token_packing import count_cut
     from florence_keras.models.token_packing import fitting_sequence_length
     from florence_keras.models.vqa_feature_cache import cache_vqa_features
     from florence_keras.training.layerwise_lr_decay import backbone_lr_multipliers
@@ -164,6 +165,12 @@ def main(argv):
             text_preprocessor.tokenizer, sorted({r["question"] for r in records}), text_preprocessor.sequence_length)
         print(f"Questions packed to {fusion['question_length']} tokens (the longest training question, rounded "
               f"up to a multiple of 8; --question_length to choose)")
+    else:  # a length chosen by the flag or by the preset gone on from: say what it cuts
+        text_preprocessor = preset_registry.load_preprocessor(preset, FLAGS.image_size)
+        cut = count_cut(text_preprocessor.tokenizer, [r["question"] for r in records], fusion["question_length"])
+        if cut:
+            print(f"Note: {cut} of {len(records)} training questions are longer than {fusion['question_length']} "
+                  f"tokens and are cut to them")
 
     def model_fn():
         keras.utils.set_random_seed(FLAGS.seed)

@@ -5,6 +5,7 @@
 import it at module level.
 """
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -57,6 +58,43 @@ def tokenize_and_pack(tokenizer, texts, sequence_length, name="texts"):
     return ids[0] if single else ids
 
 
+def token_lengths(tokenizer, texts, batch_size=4096):
+    """int64 `(len(texts),)`: the BPE tokens of each text, start and end tokens not counted.
+
+    A text is packed whole at `sequence_length` when its length is at most `sequence_length - 2`: what
+    `fitting_sequence_length` chooses from and what `count_cut` counts.
+
+    Example:
+    >>> token_lengths(lambda t: [[7] * len(s.split()) for s in t.numpy()], ["a b c", "d"]).tolist()
+    [3, 1]
+    """
+    lengths = []
+    for start in range(0, len(texts), batch_size):
+        tokens = tokenizer(tf.constant(texts[start:start + batch_size]))
+        if isinstance(tokens, tf.RaggedTensor):
+            lengths.extend(tokens.row_lengths().numpy().tolist())
+        else:  # eager keras-hub tokenizers return Python lists
+            lengths.extend(len(row) for row in tokens)
+    return np.asarray(lengths, dtype=np.int64)
+
+
+def count_cut(tokenizer, texts, sequence_length, batch_size=4096):
+    """How many of `texts` lose tokens when packed to `sequence_length` (start and end tokens included).
+
+    Packing cuts a longer text silently (its end token kept); a recipe reports this count instead, e.g. held-out
+    questions longer than the longest training question the preset was packed for.
+
+    Example:
+    >>> count_cut(lambda t: [[7] * len(s.split()) for s in t.numpy()], ["a b c", "d"], 4)
+    1
+    """
+    if not isinstance(sequence_length, int) or sequence_length < 2:
+        raise ValueError(f"`sequence_length` must be an int >= 2. Received: sequence_length={sequence_length!r}")
+    if not texts:
+        return 0
+    return int((token_lengths(tokenizer, texts, batch_size) > sequence_length - 2).sum())
+
+
 def fitting_sequence_length(tokenizer, texts, max_length, multiple=8, batch_size=4096):
     """The shortest packed length that holds every text whole, rounded up to a multiple of `multiple`, at most
     `max_length` (the text encoder's context).
@@ -87,13 +125,6 @@ def fitting_sequence_length(tokenizer, texts, max_length, multiple=8, batch_size
         raise ValueError(f"`max_length` must be an int >= 2. Received: max_length={max_length!r}")
     if not isinstance(multiple, int) or multiple < 1:
         raise ValueError(f"`multiple` must be an int >= 1. Received: multiple={multiple!r}")
-    longest = 0
-    for start in range(0, len(texts), batch_size):
-        tokens = tokenizer(tf.constant(texts[start:start + batch_size]))
-        if isinstance(tokens, tf.RaggedTensor):
-            lengths = tokens.row_lengths().numpy()
-        else:  # eager keras-hub tokenizers return Python lists
-            lengths = [len(row) for row in tokens]
-        longest = max(longest, int(max(lengths, default=0)))
+    longest = int(max(token_lengths(tokenizer, texts, batch_size), default=0))
     rounded = -(-(longest + 2) // multiple) * multiple
     return min(rounded, max_length)

@@ -73,3 +73,21 @@ def test_fitting_sequence_length_holds_the_longest_text_whole():
         token_packing.fitting_sequence_length(tokenizer, [], 77)
     with pytest.raises(ValueError, match="max_length"):
         token_packing.fitting_sequence_length(tokenizer, texts, 1)
+
+
+def test_count_cut_counts_exactly_the_texts_packing_shortens():
+    clip = tiny_clip(32)
+    tokenizer = clip.preprocessor.tokenizer
+    texts = ["a red circle", "two objects on the left of a very large blue square", "a star", ""]
+    lengths = [len(tokenizer(t)) for t in texts]  # eager: a list of ids per text
+    assert token_packing.token_lengths(tokenizer, texts).tolist() == lengths
+    assert token_packing.token_lengths(tokenizer, texts, batch_size=1).tolist() == lengths
+    for length in range(2, max(lengths) + 4):
+        # Independently: a text is cut when its packed row does not end with its own last token + end token.
+        ids = token_packing.tokenize_and_pack(tokenizer, texts, length).numpy()
+        cut = sum(list(row[1:n + 1]) != list(tokenizer(t)) for row, t, n in zip(ids, texts, lengths))
+        assert token_packing.count_cut(tokenizer, texts, length) == cut
+    assert token_packing.count_cut(tokenizer, texts, max(lengths) + 2) == 0
+    assert token_packing.count_cut(tokenizer, [], 8) == 0
+    with pytest.raises(ValueError, match="sequence_length"):
+        token_packing.count_cut(tokenizer, texts, 1)

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import re
 
 import cv2
 import numpy as np
@@ -50,10 +51,12 @@ def test_pretrain_fusion_then_vqa(tmp_path, tiny_preset_dir):
     # train_vqa.py --fusion_preset: the pretrained fusion (its settings replace the fusion flags' defaults) and
     # backbone are the start (a step at lr 1e-12 changes nothing).
     vqa_dir = tmp_path / "vqa"
-    eval_recipe_data.run_recipe(
+    stdout = eval_recipe_data.run_recipe(
         "train_vqa", f"--fusion_preset={model_dir / 'preset'}", f"--model_dir={vqa_dir}", "--image_size=32",
         "--steps=1", "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--question_length=12",
         "--warmup_steps=0", "--learning_rate=1e-12", timeout=400)
+    # The longest of these questions needs 14 tokens: at the flag's 12 some are cut, and the recipe says how many.
+    assert re.search(r"Note: [1-9]\d* of \d+ training questions are longer than 12 tokens", stdout), stdout[-2000:]
     vqa = FlorenceVQA.from_preset(str(vqa_dir / "preset"))
     assert (vqa.fusion_dim, vqa.fusion_layers, vqa.fusion_heads) == (16, 1, 2)
     for name in ("fusion", "backbone"):

@@ -57,14 +57,21 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert any(not np.array_equal(a.numpy(), b.numpy())
                for a, b in zip(tuned.backbone.text_encoder.weights, vqa.backbone.text_encoder.weights))
 
-    # The held-out questions plus one whose image is missing: scored on the good ones, the bad one counted.
+    # The held-out questions plus one whose image is missing: scored on the good ones, the bad one counted; and one
+    # longer than the preset's 16 tokens: scored, cut to them, and counted.
     data = model_dir / "data" / "vqa"
     questions = json.loads((data / "questions_heldout.json").read_text())
     questions["questions"].append({"image_id": 999, "question": "is there a star?", "question_id": 99999})
+    long_question = "is there a " + "very " * 20 + "small star?"
+    questions["questions"].append({"image_id": questions["questions"][0]["image_id"], "question": long_question,
+                                   "question_id": 99998})
     questions["images"].append({"id": 999, "file_name": "images/heldout/nope.jpg"})
     annotations = json.loads((data / "annotations_heldout.json").read_text())
     annotations["annotations"].append({"question_id": 99999, "image_id": 999, "answer_type": "yes/no",
                                        "question_type": "is there a", "answers": [{"answer": "no"}] * 10})
+    annotations["annotations"].append({"question_id": 99998, "image_id": questions["questions"][0]["image_id"],
+                                       "answer_type": "yes/no", "question_type": "is there a",
+                                       "answers": [{"answer": "no"}] * 10})
     (tmp_path / "q.json").write_text(json.dumps(questions))
     (tmp_path / "a.json").write_text(json.dumps(annotations))
     output = tmp_path / "eval"
@@ -75,6 +82,8 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     results = json.loads((output / "results.json").read_text())
     assert results["skipped"] == 1 and results["skipped_reasons"] == {"missing": 1}
     assert results["num_questions"] == len(questions["questions"]) - 1
+    assert results["questions_cut"] == 1 and results["question_length"] == 16
+    assert f"1 of {results['num_questions']} questions are longer than the preset's 16 tokens" in stdout
     assert 0.0 <= results["overall"] <= 100.0 and set(results["perAnswerType"]) <= {"yes/no", "number", "other"}
     predictions = json.loads((output / "predictions.json").read_text())
     assert len(predictions) == results["num_questions"] and set(predictions[0]) == {"question_id", "answer"}
