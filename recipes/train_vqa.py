@@ -5,7 +5,7 @@ Run:
   python recipes/train_vqa.py --questions=Q.json --annotations=A.json --image_dir=DIR \
       [--image_template='COCO_{split}_{image_id:012d}.jpg'] --preset=PRESET --model_dir=M [--image_size=N] [--steps=N]
 
-On the built-in scenes (the default: their VQA v2 files; 14 min 53 s wall, 1,530 CPU s, on 2 cores alone):
+On the built-in scenes (the default: their VQA v2 files; about 15 minutes on 2 cores, docs/vqa.md):
   python recipes/train_vqa.py --model_dir=/tmp/vqa
 then score the held-out split: python recipes/eval_vqa.py --preset=/tmp/vqa/preset --output_dir=/tmp/vqa/eval
 
@@ -44,7 +44,7 @@ flags.DEFINE_string("fusion_preset", None, "A FlorenceFusionPretrainer preset (r
                     "flags; the backbone too unless --preset is given.")
 flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard, the trained preset.", required=True)
 flags.DEFINE_integer("image_size", 64, "Training resolution (square; a multiple of the backbone's stride, 32).")
-flags.DEFINE_integer("steps", None, "Optimizer steps (default: 4000 with --freeze_backbone, whose steps run only the "
+flags.DEFINE_integer("steps", None, "Optimizer steps (default: 3700 with --freeze_backbone, whose steps run only the "
                      "fusion and the head; 1500 with --nofreeze_backbone).")
 flags.DEFINE_integer("batch_size", 64, "Global batch size.")
 flags.DEFINE_float("learning_rate", 5e-4, "Peak AdamW learning rate (warm-up + cosine to 0).")
@@ -67,6 +67,9 @@ flags.DEFINE_list("image_scales", ["1", "2"], "Image token scales: resize factor
                   "--image_size and at twice it, multi-scale tokens as in S2, Shi et al. 2024; built-in held-out "
                   "73.37 / 67.35 against 65.86 / 65.41 with 1 alone at seeds 0 / 1, docs/vqa.md). 1: one scale, "
                   "as presets before session 10.")
+flags.DEFINE_bool("image_detail", True, "Each image token also carries the 2x2 cells of the stage before it "
+                  "(space-to-depth; the local detail the last stage pooled away; +4.2 / +5.0 points at seeds 0 / 1 "
+                  "on the built-in scenes, docs/vqa.md). --noimage_detail: the last stage's cells alone.")
 flags.DEFINE_float("backbone_lr_multiplier", 0.1, "The pretrained encoders' learning rate as a fraction of "
                    "--learning_rate (the fusion's and the head's): METER's per-module rates (1: one rate for all).")
 flags.DEFINE_bool("freeze_backbone", True, "Train the fusion and the head only (--nofreeze_backbone: fine-tune the "
@@ -117,7 +120,7 @@ def main(argv):
 
     start = time.time()
     if FLAGS.steps is None:
-        FLAGS.steps = 4000 if FLAGS.freeze_backbone else 1500
+        FLAGS.steps = 3700 if FLAGS.freeze_backbone else 1500
     if not 0 < FLAGS.backbone_lr_multiplier <= 1:
         raise app.UsageError(f"--backbone_lr_multiplier must be in (0, 1]. Received: {FLAGS.backbone_lr_multiplier}")
     questions, annotations = FLAGS.questions, FLAGS.annotations
@@ -146,7 +149,8 @@ def main(argv):
     preset = FLAGS.preset
     fusion = dict(fusion_dim=FLAGS.fusion_dim, fusion_layers=FLAGS.fusion_layers, fusion_heads=FLAGS.fusion_heads,
                   image_token_stage=None if FLAGS.image_token_stage < 0 else FLAGS.image_token_stage,
-                  image_position_embedding=FLAGS.image_position_embedding, image_scales=_image_scales())
+                  image_position_embedding=FLAGS.image_position_embedding, image_scales=_image_scales(),
+                  image_detail=FLAGS.image_detail)
     fusion["question_length"] = FLAGS.question_length
     # A pretrained fusion stack (--fusion_preset) or a FlorenceVQA preset to go on from (--preset): its settings
     # replace the flags left at their defaults, so that its weights fit.
@@ -203,7 +207,7 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
-        "image_position_embedding", "image_scales", "backbone_lr_multiplier", "freeze_backbone", "cache_features",
+        "image_position_embedding", "image_scales", "image_detail", "backbone_lr_multiplier", "freeze_backbone", "cache_features",
         "seed",
         "fusion_preset")}
     settings["question_length"] = fusion["question_length"]  # (the length used, also when chosen from the data)

@@ -58,6 +58,11 @@ class FlorenceVQA(FlorenceTask):
             tokens as in S², Shi et al. 2024). Finer scales give each token fewer objects to describe: on the
             built-in scenes `[1, 2]` lifts "what colour is the X" from 39.5 to 67.8 (docs/vqa.md). A preset saved
             before this argument existed loads with `[1]`.
+        image_detail: bool, default False. Each image token also carries the raw output of the stage before the
+            token stage at the 2×2 cells beneath it (space-to-depth, `fusion_tokens.fold_cells`), each folded cell
+            through one LayerNorm: `(h, w, C + 4·C/2)`; with several scales each scale's projection maps that back
+            to `C`. The last stage pools an object's outline into a cell that mixes several objects; the stage
+            before keeps it. Same number of tokens. A preset saved before this argument existed loads with False.
         **kwargs: `keras.Model` arguments.
 
     Training on cached features: with a frozen backbone, `encode(images, token_ids)` gives the frozen half's
@@ -76,7 +81,8 @@ class FlorenceVQA(FlorenceTask):
 
     def __init__(self, backbone, preprocessor=None, answer_vocabulary=None, image_size=None, question_length=32,
                  fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
-                 image_token_stage=None, image_position_embedding=True, image_scales=(1,), **kwargs):
+                 image_token_stage=None, image_position_embedding=True, image_scales=(1,), image_detail=False,
+                 **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
@@ -103,6 +109,7 @@ class FlorenceVQA(FlorenceTask):
         self.dropout = float(dropout)
         self.image_position_embedding = bool(image_position_embedding)
         self.image_scales = fusion_tokens.check_image_scales(image_scales)
+        self.image_detail = bool(image_detail)
         self.eos_token_id = int(backbone.text_encoder.eos_token_id)
         # === Layers ===
         self.backbone = backbone
@@ -124,11 +131,17 @@ class FlorenceVQA(FlorenceTask):
         self._freeze_unused_backbone_parts()
         if image_token_stage is not None:
             self.image_token_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_token_norm", **policy)
+        if self.image_detail:  # the folded finer cells are raw stage outputs: each through one LayerNorm
+            self.image_detail_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_detail_norm",
+                                                                     **policy)
+        stage = len(encoder.stages) - 1 if image_token_stage is None else image_token_stage
+        self._detail_channels = (int(encoder.embed_dim) * 2 ** stage, int(encoder.embed_dim) * 2 ** (stage - 1))
         scale_maps = self._scale_maps(images, training=None)
         image_map = scale_maps[0] if len(scale_maps) == 1 else fusion_tokens.multi_scale_map(scale_maps)
         self._scale_cells = [int(fusion_tokens.grid_cells(m).shape[1]) for m in scale_maps]
-        if len(scale_maps) > 1:  # each scale's cells through its own LayerNorm + projection (same width)
-            channels = int(image_map.shape[-1])
+        if len(scale_maps) > 1:  # each scale's cells through its own LayerNorm + projection (same width; with
+            # image_detail, back to the token stage's own width)
+            channels = self._detail_channels[0] if self.image_detail else int(image_map.shape[-1])
             self.image_scale_norms = [
                 keras.layers.LayerNormalization(epsilon=1e-5, name=f"image_scale_norm_{s}", **policy)
                 for s in self.image_scales]
@@ -228,7 +241,7 @@ class FlorenceVQA(FlorenceTask):
                 size = self.image_size * scale
                 scaled = ops.image.resize(images, (size, size), interpolation="bilinear")
             features = encoder.forward_features(scaled, training=training)
-            maps.append(fusion_tokens.image_map(features, self.image_token_stage))
+            maps.append(fusion_tokens.image_map(features, self.image_token_stage, self.image_detail))
         return maps
 
     def encode_questions(self, token_ids):
@@ -241,6 +254,13 @@ class FlorenceVQA(FlorenceTask):
     def answer_logits(self, features, training=None):
         """The fusion and head half: `encode`'s dict -> answer logits `(B, #answers)`."""
         image_map = features["image_map"]
+        if self.image_detail:  # [own channels C | 4 finer cells of C/2 each]: normalise each finer cell
+            own = self._detail_channels[0]
+            finer = image_map[..., own:]
+            cells = tuple(finer.shape[1:-1])  # static: (h, w) or (N,)
+            finer = ops.reshape(finer, (-1, *cells, 4, self._detail_channels[1]))
+            finer = ops.reshape(self.image_detail_norm(finer), (-1, *cells, 4 * self._detail_channels[1]))
+            image_map = ops.concatenate([image_map[..., :own], finer], axis=-1)
         if self.image_token_stage is not None:
             image_map = self.image_token_norm(image_map)
         cells = fusion_tokens.grid_cells(image_map)
@@ -401,5 +421,5 @@ class FlorenceVQA(FlorenceTask):
                        "fusion_intermediate_dim": self.fusion_intermediate_dim, "dropout": self.dropout,
                        "image_token_stage": self.image_token_stage,
                        "image_position_embedding": self.image_position_embedding,
-                       "image_scales": list(self.image_scales)})
+                       "image_scales": list(self.image_scales), "image_detail": self.image_detail})
         return config

@@ -47,12 +47,35 @@ def grid_cells(image_map):
     return ops.reshape(image_map, (-1, height * width, channels))
 
 
-def image_map(features, image_token_stage=None):
+def image_map(features, image_token_stage=None, image_detail=False):
     """The map `(B, h, w, C)` the image tokens come from: the last stage after the encoder's final norm
-    (`features["feature_map"]`, stage None) or stage `k`'s raw output `features["pyramid"]["P{k+2}"]`."""
-    if image_token_stage is None:
-        return features["feature_map"]
-    return features["pyramid"][f"P{image_token_stage + 2}"]
+    (`features["feature_map"]`, stage None) or stage `k`'s raw output `features["pyramid"]["P{k+2}"]`.
+
+    With `image_detail`, each cell also carries the 2×2 cells of the stage before under it (that stage's raw
+    output, space-to-depth): `(B, h, w, C + 4·C')`, the map's own channels first (`fold_cells`)."""
+    chosen = features["feature_map"] if image_token_stage is None else \
+        features["pyramid"][f"P{image_token_stage + 2}"]
+    if not image_detail:
+        return chosen
+    level = len(features["pyramid"]) + 1 if image_token_stage is None else image_token_stage + 2  # P5: 4 stages
+    if level - 1 < 2:
+        raise ValueError("`image_detail` needs a stage before the image token stage (stage 0 has none).")
+    return ops.concatenate([chosen, fold_cells(features["pyramid"][f"P{level - 1}"])], axis=-1)
+
+
+def fold_cells(feature_map):
+    """Space-to-depth by 2: `(B, 2h, 2w, C)` -> `(B, h, w, 4·C)`, each cell's channels the 2×2 cells under it in
+    row-major order (top-left, top-right, bottom-left, bottom-right).
+
+    Example:
+    >>> import numpy as np
+    >>> np.asarray(fold_cells(np.arange(4, dtype="float32").reshape(1, 2, 2, 1))).tolist()
+    [[[[0.0, 1.0, 2.0, 3.0]]]]
+    """
+    height, width, channels = feature_map.shape[1] // 2, feature_map.shape[2] // 2, feature_map.shape[3]
+    cells = ops.reshape(feature_map, (-1, height, 2, width, 2, channels))
+    cells = ops.transpose(cells, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(cells, (-1, height, width, 4 * channels))
 
 
 def grid_tokens(feature_map):

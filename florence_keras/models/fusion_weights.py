@@ -29,7 +29,7 @@ def is_fusion_pretrainer_preset(preset):
 def fusion_settings(preset):
     """The `FUSION_SETTINGS` (+ `dropout`) of a `FlorenceFusionPretrainer` or `FlorenceVQA` preset directory, read
     from its `task.json` (nothing is built); a FlorenceVQA preset also gives its `question_length`,
-    `image_position_embedding` and `image_scales`."""
+    `image_position_embedding`, `image_scales` and `image_detail`."""
     task_class = preset_task_class(preset)
     if task_class not in ("FlorenceFusionPretrainer", "FlorenceVQA"):
         raise ValueError(f"{preset} is not a FlorenceFusionPretrainer or FlorenceVQA preset directory (its "
@@ -38,8 +38,9 @@ def fusion_settings(preset):
         config = json.load(f).get("config", {})
     names = FUSION_SETTINGS + ("dropout",)
     if task_class == "FlorenceVQA":
-        names += ("question_length", "image_position_embedding", "image_scales")
+        names += ("question_length", "image_position_embedding", "image_scales", "image_detail")
         config.setdefault("image_position_embedding", False)  # saved before the argument existed
+        config.setdefault("image_detail", False)  # (likewise)
         config["image_scales"] = tuple(config.get("image_scales", (1,)))
     return {name: config.get(name) for name in names}
 

@@ -223,7 +223,7 @@ def test_set_backbone_trainable_keeps_unused_parts_frozen(tmp_path):
     settings = fusion_weights.fusion_settings(str(tmp_path / "frozen"))  # what train_vqa goes on from
     assert settings == {"fusion_dim": 16, "fusion_layers": 1, "fusion_heads": 2, "fusion_intermediate_dim": 64,
                         "image_token_stage": 0, "dropout": 0.0, "question_length": 12,
-                        "image_position_embedding": True, "image_scales": (1,)}
+                        "image_position_embedding": True, "image_scales": (1,), "image_detail": False}
     loaded.set_backbone_trainable(True)
     trainable = {id(v) for v in loaded.backbone.trainable_weights}
     assert trainable
@@ -285,3 +285,56 @@ def test_multi_scale_image_tokens(tmp_path):
     assert FlorenceVQA.from_config(old).image_scales == (1,)
     with pytest.raises(ValueError, match="image_scales"):
         _vqa(image_scales=[1, 1])
+
+
+def test_image_detail_folds_the_finer_stage_under_each_token(tmp_path):
+    """image_detail: each last-stage cell carries the 2×2 raw cells of the stage before (space-to-depth, checked
+    against NumPy on the encoder called by hand); each folded cell goes through one LayerNorm; with two scales the
+    per-scale projections map back to the stage's width; config, cached features and presets follow."""
+    vqa = _vqa(image_scales=[1, 2], image_detail=True)
+    rng = np.random.default_rng(7)
+    images = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    ids = vqa.tokenize_questions(["what shape is the red object?", "is there a star?"]).numpy()
+    encoder = vqa.backbone.image_encoder
+    expected = []
+    for x in (images, tf.image.resize(images, (64, 64), method="bilinear")):
+        features = encoder.forward_features(x, training=False)
+        before = f"P{len(features['pyramid'])}"  # the stage before the last (P{n+1})
+        last, finer = np.asarray(features["feature_map"]), np.asarray(features["pyramid"][before])
+        b, h, w, c = last.shape
+        assert finer.shape == (b, 2 * h, 2 * w, c // 2)
+        folded = np.zeros((b, h, w, 4, c // 2), "float32")
+        for i in range(h):
+            for j in range(w):
+                folded[:, i, j] = np.stack([finer[:, 2 * i, 2 * j], finer[:, 2 * i, 2 * j + 1],
+                                            finer[:, 2 * i + 1, 2 * j], finer[:, 2 * i + 1, 2 * j + 1]], axis=1)
+        expected.append(np.concatenate([last, folded.reshape(b, h, w, 2 * c)], -1).reshape(b, h * w, 3 * c))
+    expected = np.concatenate(expected, axis=1)
+    features = vqa.encode(images, ids)
+    np.testing.assert_allclose(np.asarray(features["image_map"]), expected, rtol=1e-5, atol=1e-5)
+    own = expected.shape[-1] // 3
+    assert [int(p.kernel.shape[1]) for p in vqa.image_scale_projections] == [own, own]
+    # The first LayerNorm: per folded cell (C/2 channels), not over the whole token.
+    norm = vqa.image_detail_norm
+    norm.gamma.assign(rng.normal(size=norm.gamma.shape).astype("float32"))
+    finer = expected[..., own:].reshape(2, -1, 4, own // 2)
+    mean, var = finer.mean(-1, keepdims=True), finer.var(-1, keepdims=True)
+    normed = ((finer - mean) / np.sqrt(var + 1e-5) * norm.gamma.numpy() + norm.beta.numpy()).reshape(2, -1, 2 * own)
+    assert np.abs(np.asarray(norm(finer)).reshape(normed.shape) - normed).max() < 1e-4
+    direct = np.asarray(vqa({"images": images, "token_ids": ids}))
+    np.testing.assert_allclose(np.asarray(vqa.answer_logits(features)), direct, rtol=1e-5, atol=1e-6)
+    assert vqa.get_config()["image_detail"] is True
+    vqa.save_to_preset(tmp_path / "vqa")
+    again = FlorenceVQA.from_preset(str(tmp_path / "vqa"))
+    assert again.image_detail
+    np.testing.assert_allclose(np.asarray(again({"images": images, "token_ids": ids})), direct, rtol=1e-5, atol=1e-6)
+    from florence_keras.models import fusion_weights
+
+    assert fusion_weights.fusion_settings(str(tmp_path / "vqa"))["image_detail"] is True
+    old = dict(_vqa().get_config())
+    old.pop("image_detail")  # a preset saved before the argument existed
+    assert not FlorenceVQA.from_config(old).image_detail
+    one_scale = _vqa(image_detail=True)  # one scale: the folded channels go to the fusion as they are
+    assert one_scale.encode(images, ids)["image_map"].shape[-1] == 3 * own
+    with pytest.raises(ValueError, match="image_detail"):  # stage 0 has no stage before it
+        _vqa(image_token_stage=0, image_detail=True)

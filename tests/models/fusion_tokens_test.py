@@ -78,3 +78,30 @@ def test_image_scales_check():
     for bad in ((), [1, 1], [0], [1.5], [True], 2, "12", None):
         with pytest.raises(ValueError, match="image_scales"):
             fusion_tokens.check_image_scales(bad)
+
+
+def test_fold_cells_is_space_to_depth_in_row_major_order():
+    rng = np.random.default_rng(3)
+    grid = rng.normal(size=(2, 4, 6, 3)).astype("float32")
+    folded = np.asarray(fusion_tokens.fold_cells(grid))
+    assert folded.shape == (2, 2, 3, 12)
+    for i in range(2):
+        for j in range(3):
+            block = grid[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2]  # (2, 2, 2, 3): rows, then columns
+            np.testing.assert_array_equal(folded[:, i, j], block.reshape(2, 12))
+
+
+def test_image_map_with_detail_appends_the_folded_stage_before():
+    rng = np.random.default_rng(4)
+    pyramid = {f"P{k}": rng.normal(size=(1, 2 ** (7 - k), 2 ** (7 - k), 2 ** k)).astype("float32")
+               for k in range(2, 6)}
+    features = {"feature_map": pyramid["P5"] + 1.0, "pyramid": pyramid}
+    last = np.asarray(fusion_tokens.image_map(features, None, image_detail=True))
+    np.testing.assert_array_equal(last[..., :32], features["feature_map"])
+    np.testing.assert_array_equal(last[..., 32:], np.asarray(fusion_tokens.fold_cells(pyramid["P4"])))
+    stage1 = np.asarray(fusion_tokens.image_map(features, 1, image_detail=True))  # P3 with P2 folded
+    np.testing.assert_array_equal(stage1[..., :8], pyramid["P3"])
+    np.testing.assert_array_equal(stage1[..., 8:], np.asarray(fusion_tokens.fold_cells(pyramid["P2"])))
+    assert np.asarray(fusion_tokens.image_map(features, None)).shape == features["feature_map"].shape
+    with pytest.raises(ValueError, match="image_detail"):
+        fusion_tokens.image_map(features, 0, image_detail=True)
