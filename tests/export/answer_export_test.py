@@ -21,11 +21,12 @@ CLIENT = os.path.join(REPO, "tests", "export", "serving_client.py")
 VOCABULARY = ["yes", "no", "2", "3", "red", "circle", "left"]
 
 
-def _vqa(image_scales=(1,)):
+def _vqa(image_scales=(1,), image_detail=False):
     keras.utils.set_random_seed(0)
     clip = tiny_clip()
     return FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=VOCABULARY, question_length=12,
-                       fusion_dim=16, fusion_layers=1, fusion_heads=2, image_scales=image_scales)
+                       fusion_dim=16, fusion_layers=1, fusion_heads=2, image_scales=image_scales,
+                       image_detail=image_detail)
 
 
 def _b64(data):
@@ -33,9 +34,10 @@ def _b64(data):
 
 
 @pytest.mark.slow  # a TF-only serving subprocess (~30 s idle): runs in `make test-all`
-@pytest.mark.parametrize("image_scales", [(1,), (1, 2)])  # one scale; multi-scale tokens (a resize in the graph)
-def test_served_answer_equals_keras_predict(tmp_path, image_scales):
-    vqa = _vqa(image_scales)
+# One scale; multi-scale tokens (a resize in the graph); and the recipe's default, the finer stage folded in.
+@pytest.mark.parametrize("image_scales,image_detail", [((1,), False), ((1, 2), False), ((1, 2), True)])
+def test_served_answer_equals_keras_predict(tmp_path, image_scales, image_detail):
+    vqa = _vqa(image_scales, image_detail)
     export_dir = SavedModelExporter([answer_signature(vqa)], serving_default="answer").export(
         str(tmp_path / "model"), version=1)
     rng = np.random.default_rng(0)
