@@ -163,6 +163,12 @@ def main(argv):
         if FLAGS.fusion_preset and FLAGS["preset"].using_default_value:
             preset = FLAGS.fusion_preset
 
+    if fusion["image_token_stage"] == 0 and fusion["image_detail"]:  # stage 0 has no finer stage to fold in
+        if not FLAGS["image_detail"].using_default_value:
+            raise app.UsageError("--image_detail needs a stage before --image_token_stage; stage 0 has none.")
+        fusion["image_detail"] = False
+        print("Image tokens from stage 0: no finer stage to fold in (--image_detail off)")
+
     if fusion["question_length"] is None:  # padded positions are masked but computed: pack to what the data needs
         text_preprocessor = preset_registry.load_preprocessor(preset, FLAGS.image_size)
         fusion["question_length"] = fitting_sequence_length(
@@ -207,10 +213,11 @@ def main(argv):
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
-        "image_position_embedding", "image_scales", "image_detail", "backbone_lr_multiplier", "freeze_backbone", "cache_features",
-        "seed",
+        "image_position_embedding", "image_scales", "image_detail", "backbone_lr_multiplier", "freeze_backbone",
+        "cache_features", "seed",
         "fusion_preset")}
     settings["question_length"] = fusion["question_length"]  # (the length used, also when chosen from the data)
+    settings["image_detail"] = fusion["image_detail"]
     if source:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])

@@ -42,6 +42,7 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     vqa = FlorenceVQA.from_preset(str(model_dir / "preset"))
     assert vqa.image_size == 32 and vqa.answer_vocabulary and vqa.question_length == 16
     assert summary["settings"]["question_length"] == 16
+    assert vqa.image_detail and summary["settings"]["image_detail"]  # the default: the finer stage folded in
     start = FlorenceVQA.from_preset(str(tiny_preset_dir), answer_vocabulary=vqa.answer_vocabulary, image_size=32,
                                     question_length=16, fusion_dim=16, fusion_layers=1, fusion_heads=2)
     for trained, initial in zip(vqa.backbone.weights, start.backbone.weights):  # the encoders did not move
@@ -56,6 +57,21 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     tuned = FlorenceVQA.from_preset(str(tuned_dir / "preset"))
     assert any(not np.array_equal(a.numpy(), b.numpy())
                for a, b in zip(tuned.backbone.text_encoder.weights, vqa.backbone.text_encoder.weights))
+
+    # Tokens from stage 0 have no finer stage: the default --image_detail steps aside (flags compose), an explicit
+    # one is refused.
+    stage0_dir = tmp_path / "stage0"
+    stdout = eval_recipe_data.run_recipe(
+        "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={stage0_dir}", "--image_size=32", "--steps=1",
+        "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
+        "--fusion_heads=2", "--image_token_stage=0", f"--builtin_dir={model_dir / 'data'}", timeout=400)
+    assert "no finer stage to fold in (--image_detail off)" in stdout
+    assert not FlorenceVQA.from_preset(str(stage0_dir / "preset")).image_detail
+    with pytest.raises(AssertionError, match="needs a stage before"):
+        eval_recipe_data.run_recipe(
+            "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={tmp_path / 'stage0b'}", "--image_size=32",
+            "--steps=1", "--builtin_train=6", "--builtin_heldout=3", "--image_token_stage=0", "--image_detail",
+            f"--builtin_dir={model_dir / 'data'}", timeout=400)
 
     # The held-out questions plus one whose image is missing: scored on the good ones, the bad one counted; and one
     # longer than the preset's 16 tokens: scored, cut to them, and counted.
