@@ -36,7 +36,8 @@ flags.DEFINE_integer("warmup_steps", 50, "Linear warm-up steps.")
 flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not on norms and biases).")
 flags.DEFINE_integer("text_length", 32, "Caption tokens, start and end tokens included.")
 flags.DEFINE_integer("fusion_dim", 128, "Fusion width (METER: 768); train_vqa.py's default.")
-flags.DEFINE_integer("fusion_layers", 2, "Co-attention layers per stream (METER: 6); train_vqa.py's default.")
+flags.DEFINE_integer("fusion_layers", 2, "Co-attention layers per stream (METER: 6; train_vqa.py trains 4 by default, "
+                     "and a fusion preset brings its own count).")
 flags.DEFINE_integer("fusion_heads", 4, "Fusion attention heads (METER: 12); train_vqa.py's default.")
 flags.DEFINE_float("dropout", 0.1, "Fusion dropout.")
 flags.DEFINE_integer("image_token_stage", -1, "CoSwin stage whose map gives the image tokens (0-based); -1: the "
