@@ -98,6 +98,9 @@ flags.DEFINE_enum("builtin_palette", "default", ["default", "alt"], "Built-in sc
                   "magenta, gold: other names and RGB values). Held-out pairs, captions and evaluation follow it.")
 flags.DEFINE_list("builtin_shapes", [], "Built-in scenes' shapes: a subset (>= 2) of circle, square, triangle, star, "
                   "ring, cross, diamond, hexagon; empty: all eight. Held-out pairs, captions and evaluation follow it.")
+flags.DEFINE_float("dense_aux_weight", 0.0, "Built-in data: weight of a dense-label loss beside UniCL (a linear "
+                   "head on the image map predicts which shape and colour is where and what is partly hidden; "
+                   "pretraining only, not in the preset). 0: UniCL alone.")
 flags.DEFINE_bool("evaluate", True, "Evaluate on the built-in test splits.")
 flags.DEFINE_bool("tiny", False, "Smoke-test mode: a few steps on a few scenes.")
 
@@ -174,6 +177,7 @@ def main(argv):
         high_resolution_image_size=FLAGS.high_resolution_image_size,
         builtin_train=FLAGS.builtin_train, builtin_heldout=FLAGS.builtin_heldout, builtin_test=FLAGS.builtin_test,
         builtin_palette=FLAGS.builtin_palette, builtin_shapes=FLAGS.builtin_shapes or None,
+        dense_aux_weight=FLAGS.dense_aux_weight,
         evaluate=evaluate_builtin if FLAGS.evaluate else None,
         command=" ".join(["python", "recipes/pretrain_unicl.py"] + sys.argv[1:]),
     )

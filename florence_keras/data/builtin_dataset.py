@@ -16,6 +16,9 @@ real loaders gives identical examples. Layout under `out_dir` (`{split}` is `tra
     captions_multi_{split}.json                 captions_multi: COCO captions, several per image
                                                 (`MULTI_CAPTION_STYLES`: retrieval with several captions per image)
     depth/{split}/..png, depth_{split}.csv      depth: 16-bit PNG depth (millimetres), filepath,depth pairs
+    dense_labels/{split}/{split}_000000.png     dense_labels: what is where per pixel (`scene.dense_label_map`:
+                                                occlusion code, shape index + 1, colour index + 1), beside no index:
+                                                `dense_label_path` finds an image's map from its path
     vqa/questions_{split}.json, vqa/annotations_{split}.json   vqa: VQA v2 layout (+ an "images" list)
     video/{split}/{label}/..avi, video_{split}.csv             video (not default): MJPG clips, path,label
     video_captions_{split}.csv                                  video: the clips' captions, filepath,caption
@@ -38,15 +41,42 @@ from florence_keras.data import scene_generator as generator_lib
 from florence_keras.data.tfrecord_example import make_image_text_example
 
 FORMATS = ("csv", "csvlabel", "coco", "imagefolder", "wds", "tfrecord", "instances", "depth", "vqa", "video",
-           "attributes", "captions_multi")
+           "attributes", "captions_multi", "dense_labels")
 DEFAULT_FORMATS = tuple(name for name in FORMATS if name != "video")
 # The formats `ensure_builtin_dataset` writes (pretraining, its evaluation and the evaluation recipes).
-ENSURED_FORMATS = ("csv", "coco", "imagefolder", "tfrecord", "attributes", "captions_multi")
+ENSURED_FORMATS = ("csv", "coco", "imagefolder", "tfrecord", "attributes", "captions_multi", "dense_labels")
 # Caption styles of `captions_multi` [ours]: the specific ones (size and place; count and relation; every object).
 # The generic styles ("a circle", "a red object") are left out: identical on many images, they make text->image
 # recall ill-posed.
 MULTI_CAPTION_STYLES = ("photo", "count", "objects")
 ATTRIBUTE_COLUMNS = ("filepath", "shape", "colour", "size", "place", "count", "caption_style")
+# An image's dense label map from its path: `images/{split}/{name}.jpg` (or its `imagefolder/{split}/{class}/` link)
+# -> `dense_labels/{split}/{name}.png` (RE2 syntax, for `tf.strings.regex_replace`).
+_DENSE_LABEL_PATTERN = r"^(.*/)?(?:images|imagefolder)/(train|heldout|test)/(?:[^/]+/)?([^/]+)\.jpg$"
+_DENSE_LABEL_REWRITE = r"\1dense_labels/\2/\3.png"
+
+
+def dense_label_path(image_paths):
+    """The built-in dense label map (`dense_labels` format) of each built-in image path.
+
+    Args:
+        image_paths: str or `tf.string` tensor of image paths (`images/...` or `imagefolder/...` of the built-in data).
+
+    Returns:
+        `tf.string` tensor of the same shape; a path that is not a built-in image's comes back unchanged.
+
+    Example:
+    >>> dense_label_path("/data/images/train/train_000007.jpg").numpy()
+    b'/data/dense_labels/train/train_000007.png'
+    """
+    return tf.strings.regex_replace(tf.convert_to_tensor(image_paths, tf.string), _DENSE_LABEL_PATTERN,
+                                    _DENSE_LABEL_REWRITE)
+
+
+def dense_label_classes(paths):
+    """Classes per channel of the dense label maps of the built-in data whose `write_builtin_dataset` result
+    (or `ensure_builtin_dataset`'s) is `paths`: (occlusion 3, shapes + 1, colours + 1)."""
+    return (scene_lib.DENSE_OCCLUSION_CLASSES, len(paths["class_names"]) + 1, len(paths["colours"]) + 1)
 
 
 def _write_json(path, document):
@@ -156,6 +186,13 @@ def _write_split(out_dir, split, count, generator, formats, num_shards, jpeg_qua
             if not cv2.imwrite(os.path.join(out_dir, depth_file), scene.depth_png16()):
                 raise RuntimeError(f"cv2 could not write {depth_file}")
             depth_rows.append((image_files[index], depth_file))
+        if "dense_labels" in formats:
+            label_file = f"dense_labels/{split}/{name}.png"
+            os.makedirs(os.path.join(out_dir, "dense_labels", split), exist_ok=True)
+            label_map = scene_lib.dense_label_map(scene.objects, generator.image_size, generator.shapes,
+                                                  generator.colours)
+            if not cv2.imwrite(os.path.join(out_dir, label_file), label_map[:, :, ::-1]):  # cv2 writes BGR
+                raise RuntimeError(f"cv2 could not write {label_file}")
         if progress is not None:
             progress.update(1)
 
@@ -179,6 +216,8 @@ def _write_split(out_dir, split, count, generator, formats, num_shards, jpeg_qua
                 {"id": i + 1, "image_id": i + 1, "caption": caption} for i, caption in enumerate(captions)
             ],
         })
+    if "dense_labels" in formats:
+        paths["dense_labels"] = os.path.join(out_dir, "dense_labels", split)
     if "attributes" in formats:
         paths["attributes"] = os.path.join(out_dir, f"attributes_{split}.csv")
         _write_csv(paths["attributes"], ATTRIBUTE_COLUMNS, attribute_rows)

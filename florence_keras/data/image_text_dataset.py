@@ -30,7 +30,8 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
                             shuffle_buffer_size=1000, skip_counter=None, max_image_pixels=DEFAULT_MAX_PIXELS,
                             image_root=None, image_key=None, text_key=None, class_names=None,
                             num_parallel_calls=tf.data.AUTOTUNE, log_skips_each_epoch=True, keep_sources=False,
-                            start_position=None, hard_negative_fraction=0.0, hard_negative_group=16):
+                            start_position=None, hard_negative_fraction=0.0, hard_negative_group=16,
+                            dense_labels=None, dense_label_classes=None):
     """Image-text examples with UniCL labels from files on disk.
 
     Args:
@@ -63,10 +64,18 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
             a `seed`; see `load_image_records`), whose elements carry `positions` (int64).
         hard_negative_fraction, hard_negative_group: in a positioned stream of an index format, order this share
             of each epoch in groups of examples whose captions share a word (`load_image_records`).
+        dense_labels: None, or a callable mapping the image paths (`tf.string`, the records' `sources`) to the
+            paths of their dense label maps: PNGs of the image's height and width whose channel k holds class
+            indices in `[0, dense_label_classes[k])` (the built-in data's: `builtin_dataset.dense_label_path`).
+            Each map gets its image's crop, resize and flip, as one-hot channels resized bilinearly, so each
+            output pixel holds the fraction of each class under it.
+        dense_label_classes: with `dense_labels`, the classes per channel of the label maps (the built-in data's:
+            `builtin_dataset.dense_label_classes`).
 
     Returns:
         `tf.data.Dataset` of `{"images": uint8 [S, S, 3], "texts": tf.string, "labels": int64}` (+ `sources`,
-        + `positions` with `start_position`).
+        + `positions` with `start_position`, + `dense_labels`: float32 `[S, S, sum(dense_label_classes)]` with
+        `dense_labels`).
 
     Example:
     >>> import tempfile
@@ -80,6 +89,16 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
         raise ValueError(f"`image_size` must be a positive int or None. Received: image_size={image_size!r}")
     labels_lib.validate_templates(templates)
     templates = tuple(templates)
+    if dense_labels is not None:
+        if not callable(dense_labels):
+            raise ValueError(f"`dense_labels` must be None or a callable (image paths -> label map paths). "
+                             f"Received: dense_labels={dense_labels!r}")
+        if image_size is None:
+            raise ValueError("`dense_labels` needs an `image_size` (the maps are cropped and resized with the images).")
+        if not dense_label_classes or any(not isinstance(c, int) or c < 1 for c in dense_label_classes):
+            raise ValueError(f"`dense_label_classes` must be a non-empty list of positive ints, one per label map "
+                             f"channel. Received: dense_label_classes={dense_label_classes!r}")
+        dense_label_classes = tuple(dense_label_classes)
     if seed is None and not training:
         seed = 0
     records = load_image_records(
@@ -104,20 +123,42 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
             lambda: record["texts"],
         )
         image = record["images"]
+        label_map = _read_dense_labels(record["sources"], image) if dense_labels is not None else None
         if random_transform:
+            window = image_transforms.random_crop_window(tf.shape(image), crop_seed, crop_scale, crop_ratio)
             image = image_transforms.random_resized_crop(image, image_size, crop_seed, crop_scale, crop_ratio,
                                                          antialias)
+            if label_map is not None:
+                label_map = image_transforms.resized_crop(label_map, *window, image_size, antialias)
             if flip:
                 image, text = image_transforms.random_flip(image, text, flip_seed, flip_swaps_left_right)
+                if label_map is not None:
+                    label_map = tf.cond(image_transforms.flip_decision(flip_seed),
+                                        lambda: tf.reverse(label_map, axis=[1]), lambda: label_map)
         elif image_size is not None:
             image = image_transforms.resize_center_crop(image, image_size, antialias)
+            if label_map is not None:
+                label_map = image_transforms.center_crop_float(label_map, image_size, antialias)
         label = tf.where(is_class, labels_lib.class_label(record["class_names"]), labels_lib.text_label(text))
         output = {"images": image, "texts": text, "labels": label}
+        if label_map is not None:
+            output["dense_labels"] = tf.ensure_shape(label_map, [image_size, image_size, sum(dense_label_classes)])
         if keep_sources:
             output["sources"] = record["sources"]
         if start_position is not None:
             output["positions"] = record["positions"]
         return output
+
+    def _read_dense_labels(source, image):
+        path = dense_labels(source)
+        codes = tf.io.decode_png(tf.io.read_file(path), channels=len(dense_label_classes))
+        tf.debugging.assert_equal(
+            tf.shape(codes)[:2], tf.shape(image)[:2],
+            message=tf.strings.join(["The dense label map ", path, " is not the size of its image ", source]))
+        tf.debugging.assert_less(
+            tf.cast(codes, tf.int32), tf.constant(dense_label_classes, tf.int32),
+            message=tf.strings.join(["The dense label map ", path, " holds a class index out of range"]))
+        return image_transforms.one_hot_channels(codes, dense_label_classes)
 
     if start_position is None:
         element_seeds = tf.data.Dataset.random(seed=random_seed + 2, rerandomize_each_iteration=True).batch(2)

@@ -23,10 +23,59 @@ def _check_size(size):
         raise ValueError(f"`size` must be a positive int. Received: size={size!r}")
 
 
+def random_crop_window(image_shape, seed, scale=DEFAULT_CROP_SCALE, ratio=DEFAULT_CROP_RATIO):
+    """The window `random_resized_crop` takes: a random area (fraction `scale` of the image, aspect `ratio`).
+
+    Falls back to the whole image when no window fits in 10 attempts. Apply it to any map aligned with the image
+    (`resized_crop`) to crop both the same way.
+
+    Args:
+        image_shape: int `[3]`, `(H, W, C)`.
+        seed: int `[2]` stateless seed.
+        scale: `(min, max)` fraction of the image area.
+        ratio: `(min, max)` crop aspect ratio, width / height.
+
+    Returns:
+        `(begin, size)`: int32 `[3]` each, for `tf.slice`.
+    """
+    if not (0.0 < scale[0] <= scale[1] <= 1.0):
+        raise ValueError(f"`scale` must satisfy 0 < min <= max <= 1. Received: scale={scale!r}")
+    if not (0.0 < ratio[0] <= ratio[1]):
+        raise ValueError(f"`ratio` must satisfy 0 < min <= max. Received: ratio={ratio!r}")
+    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        image_shape,
+        bounding_boxes=tf.zeros([1, 0, 4], tf.float32),
+        seed=seed,
+        min_object_covered=0.0,
+        aspect_ratio_range=tuple(ratio),
+        area_range=tuple(scale),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    return begin, crop_size
+
+
+def resized_crop(image, begin, crop_size, size, antialias=True):
+    """Crops `image` to the window `(begin, crop_size)` and resizes it bilinearly to `size x size`.
+
+    Args:
+        image: `[H, W, C]`, any dtype; the result is float32 (not rounded), so a one-hot map comes back as the
+            fraction of each class under each output pixel.
+        begin, crop_size: int `[3]`, e.g. from `random_crop_window` (the channel entries are 0 and -1).
+        size: int, output side.
+        antialias: filter when downscaling.
+
+    Returns:
+        float32 `[size, size, C]`.
+    """
+    crop = tf.slice(image, begin, crop_size)
+    return tf.image.resize(tf.cast(crop, tf.float32), [size, size], method="bilinear", antialias=antialias)
+
+
 def random_resized_crop(image, size, seed, scale=DEFAULT_CROP_SCALE, ratio=DEFAULT_CROP_RATIO, antialias=True):
     """Crops a random area (fraction `scale` of the image, aspect `ratio`) and resizes it to `size x size`.
 
-    Falls back to the whole image when no crop fits in 10 attempts.
+    Falls back to the whole image when no crop fits in 10 attempts (`random_crop_window`).
 
     Args:
         image: uint8 `[H, W, 3]`.
@@ -40,23 +89,8 @@ def random_resized_crop(image, size, seed, scale=DEFAULT_CROP_SCALE, ratio=DEFAU
         uint8 `[size, size, 3]`.
     """
     _check_size(size)
-    if not (0.0 < scale[0] <= scale[1] <= 1.0):
-        raise ValueError(f"`scale` must satisfy 0 < min <= max <= 1. Received: scale={scale!r}")
-    if not (0.0 < ratio[0] <= ratio[1]):
-        raise ValueError(f"`ratio` must satisfy 0 < min <= max. Received: ratio={ratio!r}")
-    begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image),
-        bounding_boxes=tf.zeros([1, 0, 4], tf.float32),
-        seed=seed,
-        min_object_covered=0.0,
-        aspect_ratio_range=tuple(ratio),
-        area_range=tuple(scale),
-        max_attempts=10,
-        use_image_if_no_bounding_boxes=True,
-    )
-    crop = tf.slice(image, begin, crop_size)
-    resized = tf.image.resize(crop, [size, size], method="bilinear", antialias=antialias)
-    return tf.ensure_shape(_to_uint8(resized), [size, size, 3])
+    begin, crop_size = random_crop_window(tf.shape(image), seed, scale, ratio)
+    return tf.ensure_shape(_to_uint8(resized_crop(image, begin, crop_size, size, antialias)), [size, size, 3])
 
 
 def resize_center_crop(image, size, antialias=True):
@@ -71,14 +105,19 @@ def resize_center_crop(image, size, antialias=True):
         uint8 `[size, size, 3]`.
     """
     _check_size(size)
+    return tf.ensure_shape(_to_uint8(center_crop_float(image, size, antialias)), [size, size, 3])
+
+
+def center_crop_float(image, size, antialias=True):
+    """`resize_center_crop` of any `[H, W, C]` map, as float32 and not rounded (an aligned one-hot map comes back
+    as class fractions)."""
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     factor = float(size) / tf.reduce_min(shape)
     new_shape = tf.maximum(tf.cast(tf.round(shape * factor), tf.int32), size)
-    resized = tf.image.resize(image, new_shape, method="bilinear", antialias=antialias)
+    resized = tf.image.resize(tf.cast(image, tf.float32), new_shape, method="bilinear", antialias=antialias)
     top = (new_shape[0] - size) // 2
     left = (new_shape[1] - size) // 2
-    crop = resized[top : top + size, left : left + size]
-    return tf.ensure_shape(_to_uint8(crop), [size, size, 3])
+    return resized[top : top + size, left : left + size]
 
 
 def resize_shorter_side(image, size):
@@ -126,13 +165,18 @@ def swap_left_right(texts):
     return texts
 
 
+def flip_decision(seed):
+    """Whether `random_flip` with this seed flips: a bool scalar (probability 1/2)."""
+    return tf.random.stateless_uniform([], seed=seed) < 0.5
+
+
 def random_flip(image, text, seed, swap_text=True):
     """Flips an image horizontally with probability 1/2, swapping left/right in its text if asked.
 
     Args:
         image: uint8 `[H, W, 3]`.
         text: scalar `tf.string`.
-        seed: int `[2]` stateless seed.
+        seed: int `[2]` stateless seed (`flip_decision(seed)` says whether it flips: flip an aligned map with it).
         swap_text: exchange the words left and right in the text of a flipped image.
 
     Returns:
@@ -140,11 +184,29 @@ def random_flip(image, text, seed, swap_text=True):
     """
     image = tf.convert_to_tensor(image)
     text = tf.convert_to_tensor(text, tf.string)
-    flip = tf.random.stateless_uniform([], seed=seed) < 0.5
+    flip = flip_decision(seed)
     image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
     if swap_text:
         text = tf.cond(flip, lambda: swap_left_right(text), lambda: text)
     return image, text
+
+
+def one_hot_channels(label_map, class_counts):
+    """A map of class indices, one channel per kind of label, as concatenated one-hot channels.
+
+    Args:
+        label_map: integer `[H, W, K]`, channel k holding class indices in `[0, class_counts[k])`.
+        class_counts: K ints.
+
+    Returns:
+        float32 `[H, W, sum(class_counts)]`.
+
+    Example:
+    >>> one_hot_channels([[[1, 0]]], (2, 3)).numpy().tolist()
+    [[[0.0, 1.0, 1.0, 0.0, 0.0]]]
+    """
+    label_map = tf.cast(tf.convert_to_tensor(label_map), tf.int32)
+    return tf.concat([tf.one_hot(label_map[..., k], int(count)) for k, count in enumerate(class_counts)], axis=-1)
 
 
 # [ours] Chromatic colour words: a greyscale image no longer shows them, so `random_greyscale` removes them from its

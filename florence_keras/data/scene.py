@@ -178,6 +178,39 @@ def visible_masks(objects, image_size):
     return [owner == index for index in range(len(objects))], full
 
 
+# Channels of `dense_label_map` [ours]: per pixel, the occlusion code (`DENSE_BACKGROUND`, `DENSE_IN_FULL_VIEW`,
+# `DENSE_PARTLY_HIDDEN`), the visible object's shape index + 1 and its colour index + 1 (0: background).
+DENSE_BACKGROUND, DENSE_IN_FULL_VIEW, DENSE_PARTLY_HIDDEN = 0, 1, 2
+DENSE_OCCLUSION_CLASSES = 3
+
+
+def dense_label_map(objects, image_size, shapes, colours, min_fraction=MIN_OCCLUDED_FRACTION):
+    """What is where, per pixel: uint8 `[S, S, 3]` (occlusion code, shape index + 1, colour index + 1).
+
+    A pixel of a visible object is `DENSE_PARTLY_HIDDEN` when a nearer object hides at least `min_fraction` of
+    that object's full mask (the threshold "in front" questions use), else `DENSE_IN_FULL_VIEW`; background
+    pixels are 0 in all three channels.
+
+    Args:
+        objects: list of `SceneObject`.
+        image_size: int S.
+        shapes: the shape names, in index order (a generator's `shapes`).
+        colours: the colour names, in index order (a generator's `colours`).
+        min_fraction: float in (0, 1], the hidden share that makes an object "partly hidden".
+
+    Returns:
+        uint8 `[S, S, 3]`.
+    """
+    shapes, colours = list(shapes), list(colours)
+    labels = np.zeros((image_size, image_size, 3), np.uint8)
+    visible, full = visible_masks(objects, image_size)
+    for obj, seen, whole in zip(objects, visible, full):
+        hidden = seen.sum() < (1.0 - min_fraction) * whole.sum()
+        labels[seen] = (DENSE_PARTLY_HIDDEN if hidden else DENSE_IN_FULL_VIEW, shapes.index(obj.shape) + 1,
+                        colours.index(obj.colour) + 1)
+    return labels
+
+
 def render(objects, background, image_size):
     """Renders objects far to near over the background.
 

@@ -34,7 +34,8 @@ def augment_short_texts(texts, seed, templates=labels_lib.DEFAULT_TEMPLATES, max
 def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True,
                              templates=labels_lib.DEFAULT_TEMPLATES, skip_counter=None,
                              shuffle_buffer_size=1000, num_parallel_calls=tf.data.AUTOTUNE,
-                             greyscale_probability=0.0, hard_negative_fraction=0.0, hard_negative_group=16):
+                             greyscale_probability=0.0, hard_negative_fraction=0.0, hard_negative_group=16,
+                             dense_labels=None, dense_label_classes=None):
     """Builds the trainer's `make_dataset(request)` for image-text(-label) data on disk.
 
     Each request (see `florence_keras.training.DatasetRequest`) gets this input
@@ -66,6 +67,9 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
         hard_negative_fraction: float in [0, 1]; this share of each epoch comes in groups of examples whose
             captions share a word (in-batch hard negatives; index formats, see `load_image_records`).
         hard_negative_group: int >= 1, the size of those groups; at most the per-replica batch size.
+        dense_labels, dense_label_classes: per-pixel label maps read, cropped and flipped with the images (see
+            `load_image_text_dataset`); the batches then carry `dense_labels`, float32 `[B, S, S, sum(classes)]`
+            class fractions, for a Task with a dense loss (`FlorenceDensePretrainer`).
     """
     if not 0.0 <= greyscale_probability <= 1.0:
         raise ValueError(f"`greyscale_probability` must be in [0, 1]. Received: {greyscale_probability!r}")
@@ -84,6 +88,7 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
             shuffle_buffer_size=shuffle_buffer_size, num_parallel_calls=num_parallel_calls,
             start_position=request.start_position, hard_negative_fraction=hard_negative_fraction,
             hard_negative_group=min(hard_negative_group, request.batch_size),
+            dense_labels=dense_labels, dense_label_classes=dense_label_classes,
         )
         if augment and greyscale_probability > 0:
             # Before prompting: a greyscale "a red circle" becomes "a circle", with that text's label.
@@ -111,12 +116,15 @@ def make_image_text_input_fn(train_data, data_format, preprocessor, augment=True
         dataset = dataset.batch(request.batch_size, drop_remainder=True)
 
         def to_model_inputs(batch):
-            return {
+            inputs = {
                 "images": tf.cast(normalize(batch["images"]), tf.float32),
                 "token_ids": preprocessor.tokenize(batch["texts"]),
                 "labels": batch["labels"],
                 "positions": batch["positions"],
             }
+            if "dense_labels" in batch:
+                inputs["dense_labels"] = batch["dense_labels"]
+            return inputs
 
         dataset = dataset.map(
             tf.autograph.experimental.do_not_convert(to_model_inputs), num_parallel_calls=num_parallel_calls,

@@ -14,11 +14,14 @@ import time
 import tensorflow as tf
 
 from florence_keras.data.attribute_captions import write_attribute_captions
+from florence_keras.data.builtin_dataset import dense_label_classes
+from florence_keras.data.builtin_dataset import dense_label_path
 from florence_keras.data.builtin_dataset import ensure_builtin_dataset
 from florence_keras.data.skip_counter import SkipCounter
 from florence_keras.models import preset_registry
 from florence_keras.models.florence_clip import FlorenceCLIP
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
+from florence_keras.models.florence_dense_pretrainer import FlorenceDensePretrainer
 from florence_keras.training.image_text_input import make_image_text_input_fn
 from florence_keras.training.source_mixture import make_source_mixture_input_fn
 from florence_keras.training.distribution import make_strategy
@@ -170,6 +173,7 @@ def pretrain_unicl(
     first_sources_fraction=0.5,
     builtin_palette="default",
     builtin_shapes=None,
+    dense_aux_weight=0.0,
     evaluate=None,
     command=None,
     verbose=1,
@@ -231,6 +235,11 @@ def pretrain_unicl(
         hard_negative_fraction, hard_negative_group: the share of each epoch ordered in groups of
             `hard_negative_group` examples whose captions share a word: in-batch hard negatives (see
             `make_image_text_input_fn`; index formats such as csv and coco).
+        dense_aux_weight: float >= 0; with the built-in data, > 0 adds this weight × a dense-label loss
+            (`FlorenceDensePretrainer`: a linear head on the image map predicts per sub-block which shape and colour
+            is there and whether it is partly hidden, from the data's per-pixel label maps, cropped and flipped with
+            the images). The head is for pretraining only: the preset is the `FlorenceCLIP` without it. 0: UniCL
+            alone.
         evaluate: None, or a callable `(task, builtin_paths, preset_dir, verbose) -> scores dict` run on the
             built-in data after training (the recipe passes
             `florence_keras.evaluation.heldout_evaluation.evaluate_builtin`; training does not import evaluation).
@@ -259,6 +268,14 @@ def pretrain_unicl(
             "The built-in data is written by a single process; for multi-worker runs write it once with "
             "florence_keras.data.write_builtin_dataset (or recipes/prepare_data.py) and pass --train_data."
         )
+    if not dense_aux_weight >= 0.0:
+        raise ValueError(f"`dense_aux_weight` must be >= 0. Received: {dense_aux_weight!r}")
+    if dense_aux_weight > 0 and train_data != BUILTIN:
+        raise ValueError("`dense_aux_weight` needs per-pixel label maps, which the built-in data has "
+                         "(train_data='builtin'); other data has none.")
+    if dense_aux_weight > 0 and gradient_cache_chunk is not None:
+        raise ValueError("`dense_aux_weight` adds a per-example loss the gradient cache does not split: leave "
+                         "`gradient_cache_chunk` unset.")
     if train_data == BUILTIN:
         builtin_paths = ensure_builtin_dataset(os.path.join(model_dir, "data"), builtin_train, builtin_heldout,
                                                image_size, seed, num_test=builtin_test, palette=builtin_palette,
@@ -312,9 +329,16 @@ def pretrain_unicl(
     architecture_args = ({"image_size": image_size, "dtype": dtype, **architecture_overrides}
                          if is_architecture else {})
 
+    dense = dense_aux_weight > 0
+
     def model_fn():
         holder["task"] = FlorenceCLIP.from_preset(preset, **architecture_args)
-        return holder["task"]
+        if not dense:
+            return holder["task"]
+        # The pretrainer shares the CLIP's backbone; the CLIP (without the dense head) is what gets saved.
+        return FlorenceDensePretrainer(holder["task"].backbone, holder["task"].preprocessor,
+                                       dense_class_counts=dense_label_classes(builtin_paths),
+                                       dense_weight=dense_aux_weight)
 
     if warmup_steps is None:  # 10% of the run (the recipe's --warmup_fraction default)
         warmup_steps = max(1, int(round(0.1 * steps)))
@@ -327,7 +351,9 @@ def pretrain_unicl(
         return make_image_text_input_fn(data, data_format, preprocessor, skip_counter=skips,
                                         greyscale_probability=greyscale_probability,
                                         hard_negative_fraction=hard_negative_fraction,
-                                        hard_negative_group=hard_negative_group)
+                                        hard_negative_group=hard_negative_group,
+                                        dense_labels=dense_label_path if dense else None,
+                                        dense_label_classes=dense_label_classes(builtin_paths) if dense else None)
 
     labels_beside = label_data is not None and (labels_after_first_stage or labels_first_fraction == 0)
     make_dataset = input_fn(train_data if labels_beside else caption_data) if builtin_paths else input_fn(train_data)
@@ -345,7 +371,9 @@ def pretrain_unicl(
     if label_steps > 0:
         prefix.append(("labels", label_steps, make_image_text_input_fn(
             [label_data], data_format, preprocessor, skip_counter=skips,
-            greyscale_probability=greyscale_probability)))
+            greyscale_probability=greyscale_probability,
+            dense_labels=dense_label_path if dense else None,
+            dense_label_classes=dense_label_classes(builtin_paths) if dense else None)))
     first_steps = (int(round(first_sources_fraction * steps)) if source_data and any(first_source_weights or ())
                    else 0)
     if first_steps > 0:
@@ -419,6 +447,7 @@ def pretrain_unicl(
             "end_learning_rate": end_learning_rate, "greyscale_probability": greyscale_probability,
             "hard_negative_fraction": hard_negative_fraction, "hard_negative_group": hard_negative_group,
             "builtin_labels": builtin_labels, "labels_first_fraction": labels_first_fraction,
+            "dense_aux_weight": dense_aux_weight,
             "labels_after_first_stage": labels_after_first_stage,
             "architecture_overrides": architecture_overrides or None,
             "text_sequence_length": preprocessor.sequence_length,
