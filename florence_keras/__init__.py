@@ -21,6 +21,7 @@ from florence_keras.models import FlorenceBackbone  # noqa: E402
 from florence_keras.models import FlorenceCLIP  # noqa: E402
 from florence_keras.models import FlorenceCLIPPreprocessor  # noqa: E402
 from florence_keras.models import FlorenceCaptioner  # noqa: E402
+from florence_keras.models import FlorenceDensePretrainer  # noqa: E402
 from florence_keras.models import FlorenceDepthEstimator  # noqa: E402
 from florence_keras.models import FlorenceDetector  # noqa: E402
 from florence_keras.models import FlorenceFusionPretrainer  # noqa: E402

@@ -5,6 +5,7 @@ from florence_keras.models.florence_captioner import FlorenceCaptioner
 from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip import FlorenceCLIP
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
+from florence_keras.models.florence_dense_pretrainer import FlorenceDensePretrainer
 from florence_keras.models.florence_depth_estimator import FlorenceDepthEstimator
 from florence_keras.models.florence_detector import FlorenceDetector
 from florence_keras.models.florence_fusion_pretrainer import FlorenceFusionPretrainer
