@@ -65,8 +65,9 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
         hard_negative_fraction, hard_negative_group: in a positioned stream of an index format, order this share
             of each epoch in groups of examples whose captions share a word (`load_image_records`).
         dense_labels: None, or a callable mapping the image paths (`tf.string`, the records' `sources`) to the
-            paths of their dense label maps: PNGs of the image's height and width whose channel k holds class
-            indices in `[0, dense_label_classes[k])` (the built-in data's: `builtin_dataset.dense_label_path`).
+            paths of their dense label maps: PNGs (1, 3 or 4 channels) of the image's height and width whose
+            channel k holds class indices in `[0, dense_label_classes[k])` (the built-in data's:
+            `builtin_dataset.dense_label_path`).
             Each map gets its image's crop, resize and flip, as one-hot channels resized bilinearly, so each
             output pixel holds the fraction of each class under it.
         dense_label_classes: with `dense_labels`, the classes per channel of the label maps (the built-in data's:
@@ -99,6 +100,9 @@ def load_image_text_dataset(paths, data_format, image_size=None, training=True, 
             raise ValueError(f"`dense_label_classes` must be a non-empty list of positive ints, one per label map "
                              f"channel. Received: dense_label_classes={dense_label_classes!r}")
         dense_label_classes = tuple(dense_label_classes)
+        if len(dense_label_classes) not in (1, 3, 4):
+            raise ValueError(f"The label maps are PNGs of 1, 3 or 4 channels, one kind of label each. Received "
+                             f"{len(dense_label_classes)} kinds: dense_label_classes={dense_label_classes!r}")
     if seed is None and not training:
         seed = 0
     records = load_image_records(

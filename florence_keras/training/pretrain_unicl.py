@@ -273,6 +273,9 @@ def pretrain_unicl(
     if dense_aux_weight > 0 and train_data != BUILTIN:
         raise ValueError("`dense_aux_weight` needs per-pixel label maps, which the built-in data has "
                          "(train_data='builtin'); other data has none.")
+    if dense_aux_weight > 0 and greyscale_probability > 0:
+        raise ValueError("`dense_aux_weight` with `greyscale_probability`: a greyscale image would keep its colour "
+                         "labels. Use one or the other.")
     if dense_aux_weight > 0 and gradient_cache_chunk is not None:
         raise ValueError("`dense_aux_weight` adds a per-example loss the gradient cache does not split: leave "
                          "`gradient_cache_chunk` unset.")

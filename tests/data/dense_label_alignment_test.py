@@ -65,5 +65,7 @@ def test_bad_arguments():
         load_image_text_dataset("x.csv", "csv", image_size=32, dense_labels=_label_path, dense_label_classes=())
     with pytest.raises(ValueError, match="callable"):
         load_image_text_dataset("x.csv", "csv", image_size=32, dense_labels="labels/", dense_label_classes=(3,))
+    with pytest.raises(ValueError, match="1, 3 or 4 channels"):
+        load_image_text_dataset("x.csv", "csv", image_size=32, dense_labels=_label_path, dense_label_classes=(3, 4))
     with pytest.raises(ValueError, match="image_size"):
         load_image_text_dataset("x.csv", "csv", dense_labels=_label_path, dense_label_classes=(3,))

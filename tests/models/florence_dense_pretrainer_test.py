@@ -97,3 +97,5 @@ def test_pretrain_unicl_trains_the_head_and_saves_the_clip(tmp_path, tiny_preset
         pretrain_unicl(str(tmp_path / "other"), train_data=str(tmp_path / "x.csv"), **settings)
     with pytest.raises(ValueError, match="gradient cache"):
         pretrain_unicl(str(tmp_path / "other"), gradient_cache_chunk=4, **settings)
+    with pytest.raises(ValueError, match="colour labels"):
+        pretrain_unicl(str(tmp_path / "other"), greyscale_probability=0.5, **settings)
