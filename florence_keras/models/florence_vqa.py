@@ -63,6 +63,13 @@ class FlorenceVQA(FlorenceTask):
             through one LayerNorm: `(h, w, C + 4·C/2)`; with several scales each scale's projection maps that back
             to `C`. The last stage pools an object's outline into a cell that mixes several objects; the stage
             before keeps it. Same number of tokens. A preset saved before this argument existed loads with False.
+        image_summary: `"mean"` (default) or `"pooled"`: the image stream's first token, the one its pooler reads.
+            `"mean"`: the mean of the other image tokens (after the scales' projections). `"pooled"`: the encoder's
+            own pooled features, i.e. the first scale's token-stage channels averaged over its cells (for the last
+            stage, what the CLIP projection and the contrastive loss see), through a LayerNorm and a projection to
+            the tokens' width: the image counterpart of the text stream's first token, the end token's state
+            (`fusion_tokens.text_tokens`). The mean of several scales' projected cells mixes scales the encoder
+            was not trained to pool together. A preset saved before this argument existed loads with "mean".
         **kwargs: `keras.Model` arguments.
 
     Training on cached features: with a frozen backbone, `encode(images, token_ids)` gives the frozen half's
@@ -82,7 +89,7 @@ class FlorenceVQA(FlorenceTask):
     def __init__(self, backbone, preprocessor=None, answer_vocabulary=None, image_size=None, question_length=32,
                  fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
                  image_token_stage=None, image_position_embedding=True, image_scales=(1,), image_detail=False,
-                 **kwargs):
+                 image_summary="mean", **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
@@ -110,6 +117,10 @@ class FlorenceVQA(FlorenceTask):
         self.image_position_embedding = bool(image_position_embedding)
         self.image_scales = fusion_tokens.check_image_scales(image_scales)
         self.image_detail = bool(image_detail)
+        if image_summary not in self.IMAGE_SUMMARIES:
+            raise ValueError(f"`image_summary` must be one of {self.IMAGE_SUMMARIES}. Received: "
+                             f"image_summary={image_summary!r}")
+        self.image_summary = image_summary
         self.eos_token_id = int(backbone.text_encoder.eos_token_id)
         # === Layers ===
         self.backbone = backbone
@@ -147,6 +158,12 @@ class FlorenceVQA(FlorenceTask):
                 for s in self.image_scales]
             self.image_scale_projections = [
                 keras.layers.Dense(channels, name=f"image_scale_projection_{s}", **policy) for s in self.image_scales]
+        if self.image_summary == "pooled":
+            self.image_summary_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_summary_norm",
+                                                                      **policy)
+            self.image_summary_projection = keras.layers.Dense(
+                self._detail_channels[0] if self.image_detail or len(scale_maps) > 1 else int(image_map.shape[-1]),
+                name="image_summary_projection", **policy)
         if self.image_position_embedding:
             self.image_position = keras_hub.layers.PositionEmbedding(
                 sequence_length=1 + fusion_tokens.grid_cells(image_map).shape[1], initializer=init,
@@ -160,6 +177,7 @@ class FlorenceVQA(FlorenceTask):
     def from_config(cls, config):
         config = dict(config)
         config.setdefault("image_position_embedding", False)  # presets saved before the argument existed
+        config.setdefault("image_summary", "mean")  # (likewise)
         if "image_scales" in config:
             config["image_scales"] = tuple(config["image_scales"])
         return super().from_config(config)
@@ -216,6 +234,7 @@ class FlorenceVQA(FlorenceTask):
     # The two halves: the (frozen) encoders, then the fusion and the head.
 
     FEATURE_KEYS = ("image_map", "text_tokens", "text_mask")
+    IMAGE_SUMMARIES = ("mean", "pooled")
 
     def encode(self, images, token_ids):
         """The encoders' half, in inference mode: normalised images `(B, S, S, 3)` and token ids
@@ -264,6 +283,11 @@ class FlorenceVQA(FlorenceTask):
         if self.image_token_stage is not None:
             image_map = self.image_token_norm(image_map)
         cells = fusion_tokens.grid_cells(image_map)
+        summary = None
+        if self.image_summary == "pooled":  # the first scale's token-stage channels, averaged over its cells
+            own = self._detail_channels[0] if self.image_detail else cells.shape[-1]
+            pooled = ops.mean(cells[:, :self._scale_cells[0], :own], axis=1, keepdims=True)
+            summary = self.image_summary_projection(self.image_summary_norm(pooled))
         if len(self.image_scales) > 1:
             bounds = np.cumsum([0] + self._scale_cells)
             cells = ops.concatenate([
@@ -271,6 +295,8 @@ class FlorenceVQA(FlorenceTask):
                 for start, end, norm, projection in zip(bounds[:-1], bounds[1:], self.image_scale_norms,
                                                         self.image_scale_projections)], axis=1)
         image_tokens = fusion_tokens.grid_tokens(cells)
+        if summary is not None:
+            image_tokens = ops.concatenate([ops.cast(summary, image_tokens.dtype), image_tokens[:, 1:]], axis=1)
         if self.image_position_embedding:
             image_tokens = image_tokens + self.image_position(image_tokens)
         fused = self.fusion(features["text_tokens"], image_tokens, text_mask=features["text_mask"],
@@ -421,5 +447,6 @@ class FlorenceVQA(FlorenceTask):
                        "fusion_intermediate_dim": self.fusion_intermediate_dim, "dropout": self.dropout,
                        "image_token_stage": self.image_token_stage,
                        "image_position_embedding": self.image_position_embedding,
-                       "image_scales": list(self.image_scales), "image_detail": self.image_detail})
+                       "image_scales": list(self.image_scales), "image_detail": self.image_detail,
+                       "image_summary": self.image_summary})
         return config

@@ -21,12 +21,12 @@ CLIENT = os.path.join(REPO, "tests", "export", "serving_client.py")
 VOCABULARY = ["yes", "no", "2", "3", "red", "circle", "left"]
 
 
-def _vqa(image_scales=(1,), image_detail=False):
+def _vqa(image_scales=(1,), image_detail=False, image_summary="mean"):
     keras.utils.set_random_seed(0)
     clip = tiny_clip()
     return FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=VOCABULARY, question_length=12,
                        fusion_dim=16, fusion_layers=1, fusion_heads=2, image_scales=image_scales,
-                       image_detail=image_detail)
+                       image_detail=image_detail, image_summary=image_summary)
 
 
 def _b64(data):
@@ -34,10 +34,12 @@ def _b64(data):
 
 
 @pytest.mark.slow  # a TF-only serving subprocess (~30 s idle): runs in `make test-all`
-# One scale; multi-scale tokens (a resize in the graph); and the recipe's default, the finer stage folded in.
-@pytest.mark.parametrize("image_scales,image_detail", [((1,), False), ((1, 2), False), ((1, 2), True)])
-def test_served_answer_equals_keras_predict(tmp_path, image_scales, image_detail):
-    vqa = _vqa(image_scales, image_detail)
+# One scale; multi-scale tokens (a resize in the graph); and the recipe's default, the finer stage folded in and
+# the encoder's pooled features as the image stream's first token.
+@pytest.mark.parametrize("image_scales,image_detail,image_summary",
+                         [((1,), False, "mean"), ((1, 2), False, "mean"), ((1, 2), True, "pooled")])
+def test_served_answer_equals_keras_predict(tmp_path, image_scales, image_detail, image_summary):
+    vqa = _vqa(image_scales, image_detail, image_summary)
     export_dir = SavedModelExporter([answer_signature(vqa)], serving_default="answer").export(
         str(tmp_path / "model"), version=1)
     rng = np.random.default_rng(0)

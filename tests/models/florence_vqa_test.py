@@ -223,7 +223,8 @@ def test_set_backbone_trainable_keeps_unused_parts_frozen(tmp_path):
     settings = fusion_weights.fusion_settings(str(tmp_path / "frozen"))  # what train_vqa goes on from
     assert settings == {"fusion_dim": 16, "fusion_layers": 1, "fusion_heads": 2, "fusion_intermediate_dim": 64,
                         "image_token_stage": 0, "dropout": 0.0, "question_length": 12,
-                        "image_position_embedding": True, "image_scales": (1,), "image_detail": False}
+                        "image_position_embedding": True, "image_scales": (1,), "image_detail": False,
+                        "image_summary": "mean"}
     loaded.set_backbone_trainable(True)
     trainable = {id(v) for v in loaded.backbone.trainable_weights}
     assert trainable
@@ -338,3 +339,69 @@ def test_image_detail_folds_the_finer_stage_under_each_token(tmp_path):
     assert one_scale.encode(images, ids)["image_map"].shape[-1] == 3 * own
     with pytest.raises(ValueError, match="image_detail"):  # stage 0 has no stage before it
         _vqa(image_token_stage=0, image_detail=True)
+
+
+def test_pooled_image_summary_is_the_encoders_pooled_features(tmp_path):
+    """image_summary="pooled": the image stream's first token is the first scale's token-stage channels averaged
+    over its cells (the encoder's own pooled features, what its contrastive loss trained), through a LayerNorm and
+    a projection, instead of the mean of all tokens; checked against NumPy on the encoder called by hand, with two
+    scales and image_detail; config, cached features and presets follow."""
+    vqa = _vqa(image_scales=[1, 2], image_detail=True, image_summary="pooled")
+    rng = np.random.default_rng(11)
+    images = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    ids = vqa.tokenize_questions(["which side is the red circle on?", "is there a star?"]).numpy()
+    features = vqa.encode(images, ids)
+    encoder_map = np.asarray(vqa.backbone.image_encoder.forward_features(images, training=False)["feature_map"])
+    pooled = encoder_map.reshape(2, -1, encoder_map.shape[-1]).mean(axis=1)  # the encoder's pooled output
+    for layer in (vqa.image_summary_norm, vqa.image_summary_projection):  # away from the init
+        for weight in layer.weights:
+            weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.3)
+    norm, projection = vqa.image_summary_norm, vqa.image_summary_projection
+    mean, var = pooled.mean(-1, keepdims=True), pooled.var(-1, keepdims=True)
+    normed = (pooled - mean) / np.sqrt(var + 1e-5) * norm.gamma.numpy() + norm.beta.numpy()
+    summary = normed @ projection.kernel.numpy() + projection.bias.numpy()
+    seen = {}
+    original = vqa.fusion.call
+
+    def spy(text_tokens, image_tokens, **kwargs):
+        seen["image_tokens"] = np.asarray(image_tokens)
+        return original(text_tokens, image_tokens, **kwargs)
+
+    vqa.fusion.call = spy
+    try:
+        direct = np.asarray(vqa.answer_logits(features))
+    finally:
+        vqa.fusion.call = original
+    positions = vqa.image_position.position_embeddings.numpy()
+    np.testing.assert_allclose(seen["image_tokens"][:, 0] - positions[0], summary, rtol=1e-4, atol=1e-4)
+    assert _vqa().image_summary == "mean"  # the default: the mean of the other tokens
+    np.testing.assert_allclose(seen["image_tokens"][:, 1:] - positions[1:],
+                               _cells_after_projection(vqa, features), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(vqa({"images": images, "token_ids": ids})), direct, rtol=1e-5, atol=1e-6)
+    assert vqa.get_config()["image_summary"] == "pooled"
+    vqa.save_to_preset(tmp_path / "vqa")
+    again = FlorenceVQA.from_preset(str(tmp_path / "vqa"))
+    assert again.image_summary == "pooled"
+    np.testing.assert_allclose(np.asarray(again({"images": images, "token_ids": ids})), direct, rtol=1e-5, atol=1e-6)
+    from florence_keras.models import fusion_weights
+
+    assert fusion_weights.fusion_settings(str(tmp_path / "vqa"))["image_summary"] == "pooled"
+    old = dict(_vqa().get_config())
+    old.pop("image_summary")  # a preset saved before the argument existed
+    assert FlorenceVQA.from_config(old).image_summary == "mean"
+    one_scale = _vqa(image_summary="pooled")  # one scale, no detail: the pooled map, projected to its own width
+    assert int(one_scale.image_summary_projection.kernel.shape[1]) == encoder_map.shape[-1]
+    with pytest.raises(ValueError, match="image_summary"):
+        _vqa(image_summary="cls")
+
+
+def _cells_after_projection(vqa, features):
+    """The image tokens after the first (each scale's cells through its LayerNorm + projection), by hand."""
+    image_map = np.asarray(features["image_map"])
+    own = vqa._detail_channels[0]
+    finer = image_map[..., own:].reshape(*image_map.shape[:2], 4, -1)
+    finer = np.asarray(vqa.image_detail_norm(finer)).reshape(*image_map.shape[:2], -1)
+    cells = np.concatenate([image_map[..., :own], finer], axis=-1)
+    cut = vqa._scale_cells[0]
+    return np.concatenate([np.asarray(vqa.image_scale_projections[k](vqa.image_scale_norms[k](part)))
+                           for k, part in enumerate((cells[:, :cut], cells[:, cut:]))], axis=1)

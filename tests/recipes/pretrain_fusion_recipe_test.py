@@ -59,6 +59,7 @@ def test_pretrain_fusion_then_vqa(tmp_path, tiny_preset_dir):
     assert re.search(r"Note: [1-9]\d* of \d+ training questions are longer than 12 tokens", stdout), stdout[-2000:]
     vqa = FlorenceVQA.from_preset(str(vqa_dir / "preset"))
     assert (vqa.fusion_dim, vqa.fusion_layers, vqa.fusion_heads) == (16, 1, 2)
+    assert vqa.image_summary == "mean"  # the pretrained fusion's image stream starts with the mean token
     for name in ("fusion", "backbone"):
         for a, b in zip(getattr(vqa, name).get_weights(), getattr(pretrained, name).get_weights()):
             np.testing.assert_allclose(a, b, atol=1e-7)
