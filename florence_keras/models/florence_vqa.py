@@ -161,9 +161,8 @@ class FlorenceVQA(FlorenceTask):
         if self.image_summary == "pooled":
             self.image_summary_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_summary_norm",
                                                                       **policy)
-            self.image_summary_projection = keras.layers.Dense(
-                self._detail_channels[0] if self.image_detail or len(scale_maps) > 1 else int(image_map.shape[-1]),
-                name="image_summary_projection", **policy)
+            self.image_summary_projection = keras.layers.Dense(  # to the token stage's width, as every token
+                self._detail_channels[0], name="image_summary_projection", **policy)
         if self.image_position_embedding:
             self.image_position = keras_hub.layers.PositionEmbedding(
                 sequence_length=1 + fusion_tokens.grid_cells(image_map).shape[1], initializer=init,
@@ -285,7 +284,7 @@ class FlorenceVQA(FlorenceTask):
         cells = fusion_tokens.grid_cells(image_map)
         summary = None
         if self.image_summary == "pooled":  # the first scale's token-stage channels, averaged over its cells
-            own = self._detail_channels[0] if self.image_detail else cells.shape[-1]
+            own = self._detail_channels[0]  # (with image_detail, the folded finer cells follow these channels)
             pooled = ops.mean(cells[:, :self._scale_cells[0], :own], axis=1, keepdims=True)
             summary = self.image_summary_projection(self.image_summary_norm(pooled))
         if len(self.image_scales) > 1:

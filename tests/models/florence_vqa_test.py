@@ -391,6 +391,10 @@ def test_pooled_image_summary_is_the_encoders_pooled_features(tmp_path):
     assert FlorenceVQA.from_config(old).image_summary == "mean"
     one_scale = _vqa(image_summary="pooled")  # one scale, no detail: the pooled map, projected to its own width
     assert int(one_scale.image_summary_projection.kernel.shape[1]) == encoder_map.shape[-1]
+    stage0 = _vqa(image_token_stage=0, image_summary="pooled")  # an earlier stage: that stage's width
+    stage0_map = stage0.encode(images, ids)["image_map"]
+    assert int(stage0.image_summary_projection.kernel.shape[1]) == stage0_map.shape[-1]
+    assert np.all(np.isfinite(np.asarray(stage0({"images": images, "token_ids": ids}))))
     with pytest.raises(ValueError, match="image_summary"):
         _vqa(image_summary="cls")
 
