@@ -15,6 +15,7 @@ from florence_keras.layers.motion_correlation import MotionCorrelation
 from florence_keras.layers.patch_merging import PatchMerging
 from florence_keras.layers.scale_aware_attention import ScaleAwareAttention
 from florence_keras.layers.spatial_aware_attention import SpatialAwareAttention
+from florence_keras.layers.summary_token_dropout import SummaryTokenDropout
 from florence_keras.layers.swin_transformer_block import SwinTransformerBlock
 from florence_keras.layers.task_aware_attention import TaskAwareAttention
 from florence_keras.layers.window_attention import WindowAttention

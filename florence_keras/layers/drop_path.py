@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from florence_keras.layers.example_window import current_example_window
+from florence_keras.layers.example_window import per_example_uniform
 
 
 @keras.saving.register_keras_serializable(package="florence_keras")
@@ -39,13 +39,7 @@ class DropPath(keras.layers.Layer):
             return inputs
         rows = ops.shape(inputs)[0]
         keep = 1.0 - self.rate
-        window = current_example_window()
-        if window is None:
-            noise = keras.random.uniform((rows,), seed=self.seed_generator, dtype=inputs.dtype)
-        else:  # draw for the global batch, keep this call's rows (see example_window.py)
-            offset, global_batch_size = window
-            noise = keras.random.uniform((global_batch_size,), seed=self.seed_generator, dtype=inputs.dtype)
-            noise = ops.slice(noise, (offset,), (rows,))
+        noise = per_example_uniform(rows, self.seed_generator, inputs.dtype)
         noise = ops.reshape(noise, (rows,) + (1,) * (len(inputs.shape) - 1))
         # Scale the per-example mask, not the activations: one full-size pass.
         return inputs * (ops.floor(keep + noise) / keep)

@@ -22,6 +22,9 @@ True
 import contextlib
 import threading
 
+import keras
+from keras import ops
+
 _windows = threading.local()
 
 
@@ -43,6 +46,24 @@ def example_window(offset, global_batch_size):
         yield
     finally:
         stack.pop()
+
+
+def per_example_uniform(rows, seed_generator, dtype="float32"):
+    """One uniform draw in [0, 1) per example, shape `(rows,)`: rows `[offset, offset + rows)` of a draw for the
+    whole global batch inside an `example_window`, a draw for `rows` alone outside any (DropPath's masks,
+    `SummaryTokenDropout`'s).
+
+    Args:
+        rows: int or scalar tensor, this call's batch size.
+        seed_generator: the calling layer's `keras.random.SeedGenerator`.
+        dtype: the draw's dtype. Defaults to "float32".
+    """
+    window = current_example_window()
+    if window is None:
+        return keras.random.uniform((rows,), seed=seed_generator, dtype=dtype)
+    offset, global_batch_size = window
+    noise = keras.random.uniform((global_batch_size,), seed=seed_generator, dtype=dtype)
+    return ops.slice(noise, (offset,), (rows,))
 
 
 def current_example_window():

@@ -21,12 +21,13 @@ CLIENT = os.path.join(REPO, "tests", "export", "serving_client.py")
 VOCABULARY = ["yes", "no", "2", "3", "red", "circle", "left"]
 
 
-def _vqa(image_scales=(1,), image_detail=False, image_summary="mean"):
+def _vqa(image_scales=(1,), image_detail=False, image_summary="mean", text_summary_dropout=0.0):
     keras.utils.set_random_seed(0)
     clip = tiny_clip()
     return FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=VOCABULARY, question_length=12,
                        fusion_dim=16, fusion_layers=1, fusion_heads=2, image_scales=image_scales,
-                       image_detail=image_detail, image_summary=image_summary)
+                       image_detail=image_detail, image_summary=image_summary,
+                       text_summary_dropout=text_summary_dropout)
 
 
 def _b64(data):
@@ -34,12 +35,14 @@ def _b64(data):
 
 
 @pytest.mark.slow  # a TF-only serving subprocess (~30 s idle): runs in `make test-all`
-# One scale; multi-scale tokens (a resize in the graph); and the recipe's default, the finer stage folded in and
-# the encoder's pooled features as the image stream's first token.
-@pytest.mark.parametrize("image_scales,image_detail,image_summary",
-                         [((1,), False, "mean"), ((1, 2), False, "mean"), ((1, 2), True, "pooled")])
-def test_served_answer_equals_keras_predict(tmp_path, image_scales, image_detail, image_summary):
-    vqa = _vqa(image_scales, image_detail, image_summary)
+# One scale; multi-scale tokens (a resize in the graph); and the recipe's default, the finer stage folded in, the
+# encoder's pooled features as the image stream's first token and the question's summary dropped in training (a
+# layer with a random generator that serving must leave out).
+@pytest.mark.parametrize("image_scales,image_detail,image_summary,text_summary_dropout",
+                         [((1,), False, "mean", 0.0), ((1, 2), False, "mean", 0.0), ((1, 2), True, "pooled", 0.3)])
+def test_served_answer_equals_keras_predict(tmp_path, image_scales, image_detail, image_summary,
+                                            text_summary_dropout):
+    vqa = _vqa(image_scales, image_detail, image_summary, text_summary_dropout)
     export_dir = SavedModelExporter([answer_signature(vqa)], serving_default="answer").export(
         str(tmp_path / "model"), version=1)
     rng = np.random.default_rng(0)

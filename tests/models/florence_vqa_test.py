@@ -409,3 +409,34 @@ def _cells_after_projection(vqa, features):
     cut = vqa._scale_cells[0]
     return np.concatenate([np.asarray(vqa.image_scale_projections[k](vqa.image_scale_norms[k](part)))
                            for k, part in enumerate((cells[:, :cut], cells[:, cut:]))], axis=1)
+
+
+def test_text_summary_dropout_zeroes_the_question_summary_in_training_only(tmp_path):
+    """With rate 1 every training call (the functional graph on images + token ids, and `answer_logits` on cached
+    features) is the inference computation with the text stream's first token zeroed; inference is unchanged; the
+    rate is saved in the config and an older config without it loads with 0."""
+    plain = _vqa()
+    dropping = _vqa(text_summary_dropout=1.0)
+    dropping.set_weights(plain.get_weights())  # (the dropout's generator takes a seed, so the inits differ)
+    rng = np.random.default_rng(8)
+    images = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    ids = dropping.tokenize_questions(["is there a circle?", "which side is the red square on?"]).numpy()
+    inputs = {"images": images, "token_ids": ids}
+    np.testing.assert_allclose(np.asarray(dropping(inputs)), np.asarray(plain(inputs)), rtol=1e-6, atol=1e-6)
+    features = dropping.encode(images, ids)
+    zeroed = dict(features, text_tokens=np.concatenate(
+        [np.zeros_like(np.asarray(features["text_tokens"])[:, :1]), np.asarray(features["text_tokens"])[:, 1:]],
+        axis=1))
+    expected = np.asarray(plain.answer_logits(zeroed, training=False))
+    assert not np.allclose(expected, np.asarray(plain(inputs)), atol=1e-4)  # the summary matters to this model
+    np.testing.assert_allclose(np.asarray(dropping(inputs, training=True)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(dropping.answer_logits(features, training=True)), expected,
+                               rtol=1e-5, atol=1e-5)
+    assert dropping.get_config()["text_summary_dropout"] == 1.0
+    dropping.save_to_preset(tmp_path / "vqa")
+    assert FlorenceVQA.from_preset(str(tmp_path / "vqa")).text_summary_dropout == 1.0
+    old = plain.get_config()
+    del old["text_summary_dropout"]
+    assert FlorenceVQA.from_config(old).text_summary_dropout == 0.0
+    with pytest.raises(ValueError, match="rate"):
+        _vqa(text_summary_dropout=1.5)

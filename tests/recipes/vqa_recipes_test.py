@@ -44,6 +44,7 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert summary["settings"]["question_length"] == 16
     assert vqa.image_detail and summary["settings"]["image_detail"]  # the default: the finer stage folded in
     assert vqa.image_summary == "pooled" and summary["settings"]["image_summary"] == "pooled"  # (likewise)
+    assert vqa.text_summary_dropout == 0.3 and summary["settings"]["text_summary_dropout"] == 0.3  # (likewise)
     start = FlorenceVQA.from_preset(str(tiny_preset_dir), answer_vocabulary=vqa.answer_vocabulary, image_size=32,
                                     question_length=16, fusion_dim=16, fusion_layers=1, fusion_heads=2)
     for trained, initial in zip(vqa.backbone.weights, start.backbone.weights):  # the encoders did not move
