@@ -44,7 +44,7 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert summary["settings"]["question_length"] == 16
     assert vqa.image_detail and summary["settings"]["image_detail"]  # the default: the finer stage folded in
     assert vqa.image_summary == "pooled" and summary["settings"]["image_summary"] == "pooled"  # (likewise)
-    assert vqa.text_summary_dropout == 0.3 and summary["settings"]["text_summary_dropout"] == 0.3  # (likewise)
+    assert vqa.text_summary_dropout == 0.0 and summary["settings"]["text_summary_dropout"] == 0.0  # off by default
     start = FlorenceVQA.from_preset(str(tiny_preset_dir), answer_vocabulary=vqa.answer_vocabulary, image_size=32,
                                     question_length=16, fusion_dim=16, fusion_layers=1, fusion_heads=2)
     for trained, initial in zip(vqa.backbone.weights, start.backbone.weights):  # the encoders did not move
@@ -55,8 +55,10 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     eval_recipe_data.run_recipe(
         "train_vqa", f"--preset={model_dir / 'preset'}", f"--model_dir={tuned_dir}", "--nofreeze_backbone",
         "--image_size=32", "--steps=2", "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3",
-        "--warmup_steps=1", "--backbone_lr_multiplier=1", timeout=400)  # the fusion settings: the preset's
+        "--warmup_steps=1", "--backbone_lr_multiplier=1", "--text_summary_dropout=0.5",
+        timeout=400)  # the fusion settings: the preset's; the summary dropout through the whole model's graph
     tuned = FlorenceVQA.from_preset(str(tuned_dir / "preset"))
+    assert tuned.text_summary_dropout == 0.5
     assert any(not np.array_equal(a.numpy(), b.numpy())
                for a, b in zip(tuned.backbone.text_encoder.weights, vqa.backbone.text_encoder.weights))
 
