@@ -82,6 +82,13 @@ flags.DEFINE_float("text_summary_dropout", 0.0, "In training, zero the question'
                    "unchanged. On the built-in scenes 0.3 removes answers of the wrong type to questions naming an "
                    "unseen shape-colour pair, but overall it measured neutral over ten runs (docs/vqa.md, session "
                    "19), so it is off by default.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_enum("question_prior", "auto", ["auto", "on", "off"], "A question-only branch trained beside the "
+                  "fusion as a product of experts (Clark et al. 2019; RUBi, Cadene et al. 2019): the answer loss is "
+                  "taken on the sum of both branches' logits, so the fusion learns what the question alone does not "
+                  "tell; at inference the branch only picks the answer type. For held-out data whose answer priors "
+                  "differ from training (VQA-CP; the built-in held-out split, whose objects have unseen "
+                  "shape-colour pairs). 'auto': on for the built-in scenes, off for other data (VQA v2's priors "
+                  "hold on its own test split).")
 flags.DEFINE_float("backbone_lr_multiplier", 0.1, "The pretrained encoders' learning rate as a fraction of "
                    "--learning_rate (the fusion's and the head's): METER's per-module rates (1: one rate for all).")
 flags.DEFINE_bool("freeze_backbone", True, "Train the fusion and the head only (--nofreeze_backbone: fine-tune the "
@@ -118,6 +125,7 @@ def main(argv):
     from florence_keras.data.vqa_feature_dataset import vqa_feature_dataset
     from florence_keras.data.vqa_targets import build_answer_vocabulary
     from florence_keras.data.vqa_targets import soft_scores
+    from florence_keras.data.vqa_targets import vocabulary_answer_types
     from florence_keras.data.vqa_v2 import load_vqa_images
     from florence_keras.data.vqa_v2 import read_vqa_v2
     from florence_keras.models import fusion_weights
@@ -157,6 +165,9 @@ def main(argv):
     records = loaded["records"]
     vocabulary = build_answer_vocabulary([r["answers"] for r in records], FLAGS.num_answers)
     scores = soft_scores([r["answers"] for r in records], vocabulary)
+    answer_types = vocabulary_answer_types([r["answers"] for r in records], [r["answer_type"] for r in records],
+                                           vocabulary)
+    question_prior = FLAGS.question_prior == "on" or (FLAGS.question_prior == "auto" and FLAGS.questions == "builtin")
     covered = float((scores.max(axis=1) > 0).mean())
     print(f"{len(records)} training questions on {len(loaded['images'])} images at {FLAGS.image_size}px; "
           f"{len(vocabulary)} answers (cover {100 * covered:.1f}% of the questions); "
@@ -202,7 +213,8 @@ def main(argv):
         keras.utils.set_random_seed(FLAGS.seed)
         model = FlorenceVQA.from_preset(
             preset, answer_vocabulary=vocabulary, image_size=FLAGS.image_size, dropout=FLAGS.dropout,
-            text_summary_dropout=FLAGS.text_summary_dropout, **fusion)
+            text_summary_dropout=FLAGS.text_summary_dropout, question_prior=question_prior,
+            answer_types=answer_types, **fusion)
         if FLAGS.fusion_preset and preset != FLAGS.fusion_preset:  # (from_preset loads a pretrainer preset's own)
             fusion_weights.load_fusion_weights(model, FLAGS.fusion_preset)
         model.set_backbone_trainable(not FLAGS.freeze_backbone)  # (a preset of a frozen run stores it frozen)
@@ -237,6 +249,7 @@ def main(argv):
         "fusion_preset")}
     settings["question_length"] = fusion["question_length"]  # (the length used, also when chosen from the data)
     settings["image_detail"] = fusion["image_detail"]
+    settings["question_prior"] = question_prior  # (what "auto" chose)
     if source:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])

@@ -15,6 +15,7 @@ import collections
 import numpy as np
 
 from florence_keras.data.vqa_answer_normalization import normalize_answer
+from florence_keras.models.florence_vqa import ANSWER_TYPES
 
 SCORE_FOR_COUNT = (0.0, 0.3, 0.6, 0.9, 1.0)
 
@@ -55,3 +56,33 @@ def soft_scores(answer_lists, vocabulary):
             if answer in index:
                 scores[row, index[answer]] = answer_score(count)
     return scores
+
+
+
+def vocabulary_answer_types(answer_lists, question_answer_types, vocabulary):
+    """Each vocabulary answer's VQA answer type: the `answer_type` of the questions its human answers occur in,
+    by majority (ties: the `ANSWER_TYPES` order; an answer never seen, or only with unknown types: `"other"`).
+
+    Args:
+        answer_lists: iterable of lists of human answers, one list per question.
+        question_answer_types: iterable of the questions' `answer_type` strings (None or others count for nothing).
+        vocabulary: list of normalised answers (`build_answer_vocabulary`).
+
+    Returns:
+        list of str, one of `ANSWER_TYPES` per vocabulary answer.
+
+    Example:
+    >>> vocabulary_answer_types([["yes", "Yes"], ["2", "two"], ["red"]], ["yes/no", "number", "other"],
+    ...                         ["yes", "2", "red", "blue"])
+    ['yes/no', 'number', 'other', 'other']
+    """
+    index = {answer: i for i, answer in enumerate(vocabulary)}
+    votes = np.zeros((len(vocabulary), len(ANSWER_TYPES)), np.int64)
+    for answers, answer_type in zip(answer_lists, question_answer_types):
+        if answer_type not in ANSWER_TYPES:
+            continue
+        for answer in answers:
+            row = index.get(normalize_answer(answer))
+            if row is not None:
+                votes[row, ANSWER_TYPES.index(answer_type)] += 1
+    return [ANSWER_TYPES[int(np.argmax(row))] if row.any() else "other" for row in votes]

@@ -14,6 +14,9 @@ from florence_keras.models.florence_backbone import FlorenceBackbone
 from florence_keras.models.florence_clip_preprocessor import FlorenceCLIPPreprocessor
 from florence_keras.models.florence_task import FlorenceTask
 
+# The VQA v2 answer types (the annotations' `answer_type`), the classes of `FlorenceVQA(answer_types=...)`.
+ANSWER_TYPES = ("yes/no", "number", "other")
+
 
 @keras.saving.register_keras_serializable(package="florence_keras")
 class FlorenceVQA(FlorenceTask):
@@ -78,6 +81,16 @@ class FlorenceVQA(FlorenceTask):
             including an attribute-object phrase never seen in training; on the built-in scenes (eight held-out
             shape-colour pairs) 0.3 removes answers of the wrong type ("yes" to "which side is the cyan hexagon
             on?") but leaves the overall accuracy where it was over ten runs (docs/vqa.md, session 19).
+        question_prior: bool, default False. A question-only branch (the head's shape on the question's summary
+            token, its input cut from the gradient) is trained beside the fusion as a product of experts (Clark et
+            al. 2019; RUBi, Cadene et al. 2019): the loss is `BCE(fusion + branch) + BCE(branch)`, with the
+            branch's share of the sum cut from the gradient, so the fusion learns what the question alone does not
+            already tell. At inference the Task's logits are the fusion's + log P(answer type | question) from the
+            branch (`answer_type_restricted`): the branch only chooses the kind of answer. For held-out data whose
+            answer priors differ from training's (VQA-CP; the built-in split's unseen shape-colour pairs: "what
+            shape is the cyan object?" is never "hexagon" in training, docs/vqa.md, session 20).
+        answer_types: list of `ANSWER_TYPES` strings, one per answer (`vocabulary_answer_types` of the training
+            annotations); default all "other". Used by `question_prior`'s inference.
         **kwargs: `keras.Model` arguments.
 
     Training on cached features: with a frozen backbone, `encode(images, token_ids)` gives the frozen half's
@@ -97,7 +110,8 @@ class FlorenceVQA(FlorenceTask):
     def __init__(self, backbone, preprocessor=None, answer_vocabulary=None, image_size=None, question_length=32,
                  fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
                  image_token_stage=None, image_position_embedding=True, image_scales=(1,), image_detail=False,
-                 image_summary="mean", text_summary_dropout=0.0, **kwargs):
+                 image_summary="mean", text_summary_dropout=0.0, question_prior=False, answer_types=None,
+                 **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
@@ -129,6 +143,13 @@ class FlorenceVQA(FlorenceTask):
             raise ValueError(f"`image_summary` must be one of {self.IMAGE_SUMMARIES}. Received: "
                              f"image_summary={image_summary!r}")
         self.image_summary = image_summary
+        self.question_prior = bool(question_prior)
+        answer_types = ["other"] * len(answer_vocabulary) if answer_types is None else list(answer_types)
+        if len(answer_types) != len(answer_vocabulary) or any(t not in ANSWER_TYPES for t in answer_types):
+            raise ValueError(f"`answer_types` must give one of {ANSWER_TYPES} per answer of the vocabulary "
+                             f"({len(answer_vocabulary)}). Received {len(answer_types)} entries: "
+                             f"{sorted(set(map(str, answer_types)))}")
+        self.answer_types = answer_types
         self.eos_token_id = int(backbone.text_encoder.eos_token_id)
         # === Layers ===
         self.backbone = backbone
@@ -144,6 +165,12 @@ class FlorenceVQA(FlorenceTask):
         self.head_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="head_norm", **policy)
         self.head_output = keras.layers.Dense(len(answer_vocabulary), kernel_initializer=init, name="head_output",
                                               dtype="float32")
+        if self.question_prior:  # the question-only branch: the head's shape on the question's summary token
+            self.prior_dense = keras.layers.Dense(2 * fusion_dim, kernel_initializer=init, name="prior_dense",
+                                                  **policy)
+            self.prior_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="prior_norm", **policy)
+            self.prior_output = keras.layers.Dense(len(answer_vocabulary), kernel_initializer=init,
+                                                   name="prior_output", dtype="float32")
         # === Functional model ===
         images = keras.Input(shape=(image_size, image_size, 3), name="images")
         token_ids = keras.Input(shape=(question_length,), dtype="int32", name="token_ids")
@@ -180,6 +207,8 @@ class FlorenceVQA(FlorenceTask):
         question_mask = self.question_mask(token_ids)
         text_tokens = fusion_tokens.text_tokens(backbone.text_encoder(token_ids)["sequence_output"], question_mask)
         logits = self.answer_logits({"image_map": image_map, "text_tokens": text_tokens, "text_mask": question_mask})
+        if self.question_prior:
+            logits = self.answer_type_restricted(logits, self.question_prior_logits(text_tokens))
         super().__init__(inputs={"images": images, "token_ids": token_ids}, outputs=logits, **kwargs)
 
     @classmethod
@@ -272,12 +301,31 @@ class FlorenceVQA(FlorenceTask):
             maps.append(fusion_tokens.image_map(features, self.image_token_stage, self.image_detail))
         return maps
 
-    def encode_questions(self, token_ids):
+    def encode_questions(self, token_ids, training=False):
         """Token ids `(B, question_length)` -> `{"text_tokens": (B, L, D), "text_mask": int32 (B, L)}` (inference
-        mode)."""
+        mode by default)."""
         text_mask = self.question_mask(token_ids)
-        sequence = self.backbone.text_encoder(token_ids, training=False)["sequence_output"]
+        sequence = self.backbone.text_encoder(token_ids, training=training)["sequence_output"]
         return {"text_tokens": fusion_tokens.text_tokens(sequence, text_mask), "text_mask": text_mask}
+
+    def question_prior_logits(self, text_tokens):
+        """The question-only branch (`question_prior=True`): `text_tokens` `(B, L, D)` -> float32 logits
+        `(B, #answers)` from the question's summary token alone, `Dense -> LayerNorm -> GELU -> Dense` as the head.
+        Its input is cut from the gradient: the branch never shapes the encoders."""
+        summary = ops.stop_gradient(text_tokens[:, 0])
+        hidden = keras.activations.gelu(self.prior_norm(self.prior_dense(summary)), approximate=False)
+        return ops.cast(self.prior_output(hidden), "float32")
+
+    def answer_type_restricted(self, logits, prior_logits):
+        """Inference with `question_prior`: the fusion's logits + log P(the answer's type | question), where the
+        question-only branch gives the type's probability (its sigmoid scores summed over the type's answers,
+        normalised over the types). The branch's within-type preferences are left out: only the type it
+        expects is kept, so a question is answered with an answer of its kind."""
+        types = np.zeros((len(self.answer_types), len(ANSWER_TYPES)), "float32")
+        types[np.arange(len(self.answer_types)), [ANSWER_TYPES.index(t) for t in self.answer_types]] = 1.0
+        mass = ops.matmul(ops.sigmoid(ops.cast(prior_logits, "float32")), types)
+        type_probability = mass / ops.maximum(ops.sum(mass, axis=-1, keepdims=True), 1e-12)
+        return ops.cast(logits, "float32") + ops.matmul(ops.log(type_probability + 1e-6), types.T)
 
     def answer_logits(self, features, training=None):
         """The fusion and head half: `encode`'s dict -> answer logits `(B, #answers)`."""
@@ -375,11 +423,23 @@ class FlorenceVQA(FlorenceTask):
                              "'text_tokens', 'text_mask', 'answer_scores', ...}. Received: "
                              f"{sorted(x) if isinstance(x, dict) else type(x).__name__}")
         loss_fn = getattr(self, "task_loss", None) or self._training_loss()
-        if {"images", "token_ids"} <= keys:
-            logits = self({"images": x["images"], "token_ids": x["token_ids"]}, training=training)
-        else:
-            logits = self.answer_logits({k: x[k] for k in self.FEATURE_KEYS}, training=training)
-        per_question = loss_fn.call(ops.cast(x["answer_scores"], "float32"), ops.cast(logits, "float32"))
+        targets = ops.cast(x["answer_scores"], "float32")
+        if not self.question_prior:
+            if {"images", "token_ids"} <= keys:
+                logits = self({"images": x["images"], "token_ids": x["token_ids"]}, training=training)
+            else:
+                logits = self.answer_logits({k: x[k] for k in self.FEATURE_KEYS}, training=training)
+            per_question = loss_fn.call(targets, ops.cast(logits, "float32"))
+        else:  # a product of experts: the fusion learns what the question alone does not tell
+            if {"images", "token_ids"} <= keys:
+                features = {"image_map": self.encode_images(x["images"], training=training),
+                            **self.encode_questions(x["token_ids"], training=training)}
+            else:
+                features = {k: x[k] for k in self.FEATURE_KEYS}
+            logits = ops.cast(self.answer_logits(features, training=training), "float32")
+            prior = self.question_prior_logits(features["text_tokens"])
+            per_question = (loss_fn.call(targets, logits + ops.stop_gradient(prior))
+                            + loss_fn.call(targets, prior))
         per_question = per_question * len(self.answer_vocabulary)
         replicas = 1 if replica_context is None else replica_context.num_replicas_in_sync
         global_batch = ops.cast(ops.shape(per_question)[0] * replicas, "float32")
@@ -457,5 +517,6 @@ class FlorenceVQA(FlorenceTask):
                        "image_token_stage": self.image_token_stage,
                        "image_position_embedding": self.image_position_embedding,
                        "image_scales": list(self.image_scales), "image_detail": self.image_detail,
-                       "image_summary": self.image_summary, "text_summary_dropout": self.text_summary_dropout})
+                       "image_summary": self.image_summary, "text_summary_dropout": self.text_summary_dropout,
+                       "question_prior": self.question_prior, "answer_types": list(self.answer_types)})
         return config

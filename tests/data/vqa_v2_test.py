@@ -12,6 +12,7 @@ from florence_keras.data.vqa_dataset import vqa_dataset
 from florence_keras.data.vqa_targets import answer_score
 from florence_keras.data.vqa_targets import build_answer_vocabulary
 from florence_keras.data.vqa_targets import soft_scores
+from florence_keras.data.vqa_targets import vocabulary_answer_types
 from florence_keras.data.vqa_v2 import load_vqa_images
 from florence_keras.data.vqa_v2 import read_vqa_v2
 
@@ -91,6 +92,17 @@ def test_soft_scores_and_vocabulary_by_hand():
     np.testing.assert_allclose(scores, [[0, 0, 1.0], [0, 1.0, 0], [1.0, 0, 0], [0, 0, 0]])
     full = soft_scores([["3"] * 2 + ["2"] * 8, ["dog"] * 3 + ["cat"] * 7, ["dog"]], ["3", "dog", "2"])
     np.testing.assert_allclose(full, [[0.6, 0, 1.0], [0, 0.9, 0], [0, 0.3, 0]])
+
+
+def test_vocabulary_answer_types_by_majority_of_normalised_answers():
+    lists = [["Yes", "yes."] + ["no"] * 8, ["two"] * 6 + ["yes"] * 4, ["2", "red"], ["Red"], ["blue"]]
+    types = ["yes/no", "number", "other", "other", "unknown"]
+    # Votes (normalised answers): yes 2 yes/no + 4 number; no 8 yes/no; 2 6 number + 1 other; red 2 other;
+    # blue only under an unknown type; green never seen.
+    assert vocabulary_answer_types(lists, types, ["yes", "no", "2", "red", "blue", "green"]) == [
+        "number", "yes/no", "number", "other", "other", "other"]
+    # A tie goes to the first type in ("yes/no", "number", "other").
+    assert vocabulary_answer_types([["yes"], ["yes"]], ["other", "yes/no"], ["yes"]) == ["yes/no"]
 
 
 def test_stream_batches():

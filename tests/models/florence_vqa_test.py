@@ -440,3 +440,60 @@ def test_text_summary_dropout_zeroes_the_question_summary_in_training_only(tmp_p
     assert FlorenceVQA.from_config(old).text_summary_dropout == 0.0
     with pytest.raises(ValueError, match="rate"):
         _vqa(text_summary_dropout=1.5)
+
+
+def _bce(targets, logits):
+    logits = np.asarray(logits, np.float64)
+    return (np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))).sum(axis=1)
+
+
+def test_question_prior_is_a_product_of_experts_in_training_and_a_type_choice_at_inference(tmp_path):
+    """`question_prior=True`: the loss is BCE(fusion + question-only logits) + BCE(question-only logits) on both
+    training paths, the question-only branch learns from its own term only (its input and its share of the sum are
+    cut from the gradient), and the Task's logits are the fusion's + log P(answer type | question) from the branch's
+    sigmoid scores, checked against NumPy."""
+    types = ["yes/no", "yes/no", "number", "other", "other"]
+    vqa = _vqa(question_prior=True, answer_types=types)
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(3, 32, 32, 3)).astype("float32")
+    ids = vqa.tokenize_questions(["is there a circle?", "how many?", "what colour is the circle?"]).numpy()
+    features = vqa.encode(images, ids)
+    main = np.asarray(vqa.answer_logits(features, training=False), np.float64)
+    prior = np.asarray(vqa.question_prior_logits(features["text_tokens"]), np.float64)
+    assert not np.allclose(prior, 0, atol=1e-3)
+    # Inference: the fusion's logits + log of the type's share of the branch's sigmoid scores.
+    onehot = np.eye(3)[[("yes/no", "number", "other").index(t) for t in types]]
+    mass = (1 / (1 + np.exp(-prior))) @ onehot
+    expected = main + np.log(mass / mass.sum(axis=1, keepdims=True) + 1e-6) @ onehot.T
+    np.testing.assert_allclose(np.asarray(vqa({"images": images, "token_ids": ids})), expected, rtol=1e-5, atol=1e-5)
+    # Training: the product of experts, on images + token ids and on cached features.
+    targets = np.zeros((3, len(VOCABULARY)), "float32")
+    targets[0, 0], targets[1, 2], targets[2, 3] = 1.0, 0.6, 0.9
+    want = (_bce(targets, main + prior) + _bce(targets, prior)).mean()
+    got = float(vqa.replica_loss({"images": images, "token_ids": ids, "answer_scores": targets}, training=False))
+    assert got == pytest.approx(want, rel=1e-4)
+    cached = float(vqa.replica_loss(dict(features, answer_scores=targets), training=False))
+    assert cached == pytest.approx(want, rel=1e-4)
+    # The branch's gradient is that of its own BCE alone (the sum's share is cut).
+    kernel = vqa.prior_output.kernel
+    with tf.GradientTape(persistent=True) as tape:
+        loss = vqa.replica_loss(dict(features, answer_scores=targets), training=False)
+        own = tf.reduce_mean(tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
+            targets, vqa.question_prior_logits(features["text_tokens"])), axis=1))
+    np.testing.assert_allclose(tape.gradient(loss, kernel), tape.gradient(own, kernel), rtol=1e-4, atol=1e-7)
+    assert tape.gradient(loss, vqa.head_output.kernel) is not None
+    # Config, preset, an older config, bad types.
+    assert vqa.get_config()["question_prior"] is True and vqa.get_config()["answer_types"] == types
+    vqa.save_to_preset(tmp_path / "vqa")
+    loaded = FlorenceVQA.from_preset(str(tmp_path / "vqa"))
+    assert loaded.question_prior and loaded.answer_types == types
+    np.testing.assert_allclose(np.asarray(loaded({"images": images, "token_ids": ids})), expected, rtol=1e-5,
+                               atol=1e-5)
+    old = _vqa().get_config()
+    del old["question_prior"], old["answer_types"]
+    plain = FlorenceVQA.from_config(old)
+    assert not plain.question_prior and plain.answer_types == ["other"] * len(VOCABULARY)
+    with pytest.raises(ValueError, match="answer_types"):
+        _vqa(question_prior=True, answer_types=["yes/no"])
+    with pytest.raises(ValueError, match="answer_types"):
+        _vqa(question_prior=True, answer_types=["colour"] * len(VOCABULARY))
