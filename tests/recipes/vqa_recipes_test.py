@@ -45,6 +45,10 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert vqa.image_detail and summary["settings"]["image_detail"]  # the default: the finer stage folded in
     assert vqa.image_summary == "pooled" and summary["settings"]["image_summary"] == "pooled"  # (likewise)
     assert vqa.text_summary_dropout == 0.0 and summary["settings"]["text_summary_dropout"] == 0.0  # off by default
+    # --question_prior=auto: on for the built-in scenes, with each answer's type from the annotations.
+    assert vqa.question_prior and summary["settings"]["question_prior"] is True
+    for answer, answer_type in zip(vqa.answer_vocabulary, vqa.answer_types):
+        assert answer_type == ("yes/no" if answer in ("yes", "no") else "number" if answer.isdigit() else "other")
     start = FlorenceVQA.from_preset(str(tiny_preset_dir), answer_vocabulary=vqa.answer_vocabulary, image_size=32,
                                     question_length=16, fusion_dim=16, fusion_layers=1, fusion_heads=2)
     for trained, initial in zip(vqa.backbone.weights, start.backbone.weights):  # the encoders did not move
@@ -108,3 +112,12 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     predictions = json.loads((output / "predictions.json").read_text())
     assert len(predictions) == results["num_questions"] and set(predictions[0]) == {"question_id", "answer"}
     assert "| overall |" in (output / "results.md").read_text() and "| overall |" in stdout
+
+    # Other data: --question_prior=auto leaves the branch off.
+    external_dir = tmp_path / "external"
+    eval_recipe_data.run_recipe(
+        "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={external_dir}", f"--questions={tmp_path / 'q.json'}",
+        f"--annotations={tmp_path / 'a.json'}", f"--image_dir={model_dir / 'data'}", "--image_template={file_name}",
+        "--image_size=32", "--steps=1", "--batch_size=4", "--fusion_dim=16", "--fusion_layers=1", "--fusion_heads=2",
+        timeout=400)
+    assert not FlorenceVQA.from_preset(str(external_dir / "preset")).question_prior
