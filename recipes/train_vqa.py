@@ -88,7 +88,7 @@ flags.DEFINE_enum("question_prior", "auto", ["auto", "on", "off"], "A question-o
                   "tell; at inference the branch only picks the answer type. For held-out data whose answer priors "
                   "differ from training (VQA-CP; the built-in held-out split, whose objects have unseen "
                   "shape-colour pairs). 'auto': on for the built-in scenes, off for other data (VQA v2's priors "
-                  "hold on its own test split).")
+                  "hold on its own test split); going on from a FlorenceVQA preset, that preset's choice.")
 flags.DEFINE_float("backbone_lr_multiplier", 0.1, "The pretrained encoders' learning rate as a fraction of "
                    "--learning_rate (the fusion's and the head's): METER's per-module rates (1: one rate for all).")
 flags.DEFINE_bool("freeze_backbone", True, "Train the fusion and the head only (--nofreeze_backbone: fine-tune the "
@@ -189,6 +189,8 @@ def main(argv):
         fusion["fusion_intermediate_dim"] = pretrained["fusion_intermediate_dim"]
         if FLAGS.fusion_preset and FLAGS["preset"].using_default_value:
             preset = FLAGS.fusion_preset
+        if FLAGS.question_prior == "auto" and "question_prior" in pretrained:  # going on from a FlorenceVQA
+            question_prior = pretrained["question_prior"]  # preset: its branch, so that its weights fit
 
     if fusion["image_token_stage"] == 0 and fusion["image_detail"]:  # stage 0 has no finer stage to fold in
         if not FLAGS["image_detail"].using_default_value:

@@ -29,8 +29,8 @@ def is_fusion_pretrainer_preset(preset):
 def fusion_settings(preset):
     """The `FUSION_SETTINGS` (+ `dropout`) of a `FlorenceFusionPretrainer` or `FlorenceVQA` preset directory, read
     from its `task.json` (nothing is built); a FlorenceVQA preset also gives its `question_length`,
-    `image_position_embedding`, `image_scales`, `image_detail` and `image_summary` (a pretrainer's is "mean",
-    the image-stream summary it was trained with)."""
+    `image_position_embedding`, `image_scales`, `image_detail`, `image_summary` (a pretrainer's is "mean",
+    the image-stream summary it was trained with) and `question_prior` (False in presets saved before it)."""
     task_class = preset_task_class(preset)
     if task_class not in ("FlorenceFusionPretrainer", "FlorenceVQA"):
         raise ValueError(f"{preset} is not a FlorenceFusionPretrainer or FlorenceVQA preset directory (its "
@@ -39,8 +39,10 @@ def fusion_settings(preset):
         config = json.load(f).get("config", {})
     names = FUSION_SETTINGS + ("dropout",)
     if task_class == "FlorenceVQA":
-        names += ("question_length", "image_position_embedding", "image_scales", "image_detail", "image_summary")
+        names += ("question_length", "image_position_embedding", "image_scales", "image_detail", "image_summary",
+                  "question_prior")
         config.setdefault("image_position_embedding", False)  # saved before the argument existed
+        config.setdefault("question_prior", False)  # (likewise)
         config.setdefault("image_detail", False)  # (likewise)
         config.setdefault("image_summary", "mean")  # (likewise)
         config["image_scales"] = tuple(config.get("image_scales", (1,)))

@@ -487,6 +487,9 @@ def test_question_prior_is_a_product_of_experts_in_training_and_a_type_choice_at
     vqa.save_to_preset(tmp_path / "vqa")
     loaded = FlorenceVQA.from_preset(str(tmp_path / "vqa"))
     assert loaded.question_prior and loaded.answer_types == types
+    from florence_keras.models import fusion_weights
+
+    assert fusion_weights.fusion_settings(str(tmp_path / "vqa"))["question_prior"] is True  # train_vqa goes on
     np.testing.assert_allclose(np.asarray(loaded({"images": images, "token_ids": ids})), expected, rtol=1e-5,
                                atol=1e-5)
     old = _vqa().get_config()
