@@ -224,7 +224,7 @@ def test_set_backbone_trainable_keeps_unused_parts_frozen(tmp_path):
     assert settings == {"fusion_dim": 16, "fusion_layers": 1, "fusion_heads": 2, "fusion_intermediate_dim": 64,
                         "image_token_stage": 0, "dropout": 0.0, "question_length": 12,
                         "image_position_embedding": True, "image_scales": (1,), "image_detail": False,
-                        "image_summary": "mean"}
+                        "image_summary": "mean", "question_prior": False}
     loaded.set_backbone_trainable(True)
     trainable = {id(v) for v in loaded.backbone.trainable_weights}
     assert trainable
