@@ -85,12 +85,17 @@ class FlorenceVQA(FlorenceTask):
             token, its input cut from the gradient) is trained beside the fusion as a product of experts (Clark et
             al. 2019; RUBi, Cadene et al. 2019): the loss is `BCE(fusion + branch) + BCE(branch)`, with the
             branch's share of the sum cut from the gradient, so the fusion learns what the question alone does not
-            already tell. At inference the Task's logits are the fusion's + log P(answer type | question) from the
-            branch (`answer_type_restricted`): the branch only chooses the kind of answer. For held-out data whose
-            answer priors differ from training's (VQA-CP; the built-in split's unseen shape-colour pairs: "what
-            shape is the cyan object?" is never "hexagon" in training, docs/vqa.md, session 20).
+            already tell. At inference (`question_prior_inference`) the Task's logits are the fusion's + the
+            branch's log-probability of the answer's type + its log-share of the answer within the type, floored
+            at `log(question_prior_floor)`: the question picks the kind of answer and keeps its mild preferences,
+            but never rules out an answer of the right kind. For held-out data whose answer priors differ from
+            training's (VQA-CP; the built-in split's unseen shape-colour pairs: "what shape is the cyan object?"
+            is never "hexagon" in training, docs/vqa.md, session 20).
         answer_types: list of `ANSWER_TYPES` strings, one per answer (`vocabulary_answer_types` of the training
             annotations); default all "other". Used by `question_prior`'s inference.
+        question_prior_floor: float in `[0, 1]`, default 0.1: the least share of its type's question-only mass an
+            answer is given at inference (1: the type alone; 0: the branch's full preferences within the type).
+            Inference only: a trained model's floor can be changed without retraining.
         **kwargs: `keras.Model` arguments.
 
     Training on cached features: with a frozen backbone, `encode(images, token_ids)` gives the frozen half's
@@ -111,7 +116,7 @@ class FlorenceVQA(FlorenceTask):
                  fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
                  image_token_stage=None, image_position_embedding=True, image_scales=(1,), image_detail=False,
                  image_summary="mean", text_summary_dropout=0.0, question_prior=False, answer_types=None,
-                 **kwargs):
+                 question_prior_floor=0.1, **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
@@ -150,6 +155,11 @@ class FlorenceVQA(FlorenceTask):
                              f"({len(answer_vocabulary)}). Received {len(answer_types)} entries: "
                              f"{sorted(set(map(str, answer_types)))}")
         self.answer_types = answer_types
+        if isinstance(question_prior_floor, bool) or not isinstance(question_prior_floor, (int, float)) or not (
+                0.0 <= question_prior_floor <= 1.0):
+            raise ValueError(f"`question_prior_floor` must be a number in [0, 1]. Received: "
+                             f"question_prior_floor={question_prior_floor!r}")
+        self.question_prior_floor = float(question_prior_floor)
         self.eos_token_id = int(backbone.text_encoder.eos_token_id)
         # === Layers ===
         self.backbone = backbone
@@ -208,7 +218,7 @@ class FlorenceVQA(FlorenceTask):
         text_tokens = fusion_tokens.text_tokens(backbone.text_encoder(token_ids)["sequence_output"], question_mask)
         logits = self.answer_logits({"image_map": image_map, "text_tokens": text_tokens, "text_mask": question_mask})
         if self.question_prior:
-            logits = self.answer_type_restricted(logits, self.question_prior_logits(text_tokens))
+            logits = self.question_prior_inference(logits, self.question_prior_logits(text_tokens))
         super().__init__(inputs={"images": images, "token_ids": token_ids}, outputs=logits, **kwargs)
 
     @classmethod
@@ -316,16 +326,22 @@ class FlorenceVQA(FlorenceTask):
         hidden = keras.activations.gelu(self.prior_norm(self.prior_dense(summary)), approximate=False)
         return ops.cast(self.prior_output(hidden), "float32")
 
-    def answer_type_restricted(self, logits, prior_logits):
-        """Inference with `question_prior`: the fusion's logits + log P(the answer's type | question), where the
-        question-only branch gives the type's probability (its sigmoid scores summed over the type's answers,
-        normalised over the types). The branch's within-type preferences are left out: only the type it
-        expects is kept, so a question is answered with an answer of its kind."""
+    def question_prior_inference(self, logits, prior_logits):
+        """Inference with `question_prior`: the fusion's logits + log P(the answer's type | question) +
+        max(log share of the answer within its type, log question_prior_floor). The question-only branch gives
+        both: its sigmoid scores summed over a type's answers, normalised over the types, and each answer's score
+        over its type's sum. The type keeps answers of the question's kind; the floor keeps the branch's mild
+        preferences (which side objects tend to be on) without ruling out an answer it never saw for this
+        question (a hexagon of a colour never seen on one)."""
         types = np.zeros((len(self.answer_types), len(ANSWER_TYPES)), "float32")
         types[np.arange(len(self.answer_types)), [ANSWER_TYPES.index(t) for t in self.answer_types]] = 1.0
-        mass = ops.matmul(ops.sigmoid(ops.cast(prior_logits, "float32")), types)
+        scores = ops.sigmoid(ops.cast(prior_logits, "float32"))
+        mass = ops.matmul(scores, types)
         type_probability = mass / ops.maximum(ops.sum(mass, axis=-1, keepdims=True), 1e-12)
-        return ops.cast(logits, "float32") + ops.matmul(ops.log(type_probability + 1e-6), types.T)
+        share = scores / ops.maximum(ops.matmul(mass, types.T), 1e-12)
+        floor = np.log(self.question_prior_floor) if self.question_prior_floor > 0 else -np.inf
+        within = ops.maximum(ops.log(share + 1e-12), floor)
+        return ops.cast(logits, "float32") + ops.matmul(ops.log(type_probability + 1e-6), types.T) + within
 
     def answer_logits(self, features, training=None):
         """The fusion and head half: `encode`'s dict -> answer logits `(B, #answers)`."""
@@ -518,5 +534,6 @@ class FlorenceVQA(FlorenceTask):
                        "image_position_embedding": self.image_position_embedding,
                        "image_scales": list(self.image_scales), "image_detail": self.image_detail,
                        "image_summary": self.image_summary, "text_summary_dropout": self.text_summary_dropout,
-                       "question_prior": self.question_prior, "answer_types": list(self.answer_types)})
+                       "question_prior": self.question_prior, "answer_types": list(self.answer_types),
+                       "question_prior_floor": self.question_prior_floor})
         return config

@@ -450,10 +450,11 @@ def _bce(targets, logits):
 def test_question_prior_is_a_product_of_experts_in_training_and_a_type_choice_at_inference(tmp_path):
     """`question_prior=True`: the loss is BCE(fusion + question-only logits) + BCE(question-only logits) on both
     training paths, the question-only branch learns from its own term only (its input and its share of the sum are
-    cut from the gradient), and the Task's logits are the fusion's + log P(answer type | question) from the branch's
-    sigmoid scores, checked against NumPy."""
+    cut from the gradient), and the Task's logits are the fusion's + log P(answer type | question) + the floored
+    log-share of the answer within its type, from the branch's sigmoid scores, checked against NumPy."""
     types = ["yes/no", "yes/no", "number", "other", "other"]
     vqa = _vqa(question_prior=True, answer_types=types)
+    vqa.prior_output.bias.assign(np.array([2.0, -4.0, 0.0, 0.0, -5.0], "float32"))  # preferences within types
     rng = np.random.default_rng(3)
     images = rng.normal(size=(3, 32, 32, 3)).astype("float32")
     ids = vqa.tokenize_questions(["is there a circle?", "how many?", "what colour is the circle?"]).numpy()
@@ -461,11 +462,21 @@ def test_question_prior_is_a_product_of_experts_in_training_and_a_type_choice_at
     main = np.asarray(vqa.answer_logits(features, training=False), np.float64)
     prior = np.asarray(vqa.question_prior_logits(features["text_tokens"]), np.float64)
     assert not np.allclose(prior, 0, atol=1e-3)
-    # Inference: the fusion's logits + log of the type's share of the branch's sigmoid scores.
+    # Inference: the fusion's logits + log of the type's share of the branch's sigmoid scores + the answer's
+    # log-share within its type, floored at log(0.1) (the default).
     onehot = np.eye(3)[[("yes/no", "number", "other").index(t) for t in types]]
-    mass = (1 / (1 + np.exp(-prior))) @ onehot
-    expected = main + np.log(mass / mass.sum(axis=1, keepdims=True) + 1e-6) @ onehot.T
+    scores = 1 / (1 + np.exp(-prior))
+    mass = scores @ onehot
+    type_log = np.log(mass / mass.sum(axis=1, keepdims=True) + 1e-6) @ onehot.T
+    share = scores / (mass @ onehot.T)
+    assert (share < 0.1).any() and (share > 0.1).any()  # the floor matters to this case
+    expected = main + type_log + np.maximum(np.log(share), np.log(0.1))
     np.testing.assert_allclose(np.asarray(vqa({"images": images, "token_ids": ids})), expected, rtol=1e-5, atol=1e-5)
+    for floor, within in ((1.0, 0.0), (0.0, np.log(share))):  # the type alone; the branch's full preferences
+        other = _vqa(question_prior=True, answer_types=types, question_prior_floor=floor)
+        other.set_weights(vqa.get_weights())
+        np.testing.assert_allclose(np.asarray(other({"images": images, "token_ids": ids})), main + type_log + within,
+                                   rtol=1e-5, atol=1e-5)
     # Training: the product of experts, on images + token ids and on cached features.
     targets = np.zeros((3, len(VOCABULARY)), "float32")
     targets[0, 0], targets[1, 2], targets[2, 3] = 1.0, 0.6, 0.9
@@ -484,6 +495,7 @@ def test_question_prior_is_a_product_of_experts_in_training_and_a_type_choice_at
     assert tape.gradient(loss, vqa.head_output.kernel) is not None
     # Config, preset, an older config, bad types.
     assert vqa.get_config()["question_prior"] is True and vqa.get_config()["answer_types"] == types
+    assert vqa.get_config()["question_prior_floor"] == 0.1
     vqa.save_to_preset(tmp_path / "vqa")
     loaded = FlorenceVQA.from_preset(str(tmp_path / "vqa"))
     assert loaded.question_prior and loaded.answer_types == types
@@ -500,3 +512,5 @@ def test_question_prior_is_a_product_of_experts_in_training_and_a_type_choice_at
         _vqa(question_prior=True, answer_types=["yes/no"])
     with pytest.raises(ValueError, match="answer_types"):
         _vqa(question_prior=True, answer_types=["colour"] * len(VOCABULARY))
+    with pytest.raises(ValueError, match="question_prior_floor"):
+        _vqa(question_prior=True, answer_types=types, question_prior_floor=1.5)

@@ -47,6 +47,7 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert vqa.text_summary_dropout == 0.0 and summary["settings"]["text_summary_dropout"] == 0.0  # off by default
     # --question_prior=auto: on for the built-in scenes, with each answer's type from the annotations.
     assert vqa.question_prior and summary["settings"]["question_prior"] is True
+    assert vqa.question_prior_floor == 0.1 and summary["settings"]["question_prior_floor"] == 0.1
     for answer, answer_type in zip(vqa.answer_vocabulary, vqa.answer_types):
         assert answer_type == ("yes/no" if answer in ("yes", "no") else "number" if answer.isdigit() else "other")
     start = FlorenceVQA.from_preset(str(tiny_preset_dir), answer_vocabulary=vqa.answer_vocabulary, image_size=32,
