@@ -386,11 +386,29 @@ class FlorenceVQA(FlorenceTask):
         return keras.losses.BinaryCrossentropy(from_logits=True)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """The compiled loss of the answer logits against soft targets `y` `(B, #answers)`, × #answers."""
+        """The compiled loss of the answer logits against soft targets `y` `(B, #answers)`, × #answers. With
+        `question_prior` the product of experts of `replica_loss`, computed from `x` (`y_pred` holds the
+        inference logits)."""
         if y is None:
             raise ValueError("The VQA loss needs soft answer targets `y`.")
-        loss = self.task_loss_or_raise()(ops.cast(y, "float32"), ops.cast(y_pred, "float32"), sample_weight)
+        loss_fn, y = self.task_loss_or_raise(), ops.cast(y, "float32")
+        if self.question_prior and x is not None:
+            logits, prior = self._fusion_and_question_logits(x, training)
+            loss = loss_fn(y, logits + ops.stop_gradient(prior), sample_weight) + loss_fn(y, prior, sample_weight)
+        else:
+            loss = loss_fn(y, ops.cast(y_pred, "float32"), sample_weight)
         return self.with_layer_losses(loss * len(self.answer_vocabulary))
+
+    def _fusion_and_question_logits(self, x, training):
+        """`question_prior` training: float32 `(fusion logits, question-only logits)` of images + token ids or of
+        cached features."""
+        if "images" in x and "token_ids" in x:
+            features = {"image_map": self.encode_images(x["images"], training=training),
+                        **self.encode_questions(x["token_ids"], training=training)}
+        else:
+            features = {k: x[k] for k in self.FEATURE_KEYS}
+        logits = ops.cast(self.answer_logits(features, training=training), "float32")
+        return logits, self.question_prior_logits(features["text_tokens"])
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
         """`fit` / `evaluate` take `{"images", "token_ids"}` and soft targets: passed unchanged."""
@@ -447,13 +465,7 @@ class FlorenceVQA(FlorenceTask):
                 logits = self.answer_logits({k: x[k] for k in self.FEATURE_KEYS}, training=training)
             per_question = loss_fn.call(targets, ops.cast(logits, "float32"))
         else:  # a product of experts: the fusion learns what the question alone does not tell
-            if {"images", "token_ids"} <= keys:
-                features = {"image_map": self.encode_images(x["images"], training=training),
-                            **self.encode_questions(x["token_ids"], training=training)}
-            else:
-                features = {k: x[k] for k in self.FEATURE_KEYS}
-            logits = ops.cast(self.answer_logits(features, training=training), "float32")
-            prior = self.question_prior_logits(features["text_tokens"])
+            logits, prior = self._fusion_and_question_logits(x, training)
             per_question = (loss_fn.call(targets, logits + ops.stop_gradient(prior))
                             + loss_fn.call(targets, prior))
         per_question = per_question * len(self.answer_vocabulary)

@@ -485,6 +485,15 @@ def test_question_prior_is_a_product_of_experts_in_training_and_a_type_choice_at
     assert got == pytest.approx(want, rel=1e-4)
     cached = float(vqa.replica_loss(dict(features, answer_scores=targets), training=False))
     assert cached == pytest.approx(want, rel=1e-4)
+    vqa.compile()  # Keras' fit path: the same loss from x (y_pred holds the inference logits)
+    compiled = float(vqa.compute_loss(x={"images": images, "token_ids": ids}, y=targets,
+                                      y_pred=vqa({"images": images, "token_ids": ids}), training=False))
+    assert compiled == pytest.approx(want, rel=1e-4)
+    fitted = _vqa(question_prior=True, answer_types=types)
+    fitted.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = np.asarray(fitted.prior_output.kernel).copy()
+    fitted.fit({"images": images, "token_ids": ids}, targets, epochs=1, batch_size=3, verbose=0)
+    assert not np.allclose(np.asarray(fitted.prior_output.kernel), before)  # fit trains the branch too
     # The branch's gradient is that of its own BCE alone (the sum's share is cut).
     kernel = vqa.prior_output.kernel
     with tf.GradientTape(persistent=True) as tape:
