@@ -31,6 +31,9 @@ flags.DEFINE_string("builtin_dir", None, "Built-in scenes folder (default: <pres
 flags.DEFINE_integer("builtin_train", 4000, "Built-in training scenes (must match train_vqa.py's).")
 flags.DEFINE_integer("builtin_heldout", 600, "Built-in held-out scenes (must match train_vqa.py's).")
 flags.DEFINE_integer("seed", 0, "Built-in scenes' seed (must match train_vqa.py's).")
+flags.DEFINE_float("question_prior_floor", None, "For a preset trained with --question_prior: score with this floor "
+                   "instead of the preset's (inference only, no retraining; see train_vqa.py).", lower_bound=0.0,
+                   upper_bound=1.0)
 
 FLAGS = flags.FLAGS
 
@@ -60,7 +63,8 @@ def main(argv):
         if FLAGS["image_template"].using_default_value:
             image_template = builtin["image_template"]
     image_dir = image_dir or os.path.dirname(os.path.abspath(questions))
-    model = FlorenceVQA.from_preset(FLAGS.preset)
+    overrides = {} if FLAGS.question_prior_floor is None else {"question_prior_floor": FLAGS.question_prior_floor}
+    model = FlorenceVQA.from_preset(FLAGS.preset, **overrides)
     data = read_vqa_v2(questions, annotations, image_dir=image_dir, image_template=image_template,
                        split=FLAGS.split, max_questions=FLAGS.max_questions)
     loaded = load_vqa_images(data["records"], model.image_size, skip_counter=data["skip_counter"])
@@ -92,6 +96,7 @@ def main(argv):
     predictions = scores.pop("predictions")
     scores.pop("scores")
     results = dict(scores, preset=FLAGS.preset, questions=str(questions), annotations=str(annotations),
+                   question_prior=model.question_prior, question_prior_floor=model.question_prior_floor,
                    images=int(len(loaded["images"])), seconds=time.time() - start, **skipped)
     reporting.write_json(results, os.path.join(FLAGS.output_dir, "results.json"))
     reporting.write_json(predictions, os.path.join(FLAGS.output_dir, "predictions.json"))

@@ -108,11 +108,19 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert results["skipped"] == 1 and results["skipped_reasons"] == {"missing": 1}
     assert results["num_questions"] == len(questions["questions"]) - 1
     assert results["questions_cut"] == 1 and results["question_length"] == 16
+    assert results["question_prior"] is True and results["question_prior_floor"] == 0.1  # the preset's
     assert f"1 of {results['num_questions']} questions are longer than the preset's 16 tokens" in stdout
     assert 0.0 <= results["overall"] <= 100.0 and set(results["perAnswerType"]) <= {"yes/no", "number", "other"}
     predictions = json.loads((output / "predictions.json").read_text())
     assert len(predictions) == results["num_questions"] and set(predictions[0]) == {"question_id", "answer"}
     assert "| overall |" in (output / "results.md").read_text() and "| overall |" in stdout
+
+    # The floor is inference only: eval_vqa scores the same preset with another one.
+    eval_recipe_data.run_recipe(
+        "eval_vqa", f"--preset={model_dir / 'preset'}", f"--output_dir={tmp_path / 'eval_floor'}",
+        "--question_prior_floor=1", timeout=400)
+    floor_results = json.loads((tmp_path / "eval_floor" / "results.json").read_text())
+    assert floor_results["question_prior_floor"] == 1.0 and floor_results["num_questions"] > 0
 
     # Other data: --question_prior=auto leaves the branch off.
     external_dir = tmp_path / "external"
