@@ -65,6 +65,8 @@ def main(argv):
     image_dir = image_dir or os.path.dirname(os.path.abspath(questions))
     overrides = {} if FLAGS.question_prior_floor is None else {"question_prior_floor": FLAGS.question_prior_floor}
     model = FlorenceVQA.from_preset(FLAGS.preset, **overrides)
+    if overrides and not model.question_prior:
+        print(f"Note: --question_prior_floor has no effect: {FLAGS.preset} was trained without --question_prior.")
     data = read_vqa_v2(questions, annotations, image_dir=image_dir, image_template=image_template,
                        split=FLAGS.split, max_questions=FLAGS.max_questions)
     loaded = load_vqa_images(data["records"], model.image_size, skip_counter=data["skip_counter"])

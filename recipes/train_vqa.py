@@ -5,7 +5,7 @@ Run:
   python recipes/train_vqa.py --questions=Q.json --annotations=A.json --image_dir=DIR \
       [--image_template='COCO_{split}_{image_id:012d}.jpg'] --preset=PRESET --model_dir=M [--image_size=N] [--steps=N]
 
-On the built-in scenes (the default: their VQA v2 files; 7-12 minutes alone on 2 cores by CPU, docs/vqa.md):
+On the built-in scenes (the default: their VQA v2 files; ~7 (AMD Zen 5) to 12 (Zen 4) minutes alone on 2 cores):
   python recipes/train_vqa.py --model_dir=/tmp/vqa
 then score the held-out split: python recipes/eval_vqa.py --preset=/tmp/vqa/preset --output_dir=/tmp/vqa/eval
 

@@ -58,7 +58,6 @@ def soft_scores(answer_lists, vocabulary):
     return scores
 
 
-
 def vocabulary_answer_types(answer_lists, question_answer_types, vocabulary):
     """Each vocabulary answer's VQA answer type: the `answer_type` of the questions its human answers occur in,
     by majority (ties: the `ANSWER_TYPES` order; an answer never seen, or only with unknown types: `"other"`).
