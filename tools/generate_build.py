@@ -38,6 +38,7 @@ import ast
 import json
 import os
 import re
+import subprocess
 import sys
 
 # Top-level folders whose .py files become Bazel targets (those that exist).
@@ -74,6 +75,26 @@ class BuildGenerationError(ValueError):
 
 def _is_ignored(rel_dir):
     return any(rel_dir == d or rel_dir.startswith(d + "/") for d in IGNORED_DIRS)
+
+
+def _git_tracked_files(repo_root):
+    """The set of files git tracks under `repo_root` when it is the top of a git work tree; else None.
+
+    Files outside the Python roots (README, notebooks, docs) count only when tracked, so a stray log or output
+    left beside them (`test.log` in the checkout's root) never changes the BUILD files.
+    """
+    try:
+        top = subprocess.run(["git", "-C", repo_root, "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, check=False, timeout=60)
+        if top.returncode != 0 or os.path.realpath(top.stdout.strip()) != os.path.realpath(repo_root):
+            return None
+        listed = subprocess.run(["git", "-C", repo_root, "ls-files", "-z"], capture_output=True, check=False,
+                                timeout=60)
+    except (OSError, subprocess.SubprocessError):  # no git on the machine: every file counts
+        return None
+    if listed.returncode != 0:
+        return None
+    return {p.decode("utf-8", "replace") for p in listed.stdout.split(b"\0") if p}
 
 
 def _walk_files(repo_root, top):
@@ -330,8 +351,12 @@ class Tree:
         return found
 
     def _other_files(self):
-        """Repository files outside the Python roots that tests may read (README, notebooks...)."""
+        """Repository files outside the Python roots that tests may read (README, notebooks...).
+
+        In a git checkout only the tracked ones: an untracked file there (a log, an output) is not the project's.
+        """
         if not hasattr(self, "_other_files_cache"):
+            tracked = _git_tracked_files(self.repo_root)
             files = []
             for entry in sorted(os.listdir(self.repo_root)):
                 full = os.path.join(self.repo_root, entry)
@@ -344,7 +369,7 @@ class Tree:
                         files.append(entry)
                 elif os.path.isdir(full):
                     files.extend(p for p in _walk_files(self.repo_root, entry) if os.path.basename(p) != "BUILD")
-            files = [f for f in files if _LABEL_SAFE.match(f)]
+            files = [f for f in files if _LABEL_SAFE.match(f) and (tracked is None or f in tracked)]
             self._other_files_cache = [f for f in files if self.package_of(f) == "" or f in ROOT_EXPORTS]
         return self._other_files_cache
 

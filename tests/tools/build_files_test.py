@@ -1,6 +1,8 @@
 """BUILD files match the tree (tools/generate_build.py), and the generator's rules hold on small trees."""
 
 import os
+import shutil
+import subprocess
 import textwrap
 
 import pytest
@@ -221,3 +223,31 @@ def test_unparsable_module_is_named(tmp_path):
     _write(tmp_path, {"florence_keras/broken.py": "def f(:\n"})
     with pytest.raises(generate_build.BuildGenerationError, match="florence_keras/broken.py"):
         generate_build.Tree(str(tmp_path))
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_untracked_files_outside_the_python_roots_do_not_count_in_a_git_checkout(small_tree):
+    # A test that names a root file which is only a stray output (a harness's `test.log`) in this checkout.
+    (small_tree / "tests" / "models" / "log_test.py").write_text('LOG = "test.log"\nDOC = "extra/a.md"\n',
+                                                               encoding="utf-8")
+    (small_tree / "extra").mkdir()
+    (small_tree / "extra" / "a.md").write_text("a\n", encoding="utf-8")
+    (small_tree / "test.log").write_text("stray\n", encoding="utf-8")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(small_tree), *args], check=True, capture_output=True,
+                       env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+
+    # Outside a git checkout every file counts.
+    rule = _rule(generate_build.render_packages(generate_build.Tree(str(small_tree)), sizes={})["tests/models/BUILD"],
+                 "log_test")
+    assert '"//:test.log"' in rule and '"//:extra/a.md"' in rule
+    git("init", "-q")
+    git("add", "--", *[p for p in os.listdir(small_tree) if p not in (".git", "test.log")])
+    builds = generate_build.render_packages(generate_build.Tree(str(small_tree)), sizes={})
+    rule = _rule(builds["tests/models/BUILD"], "log_test")
+    assert '"//:extra/a.md"' in rule  # tracked
+    assert "test.log" not in rule and "test.log" not in builds["BUILD"]  # untracked: not the project's
+    # New modules count before they are added: the Python roots are read from the folders.
+    assert '"//:README.md"' in _rule(builds["tests/models/BUILD"], "encoder_test")
