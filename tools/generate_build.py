@@ -20,7 +20,8 @@ file, the tf-keras way. Dependencies come from the modules' imports, read with `
   string (`"presets"`) brings all its files (the outermost folder named wins). Package files nobody names go to the package's
   top-level library. Tests also get repository files named by their path (`"notebooks/a.ipynb"`,
   `"README.md"`), also relative to a folder above the test; a path to a first-party `.py` file (a
-  helper loaded by path, a recipe run as a subprocess) is a dependency.
+  helper loaded by path, a recipe run as a subprocess) is a dependency. In a git checkout, files outside
+  the Python roots count only when git tracks them (a stray log in the root is not the project's).
 * Test sizes come from tools/test_sizes.json (wall seconds measured under `bazel test`, which
   tools/pytest_main.py logs; refresh with `--sizes_from_testlogs`); a test not measured yet is
   `large`.
@@ -77,19 +78,24 @@ def _is_ignored(rel_dir):
     return any(rel_dir == d or rel_dir.startswith(d + "/") for d in IGNORED_DIRS)
 
 
+_GIT_LOCATION_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
+
+
 def _git_tracked_files(repo_root):
     """The set of files git tracks under `repo_root` when it is the top of a git work tree; else None.
 
     Files outside the Python roots (README, notebooks, docs) count only when tracked, so a stray log or output
     left beside them (`test.log` in the checkout's root) never changes the BUILD files.
     """
+    # The repository at repo_root itself, not one named by the caller's environment (a git hook sets GIT_DIR).
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARIABLES}
     try:
         top = subprocess.run(["git", "-C", repo_root, "rev-parse", "--show-toplevel"], capture_output=True,
-                             text=True, check=False, timeout=60)
+                             text=True, check=False, timeout=60, env=env)
         if top.returncode != 0 or os.path.realpath(top.stdout.strip()) != os.path.realpath(repo_root):
             return None
         listed = subprocess.run(["git", "-C", repo_root, "ls-files", "-z"], capture_output=True, check=False,
-                                timeout=60)
+                                timeout=60, env=env)
     except (OSError, subprocess.SubprocessError):  # no git on the machine: every file counts
         return None
     if listed.returncode != 0:

@@ -234,10 +234,11 @@ def test_untracked_files_outside_the_python_roots_do_not_count_in_a_git_checkout
     (small_tree / "extra" / "a.md").write_text("a\n", encoding="utf-8")
     (small_tree / "test.log").write_text("stray\n", encoding="utf-8")
 
+    # Without the caller's GIT_DIR / GIT_INDEX_FILE (set when the suite runs from a git hook): this tree's own repo.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+
     def git(*args):
-        subprocess.run(["git", "-C", str(small_tree), *args], check=True, capture_output=True,
-                       env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-                            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+        subprocess.run(["git", "-C", str(small_tree), *args], check=True, capture_output=True, env=env)
 
     # Outside a git checkout every file counts.
     rule = _rule(generate_build.render_packages(generate_build.Tree(str(small_tree)), sizes={})["tests/models/BUILD"],
