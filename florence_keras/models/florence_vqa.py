@@ -197,9 +197,12 @@ class FlorenceVQA(FlorenceTask):
         scale_maps = self._scale_maps(images, training=None)
         image_map = scale_maps[0] if len(scale_maps) == 1 else fusion_tokens.multi_scale_map(scale_maps)
         self._scale_cells = [int(fusion_tokens.grid_cells(m).shape[1]) for m in scale_maps]
+        # The image tokens' width: one scale's cells as they are (with image_detail, C + 4·C/2); several scales'
+        # projected back to the token stage's own width C.
+        token_channels = int(image_map.shape[-1])
         if len(scale_maps) > 1:  # each scale's cells through its own LayerNorm + projection (same width; with
             # image_detail, back to the token stage's own width)
-            channels = self._detail_channels[0] if self.image_detail else int(image_map.shape[-1])
+            channels = token_channels = self._detail_channels[0] if self.image_detail else int(image_map.shape[-1])
             self.image_scale_norms = [
                 keras.layers.LayerNormalization(epsilon=1e-5, name=f"image_scale_norm_{s}", **policy)
                 for s in self.image_scales]
@@ -208,8 +211,8 @@ class FlorenceVQA(FlorenceTask):
         if self.image_summary == "pooled":
             self.image_summary_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_summary_norm",
                                                                       **policy)
-            self.image_summary_projection = keras.layers.Dense(  # to the token stage's width, as every token
-                self._detail_channels[0], name="image_summary_projection", **policy)
+            self.image_summary_projection = keras.layers.Dense(  # to the width of every other image token
+                token_channels, name="image_summary_projection", **policy)
         if self.image_position_embedding:
             self.image_position = keras_hub.layers.PositionEmbedding(
                 sequence_length=1 + fusion_tokens.grid_cells(image_map).shape[1], initializer=init,

@@ -391,6 +391,17 @@ def test_pooled_image_summary_is_the_encoders_pooled_features(tmp_path):
     assert FlorenceVQA.from_config(old).image_summary == "mean"
     one_scale = _vqa(image_summary="pooled")  # one scale, no detail: the pooled map, projected to its own width
     assert int(one_scale.image_summary_projection.kernel.shape[1]) == encoder_map.shape[-1]
+    # One scale with image_detail (the recipe's defaults at --image_scales=1; it failed to build before session
+    # 22): the pooled token is projected to the folded tokens' width C + 4·C/2, and it is the token-stage
+    # channels (the first C) that are averaged.
+    detail = _vqa(image_detail=True, image_summary="pooled")
+    detail_features = detail.encode(images, ids)
+    assert int(detail.image_summary_projection.kernel.shape[1]) == detail_features["image_map"].shape[-1] == (
+        encoder_map.shape[-1] * 3)
+    detail_pooled = np.asarray(detail_features["image_map"])[..., :encoder_map.shape[-1]]
+    np.testing.assert_allclose(detail_pooled.reshape(2, -1, encoder_map.shape[-1]).mean(axis=1), pooled,
+                               rtol=1e-4, atol=1e-4)
+    assert np.all(np.isfinite(np.asarray(detail({"images": images, "token_ids": ids}))))
     stage0 = _vqa(image_token_stage=0, image_summary="pooled")  # an earlier stage: that stage's width
     stage0_map = stage0.encode(images, ids)["image_map"]
     assert int(stage0.image_summary_projection.kernel.shape[1]) == stage0_map.shape[-1]
