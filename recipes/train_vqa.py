@@ -95,6 +95,17 @@ flags.DEFINE_enum("question_prior", "auto", ["auto", "on", "off"], "A question-o
                   "differ from training (VQA-CP; the built-in held-out split, whose objects have unseen "
                   "shape-colour pairs). 'auto': on for the built-in scenes, off for other data (VQA v2's priors "
                   "hold on its own test split); going on from a FlorenceVQA preset, that preset's choice.")
+flags.DEFINE_enum("colour_permutation", "auto", ["auto", "on", "off"], "Train also on a copy of each image with "
+                  "its RGB channels permuted, carrying only its questions of --colour_permutation_answer_types that "
+                  "name no colour and whose answers name none ('is there a hexagon?'), so that shapes are seen in "
+                  "new colours (florence_keras.data.vqa_colour_permutation). For held-out data with shape-colour "
+                  "pairs unseen in training (CLEVR-CoGenT; the built-in held-out split). 'auto': on for the "
+                  "built-in scenes, off for other data (a real question without a colour word may still depend on "
+                  "colour: 'is the light green?' is caught, 'is the banana ripe?' is not).")
+flags.DEFINE_list("colour_permutation_answer_types", ["yes/no"], "With --colour_permutation: the answer types whose "
+                  "colour-free questions the copies carry (yes/no, number, other). On the built-in scenes copying "
+                  "the counting questions too cost 'which side' ~10 points at two of three seeds (docs/vqa.md, "
+                  "session 22).")
 flags.DEFINE_float("question_prior_floor", 0.1, "With --question_prior, at inference: the least share of its "
                    "type's question-only score an answer keeps (1: the question picks the answer type only; 0: the "
                    "question-only branch's full preferences within the type). Chosen on built-in seeds 1 and 2, "
@@ -131,6 +142,7 @@ def main(argv):
     import numpy as np
 
     from florence_keras.data.vqa_builtin import ensure_builtin_vqa_data
+    from florence_keras.data.vqa_colour_permutation import add_colour_permuted_copies
     from florence_keras.data.vqa_dataset import vqa_dataset
     from florence_keras.data.vqa_feature_dataset import vqa_feature_dataset
     from florence_keras.data.vqa_targets import build_answer_vocabulary
@@ -157,6 +169,10 @@ def main(argv):
         raise app.UsageError(f"--batch_size must be >= 1. Received: {FLAGS.batch_size}")
     if not 0 < FLAGS.backbone_lr_multiplier <= 1:
         raise app.UsageError(f"--backbone_lr_multiplier must be in (0, 1]. Received: {FLAGS.backbone_lr_multiplier}")
+    unknown = set(FLAGS.colour_permutation_answer_types) - {"yes/no", "number", "other"}
+    if unknown:
+        raise app.UsageError(f"--colour_permutation_answer_types takes yes/no, number and other. Received: "
+                             f"{sorted(unknown)}")
     questions, annotations = FLAGS.questions, FLAGS.annotations
     image_dir, image_template = FLAGS.image_dir, FLAGS.image_template
     if questions == "builtin":
@@ -182,6 +198,17 @@ def main(argv):
     print(f"{len(records)} training questions on {len(loaded['images'])} images at {FLAGS.image_size}px; "
           f"{len(vocabulary)} answers (cover {100 * covered:.1f}% of the questions); "
           f"{data['skip_counter'].summary()}")
+    colour_permutation = FLAGS.colour_permutation == "on" or (
+        FLAGS.colour_permutation == "auto" and FLAGS.questions == "builtin")
+    added = {"added_images": 0, "added_questions": 0}
+    if colour_permutation:  # after the vocabulary and answer types: those are the real data's
+        added = add_colour_permuted_copies(loaded["images"], loaded["image_index"], records, seed=FLAGS.seed,
+                                           answer_types=FLAGS.colour_permutation_answer_types)
+        loaded = dict(loaded, images=added["images"], image_index=added["image_index"])
+        records = added["records"]
+        scores = soft_scores([r["answers"] for r in records], vocabulary)
+        print(f"Colour-permuted copies: {added['added_images']} images, with their {added['added_questions']} "
+              "colour-free questions (--colour_permutation)")
 
     preset = FLAGS.preset
     fusion = dict(fusion_dim=FLAGS.fusion_dim, fusion_layers=FLAGS.fusion_layers, fusion_heads=FLAGS.fusion_heads,
@@ -255,7 +282,7 @@ def main(argv):
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
         "image_position_embedding", "image_scales", "image_detail", "image_summary", "text_summary_dropout",
-        "question_prior_floor",
+        "question_prior_floor", "colour_permutation_answer_types",
         "backbone_lr_multiplier",
         "freeze_backbone",
         "cache_features", "seed",
@@ -263,12 +290,15 @@ def main(argv):
     settings["question_length"] = fusion["question_length"]  # (the length used, also when chosen from the data)
     settings["image_detail"] = fusion["image_detail"]
     settings["question_prior"] = question_prior  # (what "auto" chose)
+    settings["colour_permutation"] = colour_permutation
     if source:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])
     train_task(model_fn, make_dataset, task="vqa", command=command, settings=settings,
                metadata={"questions": str(questions), "annotations": str(annotations)},
                report=lambda: {"train_questions": len(records), "train_images": int(len(loaded["images"])),
+                               "colour_permuted_images": added["added_images"],
+                               "colour_permuted_questions": added["added_questions"],
                                "answers": len(vocabulary), "answer_coverage": covered,
                                "skipped": data["skip_counter"].count,
                                "skipped_reasons": dict(data["skip_counter"].reasons)},

@@ -35,8 +35,14 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     # No --question_length: the longest question of these 6 scenes ("is the purple circle in front of the yellow
     # hexagon?": 12 BPE tokens, 14 with the start and end tokens) rounded up to a multiple of 8.
     assert "Questions packed to 16 tokens" in stdout
-    assert "Encoding 6 images" in stdout  # the default: frozen encoders, features cached once
     summary = json.loads((model_dir / "train_vqa.json").read_text())
+    # --colour_permutation=auto: on for the built-in scenes; every scene asks "is there a" (the colour-free yes/no
+    # questions, --colour_permutation_answer_types), so each of the 6 images gets one channel-permuted copy.
+    assert summary["settings"]["colour_permutation"] is True
+    assert summary["settings"]["colour_permutation_answer_types"] == ["yes/no"]
+    assert summary["colour_permuted_images"] == 6 and 6 <= summary["colour_permuted_questions"] <= 12
+    assert f"Colour-permuted copies: 6 images, with their {summary['colour_permuted_questions']} " in stdout
+    assert "Encoding 12 images" in stdout  # the default: frozen encoders, features cached once (copies included)
     assert summary["train"]["step"] == 2 and summary["skipped"] == 0
     assert summary["settings"]["freeze_backbone"] and summary["settings"]["cache_features"]
     vqa = FlorenceVQA.from_preset(str(model_dir / "preset"))
@@ -130,3 +136,5 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
         "--image_size=32", "--steps=1", "--batch_size=4", "--fusion_dim=16", "--fusion_layers=1", "--fusion_heads=2",
         timeout=400)
     assert not FlorenceVQA.from_preset(str(external_dir / "preset")).question_prior
+    external = json.loads((external_dir / "train_vqa.json").read_text())
+    assert external["settings"]["colour_permutation"] is False and external["colour_permuted_images"] == 0
