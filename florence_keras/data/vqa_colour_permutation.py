@@ -38,8 +38,9 @@ def names_colour(text):
 
 def is_colour_free(record):
     """Whether a VQA record's answer cannot depend on colour: neither its question nor any of its answers names a
-    colour."""
-    return not names_colour(record["question"]) and not any(names_colour(answer) for answer in record["answers"])
+    colour. A record without answers (a test question) is not: there is nothing to train on."""
+    answers = record.get("answers") or ()
+    return bool(answers) and not names_colour(record["question"]) and not any(names_colour(a) for a in answers)
 
 
 def add_colour_permuted_copies(images, image_index, records, copies=1, seed=0, answer_types=None):

@@ -22,6 +22,8 @@ def test_colour_words_are_found_as_whole_words_in_any_case():
     assert not is_colour_free(_record("what is on the table?", "red apple"))  # an answer names one
     mixed = {"question": "what is it?", "answers": ["apple"] * 9 + ["green apple"]}
     assert not is_colour_free(mixed)  # any of the human answers
+    assert not is_colour_free({"question": "is there a star?"})  # no answers (a test question): never copied
+    assert not is_colour_free({"question": "is there a star?", "answers": []})
 
 
 def _images():
