@@ -106,6 +106,8 @@ flags.DEFINE_list("colour_permutation_answer_types", ["yes/no"], "With --colour_
                   "colour-free questions the copies carry (yes/no, number, other). On the built-in scenes copying "
                   "the counting questions too cost 'which side' ~10 points at two of three seeds (docs/vqa.md, "
                   "session 22).")
+flags.DEFINE_integer("colour_permutation_copies", 1, "With --colour_permutation: channel-permuted copies per "
+                     "training image (1 to 5, each a different non-identity order of the RGB channels).")
 flags.DEFINE_float("question_prior_floor", 0.1, "With --question_prior, at inference: the least share of its "
                    "type's question-only score an answer keeps (1: the question picks the answer type only; 0: the "
                    "question-only branch's full preferences within the type). Chosen on built-in seeds 1 and 2, "
@@ -173,6 +175,9 @@ def main(argv):
     if unknown:
         raise app.UsageError(f"--colour_permutation_answer_types takes yes/no, number and other. Received: "
                              f"{sorted(unknown)}")
+    if not 1 <= FLAGS.colour_permutation_copies <= 5:
+        raise app.UsageError(f"--colour_permutation_copies must be in 1..5 (the non-identity channel orders). "
+                             f"Received: {FLAGS.colour_permutation_copies}")
     questions, annotations = FLAGS.questions, FLAGS.annotations
     image_dir, image_template = FLAGS.image_dir, FLAGS.image_template
     if questions == "builtin":
@@ -202,7 +207,8 @@ def main(argv):
         FLAGS.colour_permutation == "auto" and FLAGS.questions == "builtin")
     added = {"added_images": 0, "added_questions": 0}
     if colour_permutation:  # after the vocabulary and answer types: those are the real data's
-        added = add_colour_permuted_copies(loaded["images"], loaded["image_index"], records, seed=FLAGS.seed,
+        added = add_colour_permuted_copies(loaded["images"], loaded["image_index"], records,
+                                           copies=FLAGS.colour_permutation_copies, seed=FLAGS.seed,
                                            answer_types=FLAGS.colour_permutation_answer_types)
         loaded = dict(loaded, images=added["images"], image_index=added["image_index"])
         records = added["records"]
@@ -282,7 +288,7 @@ def main(argv):
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
         "num_answers", "question_length", "fusion_dim", "fusion_layers", "fusion_heads", "dropout", "image_token_stage",
         "image_position_embedding", "image_scales", "image_detail", "image_summary", "text_summary_dropout",
-        "question_prior_floor", "colour_permutation_answer_types",
+        "question_prior_floor", "colour_permutation_answer_types", "colour_permutation_copies",
         "backbone_lr_multiplier",
         "freeze_backbone",
         "cache_features", "seed",

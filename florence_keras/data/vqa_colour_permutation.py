@@ -51,7 +51,7 @@ def add_colour_permuted_copies(images, image_index, records, copies=1, seed=0, a
         images: uint8 `(M, S, S, 3)`, the distinct images.
         image_index: int `(N,)`, each record's row in `images`.
         records: list of N VQA records (`question`, `answers`, ...).
-        copies: int >= 0, copies per image (each with its own permutation, drawn from the 5 non-identity ones).
+        copies: int in 0..5, copies per image, each with a different order, drawn from the 5 non-identity ones.
         seed: int, the permutations' seed.
         answer_types: optional collection of answer types (`"yes/no"`, `"number"`, `"other"`): only colour-free
             questions of these types are copied (records without an `answer_type` count as `"unknown"`). None:
@@ -61,8 +61,9 @@ def add_colour_permuted_copies(images, image_index, records, copies=1, seed=0, a
         dict: `images` `(M + A, S, S, 3)`, `image_index` `(N + Q,)`, `records` (N + Q; the copies' records are the
         originals with `colour_permutation` set to the channel order), `added_images` A, `added_questions` Q.
     """
-    if copies < 0:
-        raise ValueError(f"`copies` must be >= 0. Received: copies={copies}")
+    if not 0 <= copies <= len(CHANNEL_PERMUTATIONS):
+        raise ValueError(f"`copies` must be in 0..{len(CHANNEL_PERMUTATIONS)} (the non-identity channel orders). "
+                         f"Received: copies={copies}")
     image_index = np.asarray(image_index, np.int32)
     if len(image_index) != len(records):
         raise ValueError(f"`image_index` has {len(image_index)} rows for {len(records)} records.")
@@ -71,11 +72,15 @@ def add_colour_permuted_copies(images, image_index, records, copies=1, seed=0, a
         if (answer_types is None or record.get("answer_type", "unknown") in answer_types) and is_colour_free(record):
             free.setdefault(int(image_index[position]), []).append(position)
     rng = np.random.default_rng(seed)
+    used = {source: [] for source in free}
     new_images, new_index, new_records = [], [], []
     row = len(images)
     for _ in range(copies):
         for source in sorted(free):
-            order = CHANNEL_PERMUTATIONS[int(rng.integers(len(CHANNEL_PERMUTATIONS)))]
+            # The first copy draws from all five orders; each later one from those its image has not had yet.
+            left = [order for order in CHANNEL_PERMUTATIONS if order not in used[source]]
+            order = left[int(rng.integers(len(left)))]
+            used[source].append(order)
             new_images.append(np.asarray(images[source])[..., list(order)])
             for position in free[source]:
                 new_records.append(dict(records[position], colour_permutation=list(order)))

@@ -71,6 +71,18 @@ def test_copies_are_deterministic_by_seed_and_use_every_permutation():
     assert orders != [tuple(r["colour_permutation"]) for r in other["records"][200:]]
     assert set(orders) == set(CHANNEL_PERMUTATIONS)  # all five non-identity orders, about 80 each
     assert min(orders.count(p) for p in CHANNEL_PERMUTATIONS) > 40
+    assert all(orders[i] != orders[200 + i] for i in range(200))  # an image's two copies differ
+
+
+def test_five_copies_are_the_five_orders_and_the_first_copy_does_not_depend_on_how_many():
+    images = np.repeat(_images()[:1], 30, axis=0)
+    records = [_record("is there a star?", "yes") for _ in range(30)]
+    five = add_colour_permuted_copies(images, np.arange(30), records, copies=5, seed=4)
+    one = add_colour_permuted_copies(images, np.arange(30), records, copies=1, seed=4)
+    orders = [tuple(r["colour_permutation"]) for r in five["records"][30:]]
+    for image in range(30):  # copy k of image i is row 30 + 30 k + i
+        assert sorted(orders[image::30]) == sorted(CHANNEL_PERMUTATIONS)
+    assert orders[:30] == [tuple(r["colour_permutation"]) for r in one["records"][30:]]
 
 
 def test_no_copies_and_bad_arguments():
@@ -81,6 +93,8 @@ def test_no_copies_and_bad_arguments():
     assert only_colour["added_questions"] == 0 and len(only_colour["images"]) == 3
     with pytest.raises(ValueError, match="copies"):
         add_colour_permuted_copies(images, [0], records, copies=-1)
+    with pytest.raises(ValueError, match="0..5"):
+        add_colour_permuted_copies(images, [0], records, copies=6)
     with pytest.raises(ValueError, match="2 rows for 1 records"):
         add_colour_permuted_copies(images, [0, 1], records)
 

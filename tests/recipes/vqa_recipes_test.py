@@ -40,6 +40,7 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     # questions, --colour_permutation_answer_types), so each of the 6 images gets one channel-permuted copy.
     assert summary["settings"]["colour_permutation"] is True
     assert summary["settings"]["colour_permutation_answer_types"] == ["yes/no"]
+    assert summary["settings"]["colour_permutation_copies"] == 1
     assert summary["colour_permuted_images"] == 6 and 6 <= summary["colour_permuted_questions"] <= 12
     assert f"Colour-permuted copies: 6 images, with their {summary['colour_permuted_questions']} " in stdout
     assert "Encoding 12 images" in stdout  # the default: frozen encoders, features cached once (copies included)
