@@ -61,7 +61,8 @@ def add_colour_permuted_copies(images, image_index, records, copies=1, seed=0, a
         dict: `images` `(M + A, S, S, 3)`, `image_index` `(N + Q,)`, `records` (N + Q; the copies' records are the
         originals with `colour_permutation` set to the channel order), `added_images` A, `added_questions` Q.
     """
-    if not 0 <= copies <= len(CHANNEL_PERMUTATIONS):
+    if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) \
+            or not 0 <= copies <= len(CHANNEL_PERMUTATIONS):
         raise ValueError(f"`copies` must be in 0..{len(CHANNEL_PERMUTATIONS)} (the non-identity channel orders). "
                          f"Received: copies={copies}")
     image_index = np.asarray(image_index, np.int32)

@@ -93,8 +93,9 @@ def test_no_copies_and_bad_arguments():
     assert only_colour["added_questions"] == 0 and len(only_colour["images"]) == 3
     with pytest.raises(ValueError, match="copies"):
         add_colour_permuted_copies(images, [0], records, copies=-1)
-    with pytest.raises(ValueError, match="0..5"):
-        add_colour_permuted_copies(images, [0], records, copies=6)
+    for bad in (6, 1.5, True):
+        with pytest.raises(ValueError, match="0..5"):
+            add_colour_permuted_copies(images, [0], records, copies=bad)
     with pytest.raises(ValueError, match="2 rows for 1 records"):
         add_colour_permuted_copies(images, [0, 1], records)
 
