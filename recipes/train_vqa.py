@@ -215,6 +215,9 @@ def main(argv):
         scores = soft_scores([r["answers"] for r in records], vocabulary)
         print(f"Colour-permuted copies: {added['added_images']} images, with their {added['added_questions']} "
               "colour-free questions (--colour_permutation)")
+    elif FLAGS["colour_permutation_copies"].present:
+        print(f"--colour_permutation_copies={FLAGS.colour_permutation_copies} has no effect: the colour-permuted "
+              "copies are off for this data (--colour_permutation=on turns them on).")
 
     preset = FLAGS.preset
     fusion = dict(fusion_dim=FLAGS.fusion_dim, fusion_layers=FLAGS.fusion_layers, fusion_heads=FLAGS.fusion_heads,

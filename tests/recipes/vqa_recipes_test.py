@@ -131,11 +131,13 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
 
     # Other data: --question_prior=auto leaves the branch off.
     external_dir = tmp_path / "external"
-    eval_recipe_data.run_recipe(
+    external_stdout = eval_recipe_data.run_recipe(
         "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={external_dir}", f"--questions={tmp_path / 'q.json'}",
         f"--annotations={tmp_path / 'a.json'}", f"--image_dir={model_dir / 'data'}", "--image_template={file_name}",
         "--image_size=32", "--steps=1", "--batch_size=4", "--fusion_dim=16", "--fusion_layers=1", "--fusion_heads=2",
-        timeout=400)
+        "--colour_permutation_copies=2", timeout=400)
+    # The copies are off for other data (auto), so asking for two says it has no effect instead of ignoring it.
+    assert "--colour_permutation_copies=2 has no effect" in external_stdout
     assert not FlorenceVQA.from_preset(str(external_dir / "preset")).question_prior
     external = json.loads((external_dir / "train_vqa.json").read_text())
     assert external["settings"]["colour_permutation"] is False and external["colour_permuted_images"] == 0
