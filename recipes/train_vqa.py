@@ -106,6 +106,15 @@ flags.DEFINE_list("colour_permutation_answer_types", ["yes/no"], "With --colour_
                   "colour-free questions the copies carry (yes/no, number, other). On the built-in scenes copying "
                   "the counting questions too cost 'which side' ~10 points at two of three seeds (docs/vqa.md, "
                   "session 22).")
+flags.DEFINE_enum("place_questions", "auto", ["auto", "on", "off"], "Add training-only questions 'where is the "
+                  "X?' for every object whose name is unique in its scene, answered by the ninth of the image "
+                  "holding it ('top left' ... 'center' ... 'bottom right'): a per-object target that, with "
+                  "--grounding_weight, ties each named object to where it is (docs/vqa.md, session 24). Needs the "
+                  "built-in scenes (their objects); 'auto': on for them, off for other data.")
+flags.DEFINE_float("grounding_weight", None, "The weight of an attention target in training: the fusion's "
+                   "text-to-image attention at each object a question names is pulled toward that object's "
+                   "image tokens (the renderer's visible masks; florence_keras.data.vqa_grounding). Needs the "
+                   "built-in scenes. Default: 1 for them, 0 (off) for other data.", lower_bound=0.0)
 flags.DEFINE_integer("colour_permutation_copies", 1, "With --colour_permutation: channel-permuted copies per "
                      "training image (1 to 5, each a different non-identity order of the RGB channels).")
 flags.DEFINE_float("question_prior_floor", 0.1, "With --question_prior, at inference: the least share of its "
@@ -143,10 +152,13 @@ def main(argv):
     import keras
     import numpy as np
 
+    from florence_keras.data.scene_generator import SceneGenerator
+    from florence_keras.data.vqa_builtin import add_place_questions
     from florence_keras.data.vqa_builtin import ensure_builtin_vqa_data
     from florence_keras.data.vqa_colour_permutation import add_colour_permuted_copies
     from florence_keras.data.vqa_dataset import vqa_dataset
     from florence_keras.data.vqa_feature_dataset import vqa_feature_dataset
+    from florence_keras.data.vqa_grounding import builtin_grounding
     from florence_keras.data.vqa_targets import build_answer_vocabulary
     from florence_keras.data.vqa_targets import soft_scores
     from florence_keras.data.vqa_targets import vocabulary_answer_types
@@ -178,6 +190,12 @@ def main(argv):
     if not 1 <= FLAGS.colour_permutation_copies <= 5:
         raise app.UsageError(f"--colour_permutation_copies must be in 1..5 (the non-identity channel orders). "
                              f"Received: {FLAGS.colour_permutation_copies}")
+    builtin_data = FLAGS.questions == "builtin"
+    place_questions = FLAGS.place_questions == "on" or (FLAGS.place_questions == "auto" and builtin_data)
+    grounding_weight = (1.0 if builtin_data else 0.0) if FLAGS.grounding_weight is None else FLAGS.grounding_weight
+    if not builtin_data and (place_questions or grounding_weight):
+        raise app.UsageError("--place_questions and --grounding_weight need the built-in scenes (--questions="
+                             "builtin): they read where each object is from the scenes themselves.")
     questions, annotations = FLAGS.questions, FLAGS.annotations
     image_dir, image_template = FLAGS.image_dir, FLAGS.image_template
     if questions == "builtin":
@@ -192,6 +210,11 @@ def main(argv):
     image_dir = image_dir or os.path.dirname(os.path.abspath(questions))
     data = read_vqa_v2(questions, annotations, image_dir=image_dir, image_template=image_template,
                        split=FLAGS.split, max_questions=FLAGS.max_questions)
+    scene_generator = SceneGenerator(image_size=64, seed=FLAGS.seed) if builtin_data else None
+    places_added = 0
+    if place_questions:  # training-only, before the vocabulary: their answers are answers
+        data["records"], places_added = add_place_questions(data["records"], scene_generator)
+        print(f"Place questions ('where is the X?', --place_questions): {places_added}")
     loaded = load_vqa_images(data["records"], FLAGS.image_size, skip_counter=data["skip_counter"])
     records = loaded["records"]
     vocabulary = build_answer_vocabulary([r["answers"] for r in records], FLAGS.num_answers)
@@ -262,30 +285,39 @@ def main(argv):
         model = FlorenceVQA.from_preset(
             preset, answer_vocabulary=vocabulary, image_size=FLAGS.image_size, dropout=FLAGS.dropout,
             text_summary_dropout=FLAGS.text_summary_dropout, question_prior=question_prior,
-            answer_types=answer_types, question_prior_floor=FLAGS.question_prior_floor, **fusion)
+            answer_types=answer_types, question_prior_floor=FLAGS.question_prior_floor,
+            grounding_weight=grounding_weight, **fusion)
         if FLAGS.fusion_preset and preset != FLAGS.fusion_preset:  # (from_preset loads a pretrainer preset's own)
             fusion_weights.load_fusion_weights(model, FLAGS.fusion_preset)
         model.set_backbone_trainable(not FLAGS.freeze_backbone)  # (a preset of a frozen run stores it frozen)
         return model
 
-    token_ids = cache = None
+    token_ids = cache = extras = None
+    grounding_counts = {}
 
     def make_dataset(request, task):
-        nonlocal token_ids, cache
+        nonlocal token_ids, cache, extras
         if token_ids is None:
             token_ids = np.concatenate([
                 np.asarray(task.tokenize_questions([r["question"] for r in records[i:i + 4096]]))
                 for i in range(0, len(records), 4096)])
+        if grounding_weight and extras is None:
+            grounding = builtin_grounding(records, scene_generator, task.image_token_grids,
+                                          task.tokenize_questions, task.question_mask)
+            extras = {"grounding_positions": grounding["positions"], "grounding_targets": grounding["targets"]}
+            grounding_counts.update(grounded_questions=grounding["grounded_questions"], names=grounding["names"])
+            print(f"Attention targets (--grounding_weight={grounding_weight:g}): {grounding['names']} named "
+                  f"objects in {grounding['grounded_questions']} of {len(records)} questions")
         if FLAGS.freeze_backbone and FLAGS.cache_features:
             if cache is None:
                 print(f"Encoding {len(loaded['images'])} images and the distinct questions once (frozen encoders)")
                 cache = cache_vqa_features(task, loaded["images"], token_ids)
             return vqa_feature_dataset(cache["image_maps"], loaded["image_index"], cache["text_tokens"],
                                        cache["text_masks"], cache["question_index"], scores, request.batch_size,
-                                       seed=request.seed * 1009 + request.input_pipeline_id)
+                                       seed=request.seed * 1009 + request.input_pipeline_id, extras=extras)
         return vqa_dataset(loaded["images"], loaded["image_index"], token_ids, scores, request.batch_size,
                            task.preprocessor.image_converter.normalizer(),
-                           seed=request.seed * 1009 + request.input_pipeline_id)
+                           seed=request.seed * 1009 + request.input_pipeline_id, extras=extras)
 
     settings = {name: FLAGS[name].value for name in (
         "preset", "image_size", "steps", "batch_size", "learning_rate", "warmup_steps", "weight_decay",
@@ -300,6 +332,8 @@ def main(argv):
     settings["image_detail"] = fusion["image_detail"]
     settings["question_prior"] = question_prior  # (what "auto" chose)
     settings["colour_permutation"] = colour_permutation
+    settings["place_questions"] = place_questions  # (what "auto" chose)
+    settings["grounding_weight"] = grounding_weight
     if source:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])
@@ -308,6 +342,7 @@ def main(argv):
                report=lambda: {"train_questions": len(records), "train_images": int(len(loaded["images"])),
                                "colour_permuted_images": added["added_images"],
                                "colour_permuted_questions": added["added_questions"],
+                               "place_questions": places_added, **grounding_counts,
                                "answers": len(vocabulary), "answer_coverage": covered,
                                "skipped": data["skip_counter"].count,
                                "skipped_reasons": dict(data["skip_counter"].reasons)},

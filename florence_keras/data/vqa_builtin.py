@@ -36,3 +36,53 @@ def ensure_builtin_vqa_data(directory, num_train, num_heldout, image_size=64, se
     with open(marker, "w", encoding="utf-8") as f:  # written last: marks a complete dataset
         json.dump(settings, f)
     return paths
+
+
+def builtin_scene(generator, image_id, split="train"):
+    """The scene of a built-in VQA record: `write_builtin_dataset` numbers images by scene index + 1."""
+    return generator.scene(int(image_id) - 1, split)
+
+
+_ROWS, _COLUMNS = ("top", "", "bottom"), ("left", "", "right")
+PLACES = ("top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right")
+
+
+def place_name(obj, image_size):
+    """The ninth of the image holding the object's centre: `"top left"`, `"top"`, ..., `"center"`, ...,
+    `"bottom right"` (`PLACES`)."""
+    row = min(2, int(obj.center[1] / image_size * 3))
+    column = min(2, int(obj.center[0] / image_size * 3))
+    return " ".join(word for word in (_ROWS[row], _COLUMNS[column]) if word) or "center"
+
+
+def add_place_questions(records, generator, split="train"):
+    """Training-only questions "where is the X?" for every object whose name is unique in its scene, answered by
+    `place_name` (ten identical answers, answer type "other", question type "where is the").
+
+    A per-object target that ties each named object to where it is (with `FlorenceVQA(grounding_weight=...)`,
+    docs/vqa.md, session 24). Added to the training records only: the held-out split is unchanged.
+
+    Args:
+        records: the built-in split's VQA records (`read_vqa_v2`: `image_id`, `image_path`, ...).
+        generator: the `SceneGenerator` that drew them; split: their split.
+
+    Returns:
+        `(records + the new records, the number added)`; new question ids follow the largest given one.
+    """
+    first = {}
+    for record in records:
+        first.setdefault(record["image_id"], record)
+    next_id = max((int(r["question_id"]) for r in records), default=0) + 1
+    added = []
+    for image_id, record in first.items():
+        objects = builtin_scene(generator, image_id, split).objects
+        names = [obj.name for obj in objects]
+        for obj in objects:
+            if names.count(obj.name) != 1:
+                continue
+            place = place_name(obj, generator.image_size)
+            added.append({"question_id": next_id, "image_id": image_id, "question": f"where is the {obj.name}?",
+                          "answers": [place] * 10, "answer_type": "other", "question_type": "where is the",
+                          "image_path": record["image_path"]})
+            next_id += 1
+    return list(records) + added, len(added)

@@ -4,11 +4,13 @@
 import numpy as np
 import tensorflow as tf
 
+from florence_keras.data.vqa_dataset import check_extra_arrays
+
 _plain = tf.autograph.experimental.do_not_convert
 
 
 def vqa_feature_dataset(image_maps, image_index, text_tokens, text_masks, question_index, answer_scores, batch_size,
-                        seed=0):
+                        seed=0, extras=None):
     """Shuffled, repeated batches of cached features and soft answer targets.
 
     The features are stored once per distinct image and per distinct question (most questions repeat across
@@ -23,6 +25,8 @@ def vqa_feature_dataset(image_maps, image_index, text_tokens, text_masks, questi
         answer_scores: float32 `(N, V)` soft targets.
         batch_size: int.
         seed: the shuffle seed.
+        extras: optional dict of more per-question arrays (`(N, ...)`), batched under their keys (the attention
+            targets of `florence_keras.data.vqa_grounding`).
 
     Returns:
         a `tf.data.Dataset` of dicts: `image_map` float32 `(B, h, w, C)`, `text_tokens` float32 `(B, L, D)`,
@@ -43,6 +47,7 @@ def vqa_feature_dataset(image_maps, image_index, text_tokens, text_masks, questi
     if not len(question_index) == len(answer_scores) == count:
         raise ValueError(f"One image index, question index and score row per question: {count}, "
                          f"{len(question_index)}, {len(answer_scores)}.")
+    check_extra_arrays(extras, count)
     if image_index.min() < 0 or image_index.max() >= len(image_maps):
         raise ValueError(f"`image_index` must lie in [0, {len(image_maps)}).")
     if question_index.min() < 0 or question_index.max() >= len(text_tokens) or len(text_masks) != len(text_tokens):
@@ -52,7 +57,8 @@ def vqa_feature_dataset(image_maps, image_index, text_tokens, text_masks, questi
               tf.constant(text_masks, tf.int32))
     dataset = tf.data.Dataset.from_tensor_slices({
         "image_index": tf.constant(image_index, tf.int32), "question_index": tf.constant(question_index, tf.int32),
-        "answer_scores": tf.constant(answer_scores, tf.float32), "labels": tf.range(count, dtype=tf.int64)})
+        "answer_scores": tf.constant(answer_scores, tf.float32), "labels": tf.range(count, dtype=tf.int64),
+        **{key: tf.constant(value) for key, value in (extras or {}).items()}})
     dataset = dataset.repeat().shuffle(min(count, 8192), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size, drop_remainder=True)
 

@@ -19,8 +19,11 @@ class CoAttentionLayer(keras.layers.Layer):
         text: `(B, Lt, hidden_dim)`; image: `(B, Li, hidden_dim)`; text_mask / image_mask: optional `(B, L)`
         validity (1 = real token).
 
+        return_attention: bool; also return the text block's cross-attention probabilities (text queries over
+            image tokens) `(B, num_heads, Lt, Li)`.
+
     Returns:
-        `(text', image')`, the shapes of the inputs.
+        `(text', image')`, the shapes of the inputs (with `return_attention`, `(text', image', attention)`).
 
     Example:
     >>> import numpy as np
@@ -49,10 +52,11 @@ class CoAttentionLayer(keras.layers.Layer):
         self.image_block.build(image_shape, text_shape)
         self.built = True
 
-    def call(self, text, image, text_mask=None, image_mask=None, training=None):
-        new_text = self.text_block(text, image, x_mask=text_mask, context_mask=image_mask, training=training)
+    def call(self, text, image, text_mask=None, image_mask=None, training=None, return_attention=False):
+        new_text, attention = self.text_block(text, image, x_mask=text_mask, context_mask=image_mask,
+                                              training=training, return_attention=True)
         new_image = self.image_block(image, text, x_mask=image_mask, context_mask=text_mask, training=training)
-        return new_text, new_image
+        return (new_text, new_image, attention) if return_attention else (new_text, new_image)
 
     def compute_output_shape(self, text_shape, image_shape=None, *args, **kwargs):
         return tuple(text_shape), tuple(text_shape if image_shape is None else image_shape)

@@ -45,7 +45,7 @@ class _MultiHeadAttention(keras.layers.Layer):
         x = ops.reshape(x, (batch, length, self.num_heads, self.hidden_dim // self.num_heads))
         return ops.transpose(x, (0, 2, 1, 3))
 
-    def call(self, query, context, key_mask=None, training=None):
+    def call(self, query, context, key_mask=None, training=None, return_weights=False):
         head_dim = self.hidden_dim // self.num_heads
         q = self._heads(self.query(query))
         k = self._heads(self.key(context))
@@ -54,11 +54,12 @@ class _MultiHeadAttention(keras.layers.Layer):
         bias = attention_bias(key_mask)
         if bias is not None:
             scores = scores + bias
-        weights = ops.cast(ops.softmax(scores, axis=-1), q.dtype)
-        weights = self.attention_dropout(weights, training=training)
+        probabilities = ops.cast(ops.softmax(scores, axis=-1), q.dtype)
+        weights = self.attention_dropout(probabilities, training=training)
         out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
         out = ops.reshape(out, (ops.shape(out)[0], ops.shape(out)[1], self.hidden_dim))
-        return self.output_dense(out)
+        out = self.output_dense(out)
+        return (out, probabilities) if return_weights else out
 
     def compute_output_shape(self, query_shape, context_shape=None):
         return tuple(query_shape[:-1]) + (self.hidden_dim,)
@@ -92,9 +93,11 @@ class CrossAttentionBlock(keras.layers.Layer):
     Call arguments:
         x: `(B, L, hidden_dim)`, this stream. context: `(B, Lc, hidden_dim)`, the other stream.
         x_mask: optional `(B, L)` validity (1 = real token). context_mask: optional `(B, Lc)`.
+        return_attention: bool; also return the cross-attention's probabilities `(B, num_heads, L, Lc)` (before
+            dropout), e.g. for an attention target in training.
 
     Returns:
-        `(B, L, hidden_dim)`.
+        `(B, L, hidden_dim)`, or `(that, cross-attention probabilities)` with `return_attention`.
 
     Example:
     >>> import numpy as np
@@ -143,14 +146,16 @@ class CrossAttentionBlock(keras.layers.Layer):
             norm.build(x_shape)
         self.built = True
 
-    def call(self, x, context, x_mask=None, context_mask=None, training=None):
+    def call(self, x, context, x_mask=None, context_mask=None, training=None, return_attention=False):
         drop = self.residual_dropout
         x = self.self_norm(x + drop(self.self_attention(x, x, key_mask=x_mask, training=training),
                                     training=training))
-        x = self.cross_norm(x + drop(self.cross_attention(x, context, key_mask=context_mask, training=training),
-                                     training=training))
+        attended, attention = self.cross_attention(x, context, key_mask=context_mask, training=training,
+                                                   return_weights=True)
+        x = self.cross_norm(x + drop(attended, training=training))
         hidden = keras.activations.gelu(self.intermediate(x), approximate=False)
-        return self.ffn_norm(x + drop(self.ffn_output(hidden), training=training))
+        out = self.ffn_norm(x + drop(self.ffn_output(hidden), training=training))
+        return (out, attention) if return_attention else out
 
     def compute_output_shape(self, x_shape, *args, **kwargs):
         return tuple(x_shape)

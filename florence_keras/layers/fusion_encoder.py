@@ -30,10 +30,13 @@ class FusionEncoder(keras.layers.Layer):
     Call arguments:
         text_features: `(B, Lt, Dt)`; image_features: `(B, Li, Di)`; text_mask / image_mask: optional `(B, L)`
         validity (1 = real token).
+        return_attention: bool; also return `"text_to_image_attention"`, a list (one per layer) of the text
+            stream's cross-attention probabilities `(B, num_heads, Lt, Li)` (where each text token looks in the
+            image; an attention target can be put on them in training).
 
     Returns:
         dict: `"text_sequence"` `(B, Lt, hidden_dim)`, `"image_sequence"` `(B, Li, hidden_dim)`,
-        `"pooled_output"` `(B, 2 · hidden_dim)`.
+        `"pooled_output"` `(B, 2 · hidden_dim)` (and `"text_to_image_attention"` when asked).
 
     Example:
     >>> import numpy as np
@@ -85,14 +88,21 @@ class FusionEncoder(keras.layers.Layer):
         self.image_pooler.build((image_shape[0], self.hidden_dim))
         self.built = True
 
-    def call(self, text_features, image_features, text_mask=None, image_mask=None, training=None):
+    def call(self, text_features, image_features, text_mask=None, image_mask=None, training=None,
+             return_attention=False):
         types = ops.cast(self.token_type_embedding, self.compute_dtype)
         text = self.text_projection(text_features) + types[0]
         image = self.image_projection(image_features) + types[1]
+        attention = []
         for layer in self.fusion_layers:
-            text, image = layer(text, image, text_mask=text_mask, image_mask=image_mask, training=training)
+            text, image, weights = layer(text, image, text_mask=text_mask, image_mask=image_mask,
+                                         training=training, return_attention=True)
+            attention.append(weights)
         pooled = ops.concatenate([self.text_pooler(text[:, 0]), self.image_pooler(image[:, 0])], axis=-1)
-        return {"text_sequence": text, "image_sequence": image, "pooled_output": pooled}
+        outputs = {"text_sequence": text, "image_sequence": image, "pooled_output": pooled}
+        if return_attention:
+            outputs["text_to_image_attention"] = attention
+        return outputs
 
     def compute_output_shape(self, text_features_shape, image_features_shape, *args, **kwargs):
         text_shape, image_shape = text_features_shape, image_features_shape

@@ -96,6 +96,14 @@ class FlorenceVQA(FlorenceTask):
         question_prior_floor: float in `[0, 1]`, default 0.1: the least share of its type's question-only mass an
             answer is given at inference (1: the type alone; 0: the branch's full preferences within the type).
             Inference only: a trained model's floor can be changed without retraining.
+        grounding_weight: float >= 0, default 0. Training only: the weight of an attention target on the fusion's
+            text-to-image cross-attention. When a training batch carries `grounding_positions` int `(B, K)` (text
+            positions naming an object, -1 for none) and `grounding_targets` `(B, K, Li)` (a distribution over
+            the image tokens: where that object is), `replica_loss` adds, per question, `grounding_weight ×`
+            the cross-entropy of each target against the attention of its position (mean over heads), averaged
+            over the fusion layers and summed over the named positions. It ties each named object to its own
+            image tokens (on the built-in scenes, from the renderer's masks: `florence_keras.data.vqa_grounding`;
+            docs/vqa.md, session 24). Batches without the keys train as before.
         **kwargs: `keras.Model` arguments.
 
     Training on cached features: with a frozen backbone, `encode(images, token_ids)` gives the frozen half's
@@ -116,7 +124,7 @@ class FlorenceVQA(FlorenceTask):
                  fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
                  image_token_stage=None, image_position_embedding=True, image_scales=(1,), image_detail=False,
                  image_summary="mean", text_summary_dropout=0.0, question_prior=False, answer_types=None,
-                 question_prior_floor=0.1, **kwargs):
+                 question_prior_floor=0.1, grounding_weight=0.0, **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
@@ -160,6 +168,11 @@ class FlorenceVQA(FlorenceTask):
             raise ValueError(f"`question_prior_floor` must be a number in [0, 1]. Received: "
                              f"question_prior_floor={question_prior_floor!r}")
         self.question_prior_floor = float(question_prior_floor)
+        if isinstance(grounding_weight, bool) or not isinstance(grounding_weight, (int, float)) or not (
+                grounding_weight >= 0.0):
+            raise ValueError(f"`grounding_weight` must be a number >= 0. Received: "
+                             f"grounding_weight={grounding_weight!r}")
+        self.grounding_weight = float(grounding_weight)
         self.eos_token_id = int(backbone.text_encoder.eos_token_id)
         # === Layers ===
         self.backbone = backbone
@@ -251,6 +264,12 @@ class FlorenceVQA(FlorenceTask):
 
     # ------------------------------------------------------------------------------------------------
     # Questions.
+
+    @property
+    def image_token_grids(self):
+        """Per image scale, the side of its square grid of image tokens (they follow the summary token in this
+        order, each row-major)."""
+        return [int(round(cells ** 0.5)) for cells in self._scale_cells]
 
     def question_mask(self, token_ids):
         """int32 `(B, L)`: 1 up to and including the first end-of-text token, 0 after (the padding)."""
@@ -346,8 +365,9 @@ class FlorenceVQA(FlorenceTask):
         within = ops.maximum(ops.log(share + 1e-12), floor)
         return ops.cast(logits, "float32") + ops.matmul(ops.log(type_probability + 1e-6), types.T) + within
 
-    def answer_logits(self, features, training=None):
-        """The fusion and head half: `encode`'s dict -> answer logits `(B, #answers)`."""
+    def answer_logits(self, features, training=None, return_attention=False):
+        """The fusion and head half: `encode`'s dict -> answer logits `(B, #answers)` (with `return_attention`,
+        `(logits, the fusion's text-to-image attention per layer)`, see `FusionEncoder`)."""
         image_map = features["image_map"]
         if self.image_detail:  # [own channels C | 4 finer cells of C/2 each]: normalise each finer cell
             own = self._detail_channels[0]
@@ -376,9 +396,11 @@ class FlorenceVQA(FlorenceTask):
         if self.image_position_embedding:
             image_tokens = image_tokens + self.image_position(image_tokens)
         text_tokens = self.text_summary_drop(features["text_tokens"], training=training)
-        fused = self.fusion(text_tokens, image_tokens, text_mask=features["text_mask"], training=training)
+        fused = self.fusion(text_tokens, image_tokens, text_mask=features["text_mask"], training=training,
+                            return_attention=return_attention)
         hidden = keras.activations.gelu(self.head_norm(self.head_dense(fused["pooled_output"])), approximate=False)
-        return self.head_output(hidden)
+        logits = self.head_output(hidden)
+        return (logits, fused["text_to_image_attention"]) if return_attention else logits
 
     # ------------------------------------------------------------------------------------------------
     # Training.
@@ -402,16 +424,44 @@ class FlorenceVQA(FlorenceTask):
             loss = loss_fn(y, ops.cast(y_pred, "float32"), sample_weight)
         return self.with_layer_losses(loss * len(self.answer_vocabulary))
 
-    def _fusion_and_question_logits(self, x, training):
-        """`question_prior` training: float32 `(fusion logits, question-only logits)` of images + token ids or of
-        cached features."""
+    def _features_of(self, x, training):
+        """`answer_logits`' input from a batch of images + token ids (encoded here) or of cached features."""
         if "images" in x and "token_ids" in x:
-            features = {"image_map": self.encode_images(x["images"], training=training),
-                        **self.encode_questions(x["token_ids"], training=training)}
+            return {"image_map": self.encode_images(x["images"], training=training),
+                    **self.encode_questions(x["token_ids"], training=training)}
+        return {k: x[k] for k in self.FEATURE_KEYS}
+
+    def _fusion_and_question_logits(self, x, training, return_attention=False):
+        """`question_prior` training: float32 `(fusion logits, question-only logits)` of images + token ids or of
+        cached features (and the fusion's text-to-image attention with `return_attention`)."""
+        features = self._features_of(x, training)
+        logits, attention = self._logits_and_attention(features, training, return_attention)
+        prior = self.question_prior_logits(features["text_tokens"])
+        return (logits, prior, attention) if return_attention else (logits, prior)
+
+    def _logits_and_attention(self, features, training, return_attention):
+        if return_attention:
+            logits, attention = self.answer_logits(features, training=training, return_attention=True)
         else:
-            features = {k: x[k] for k in self.FEATURE_KEYS}
-        logits = ops.cast(self.answer_logits(features, training=training), "float32")
-        return logits, self.question_prior_logits(features["text_tokens"])
+            logits, attention = self.answer_logits(features, training=training), None
+        return ops.cast(logits, "float32"), attention
+
+    @staticmethod
+    def grounding_loss(attention, positions, targets):
+        """The attention target of `grounding_weight`, per question `(B,)`: for each named position `k`
+        (`positions[b, k]` in `[0, Lt)`; others are ignored), the cross-entropy `-Σ_l targets[b, k, l] ·
+        log(a[b, positions[b, k], l] + 1e-6)` of the text-to-image attention `a` (mean over heads), averaged over
+        the layers of `attention` (a list of `(B, H, Lt, Li)`) and summed over k."""
+        positions = ops.cast(positions, "int32")
+        length = int(attention[0].shape[2])
+        valid = ops.cast(ops.logical_and(positions >= 0, positions < length), "float32")
+        pick = ops.one_hot(ops.clip(positions, 0, length - 1), length, dtype="float32")  # (B, K, Lt)
+        targets = ops.cast(targets, "float32")
+        total = 0.0
+        for weights in attention:
+            rows = ops.einsum("bkq,bql->bkl", pick, ops.mean(ops.cast(weights, "float32"), axis=1))
+            total = total - ops.sum(targets * ops.log(rows + 1e-6), axis=-1)
+        return ops.sum(total / len(attention) * valid, axis=-1)
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
         """`fit` / `evaluate` take `{"images", "token_ids"}` and soft targets: passed unchanged."""
@@ -436,6 +486,18 @@ class FlorenceVQA(FlorenceTask):
             self._check_feature_spec(element_spec)
         if scores.shape.rank != 2 or scores.shape[1] != len(self.answer_vocabulary):
             raise ValueError(f"'answer_scores' must be (B, {len(self.answer_vocabulary)}). Received: {scores}")
+        if "grounding_positions" in element_spec or "grounding_targets" in element_spec:
+            self._check_grounding_spec(element_spec)
+
+    def _check_grounding_spec(self, element_spec):
+        """Attention-target batches: `grounding_positions` int `(B, K)` and `grounding_targets` `(B, K, Li)`, Li
+        this Task's image tokens (1 + the cells of every scale)."""
+        positions, targets = element_spec.get("grounding_positions"), element_spec.get("grounding_targets")
+        tokens = 1 + sum(self._scale_cells)
+        if positions is None or targets is None or positions.shape.rank != 2 or not positions.dtype.is_integer \
+                or targets.shape.rank != 3 or targets.shape[2] != tokens or targets.shape[1] != positions.shape[1]:
+            raise ValueError(f"Attention targets are 'grounding_positions' int (B, K) and 'grounding_targets' "
+                             f"(B, K, {tokens}) (this Task's image tokens). Received: {positions}, {targets}")
 
     def _check_feature_spec(self, element_spec):
         """Cached-feature batches must be what `encode` gives for this Task."""
@@ -453,7 +515,8 @@ class FlorenceVQA(FlorenceTask):
         """One replica's share of the loss on `x = {"images", "token_ids", "answer_scores", ...}` (or cached
         features: `{"image_map", "text_tokens", "text_mask", "answer_scores", ...}`, see `encode`): Σ over its
         questions of the per-question loss / the global batch size (the replicas' losses sum to the global mean).
-        `y` (the trainer's `labels`) is not used."""
+        With `grounding_weight` > 0, batches carrying `grounding_positions` / `grounding_targets` add the
+        attention target (`grounding_loss`). `y` (the trainer's `labels`) is not used."""
         keys = set(x) if isinstance(x, dict) else set()
         if "answer_scores" not in keys or ({"images", "token_ids"} - keys and set(self.FEATURE_KEYS) - keys):
             raise ValueError("VQA batches are {'images', 'token_ids', 'answer_scores', ...} or {'image_map', "
@@ -461,17 +524,27 @@ class FlorenceVQA(FlorenceTask):
                              f"{sorted(x) if isinstance(x, dict) else type(x).__name__}")
         loss_fn = getattr(self, "task_loss", None) or self._training_loss()
         targets = ops.cast(x["answer_scores"], "float32")
+        grounded = self.grounding_weight > 0 and {"grounding_positions", "grounding_targets"} <= keys
+        attention = None
         if not self.question_prior:
-            if {"images", "token_ids"} <= keys:
+            if grounded:
+                logits, attention = self._logits_and_attention(self._features_of(x, training), training, True)
+            elif {"images", "token_ids"} <= keys:
                 logits = self({"images": x["images"], "token_ids": x["token_ids"]}, training=training)
             else:
                 logits = self.answer_logits({k: x[k] for k in self.FEATURE_KEYS}, training=training)
             per_question = loss_fn.call(targets, ops.cast(logits, "float32"))
         else:  # a product of experts: the fusion learns what the question alone does not tell
-            logits, prior = self._fusion_and_question_logits(x, training)
+            if grounded:
+                logits, prior, attention = self._fusion_and_question_logits(x, training, return_attention=True)
+            else:
+                logits, prior = self._fusion_and_question_logits(x, training)
             per_question = (loss_fn.call(targets, logits + ops.stop_gradient(prior))
                             + loss_fn.call(targets, prior))
         per_question = per_question * len(self.answer_vocabulary)
+        if attention is not None:  # the named objects' text positions pulled to their image tokens
+            per_question = per_question + self.grounding_weight * self.grounding_loss(
+                attention, x["grounding_positions"], x["grounding_targets"])
         replicas = 1 if replica_context is None else replica_context.num_replicas_in_sync
         global_batch = ops.cast(ops.shape(per_question)[0] * replicas, "float32")
         return self.with_layer_losses(ops.sum(per_question) / global_batch)
@@ -550,5 +623,6 @@ class FlorenceVQA(FlorenceTask):
                        "image_scales": list(self.image_scales), "image_detail": self.image_detail,
                        "image_summary": self.image_summary, "text_summary_dropout": self.text_summary_dropout,
                        "question_prior": self.question_prior, "answer_types": list(self.answer_types),
-                       "question_prior_floor": self.question_prior_floor})
+                       "question_prior_floor": self.question_prior_floor,
+                       "grounding_weight": self.grounding_weight})
         return config

@@ -30,3 +30,26 @@ def test_bad_indices_are_refused():
         vqa_feature_dataset(np.zeros((2, 1, 1, 2)), [0, 1], question_index=[0, 3], **args)
     with pytest.raises(ValueError, match="empty"):
         vqa_feature_dataset(np.zeros((2, 1, 1, 2)), [], np.zeros((1, 2, 3)), np.ones((1, 2)), [], np.zeros((0, 4)), 2)
+
+
+def test_extra_arrays_follow_their_questions():
+    """Per-question extras (the attention targets) are batched with their own rows, in both streams."""
+    from florence_keras.data.vqa_dataset import vqa_dataset
+    image_index, question_index = np.array([0, 1, 1, 0, 1]), np.array([0, 0, 1, 1, 0])
+    extras = {"grounding_positions": np.arange(10, dtype="int32").reshape(5, 2),
+              "grounding_targets": np.arange(5, dtype="float32")[:, None, None] * np.ones((1, 2, 3), "float32")}
+    scores = np.eye(5, dtype="float32")
+    cached = next(iter(vqa_feature_dataset(np.zeros((2, 1, 1, 2)), image_index, np.zeros((2, 3, 4)),
+                                           np.ones((2, 3)), question_index, scores, 5, seed=2, extras=extras)))
+    raw = next(iter(vqa_dataset(np.zeros((2, 4, 4, 3), "uint8"), image_index, np.zeros((5, 3), "int32"), scores,
+                                5, lambda x: x, seed=2, extras=extras)))
+    for batch in (cached, raw):
+        rows = batch["labels"].numpy()
+        for key, value in extras.items():
+            np.testing.assert_array_equal(batch[key].numpy(), value[rows])
+    with pytest.raises(ValueError, match="rows"):
+        vqa_feature_dataset(np.zeros((2, 1, 1, 2)), image_index, np.zeros((2, 3, 4)), np.ones((2, 3)),
+                            question_index, scores, 5, extras={"grounding_positions": np.zeros((4, 2))})
+    with pytest.raises(ValueError, match="use already"):
+        vqa_dataset(np.zeros((2, 4, 4, 3), "uint8"), image_index, np.zeros((5, 3), "int32"), scores, 5,
+                    lambda x: x, extras={"labels": np.zeros(5)})

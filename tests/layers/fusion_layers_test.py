@@ -89,6 +89,47 @@ def test_cross_attention_block_matches_numpy_without_masks():
     assert np.abs(np.asarray(block(x, context)) - want).max() < 1e-4
 
 
+def _np_cross_probabilities(weights, prefix, x, context, x_mask, context_mask, heads, eps):
+    """The text block's cross-attention probabilities: queries from x after its self-attention sub-layer."""
+    ln = lambda name, t: _np_layer_norm(t, weights[f"{prefix}/{name}/gamma"], weights[f"{prefix}/{name}/beta"], eps)  # noqa: E731,E501
+    x = ln("self_norm", x + _np_attention(weights, f"{prefix}/self_attention", x, x, x_mask, heads))
+    dense = lambda name, t: t @ weights[f"{prefix}/cross_attention/{name}/kernel"] + weights[  # noqa: E731
+        f"{prefix}/cross_attention/{name}/bias"]
+    q, k = dense("query", x), dense("key", context)
+    batch, hd = q.shape[0], q.shape[-1] // heads
+    split = lambda t: t.reshape(batch, -1, heads, hd).transpose(0, 2, 1, 3)  # noqa: E731
+    scores = split(q) @ split(k).transpose(0, 1, 3, 2) / np.sqrt(hd)
+    if context_mask is not None:
+        scores = np.where(np.asarray(context_mask, bool)[:, None, None, :], scores, -np.inf)
+    scores = np.exp(scores - scores.max(-1, keepdims=True))
+    return scores / scores.sum(-1, keepdims=True)
+
+
+def test_returned_attention_is_the_text_streams_cross_attention():
+    """`return_attention` gives each layer's text-to-image attention probabilities (before dropout), as NumPy
+    computes them, and leaves the outputs unchanged."""
+    rng = np.random.default_rng(4)
+    text = rng.normal(size=(2, 5, 16)).astype("float32")
+    image = rng.normal(size=(2, 7, 16)).astype("float32")
+    text_mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], "int32")
+    layer = CoAttentionLayer(16, 4, intermediate_dim=24, layer_norm_epsilon=1e-6)
+    layer(text, image, text_mask=text_mask)
+    _randomise(layer, 5)
+    got_text, got_image, attention = layer(text, image, text_mask=text_mask, return_attention=True)
+    plain_text, plain_image = layer(text, image, text_mask=text_mask)
+    np.testing.assert_array_equal(np.asarray(got_text), np.asarray(plain_text))
+    np.testing.assert_array_equal(np.asarray(got_image), np.asarray(plain_image))
+    want = _np_cross_probabilities(_weights(layer), "text_block", text.astype(np.float64), image.astype(np.float64),
+                                   text_mask, None, 4, 1e-6)
+    assert tuple(attention.shape) == (2, 4, 5, 7)
+    assert np.abs(np.asarray(attention) - want).max() < 1e-5
+    fusion = FusionEncoder(hidden_dim=16, num_layers=2, num_heads=4, dropout=0.5)
+    out = fusion(text, image, text_mask=text_mask, training=True, return_attention=True)
+    assert len(out["text_to_image_attention"]) == 2 and "text_to_image_attention" not in fusion(text, image)
+    for weights in out["text_to_image_attention"]:  # probabilities, dropout or not
+        np.testing.assert_allclose(np.asarray(weights).sum(-1), 1.0, atol=1e-5)
+
+
 def test_padded_text_tokens_change_nothing():
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(4)

@@ -534,3 +534,42 @@ def test_question_prior_is_a_product_of_experts_in_training_and_a_type_choice_at
         _vqa(question_prior=True, answer_types=["colour"] * len(VOCABULARY))
     with pytest.raises(ValueError, match="question_prior_floor"):
         _vqa(question_prior=True, answer_types=types, question_prior_floor=1.5)
+
+
+def test_grounding_loss_against_numpy_and_in_replica_loss():
+    """The attention target: the cross-entropy of each named position's attention (mean over heads) against its
+    target, averaged over layers, summed over the valid names; `replica_loss` adds it × `grounding_weight`."""
+    rng = np.random.default_rng(7)
+    attention = [rng.dirichlet(np.ones(5), size=(2, 3, 4)).astype("float32") for _ in range(2)]  # (B, H, Lt, Li)
+    positions = np.array([[1, -1], [3, 9]], "int32")  # -1 and out-of-range positions are ignored
+    targets = rng.dirichlet(np.ones(5), size=(2, 2)).astype("float32")
+    want = np.zeros(2)
+    for b, k in [(0, 0), (1, 0)]:
+        for weights in attention:
+            want[b] -= (targets[b, k] * np.log(weights[b, :, positions[b, k]].mean(0) + 1e-6)).sum() / 2
+    got = np.asarray(FlorenceVQA.grounding_loss(attention, positions, targets))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+    vqa = _vqa(fusion_layers=2, grounding_weight=0.5)
+    assert FlorenceVQA.from_config(vqa.get_config()).grounding_weight == 0.5
+    images = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    ids = vqa.tokenize_questions(["is there a circle?", "what colour is the square?"]).numpy()
+    scores = np.eye(len(VOCABULARY), dtype="float32")[[0, 3]]
+    features = vqa.encode(images, ids)
+    tokens = 1 + sum(g * g for g in vqa.image_token_grids)
+    targets = rng.dirichlet(np.ones(tokens), size=(2, 2)).astype("float32")
+    positions = np.array([[4, -1], [5, 2]], "int32")
+    plain = float(vqa.replica_loss({**features, "answer_scores": scores}, training=False))
+    grounded = float(vqa.replica_loss({**features, "answer_scores": scores, "grounding_positions": positions,
+                                       "grounding_targets": targets}, training=False))
+    _, attention = vqa.answer_logits(features, training=False, return_attention=True)
+    extra = np.asarray(FlorenceVQA.grounding_loss(attention, positions, targets)).mean()
+    assert grounded == pytest.approx(plain + 0.5 * extra, rel=1e-5) and extra > 0
+    spec = {k: tf.TensorSpec([None, *np.shape(v)[1:]], tf.as_dtype(np.asarray(v).dtype)) for k, v in features.items()}
+    spec["answer_scores"] = tf.TensorSpec([None, len(VOCABULARY)], tf.float32)
+    spec["grounding_positions"] = tf.TensorSpec([None, 2], tf.int32)
+    vqa.check_training_batch(dict(spec, grounding_targets=tf.TensorSpec([None, 2, tokens], tf.float32)), 32)
+    with pytest.raises(ValueError, match="grounding_targets"):
+        vqa.check_training_batch(dict(spec, grounding_targets=tf.TensorSpec([None, 2, tokens + 1], tf.float32)), 32)
+    with pytest.raises(ValueError, match="grounding_weight"):
+        _vqa(grounding_weight=-1.0)

@@ -44,6 +44,12 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert summary["colour_permuted_images"] == 6 and 6 <= summary["colour_permuted_questions"] <= 12
     assert f"Colour-permuted copies: 6 images, with their {summary['colour_permuted_questions']} " in stdout
     assert "Encoding 12 images" in stdout  # the default: frozen encoders, features cached once (copies included)
+    # --place_questions / --grounding_weight: on for the built-in scenes (one "where is the X?" per uniquely
+    # named object, training only; the named objects' attention targets from the scenes' masks).
+    assert summary["settings"]["place_questions"] is True and summary["settings"]["grounding_weight"] == 1.0
+    assert summary["place_questions"] >= 6 and f"--place_questions): {summary['place_questions']}" in stdout
+    assert 0 < summary["grounded_questions"] <= summary["names"] <= 2 * summary["grounded_questions"]
+    assert f"{summary['names']} named objects in {summary['grounded_questions']} of " in stdout
     assert summary["train"]["step"] == 2 and summary["skipped"] == 0
     assert summary["settings"]["freeze_backbone"] and summary["settings"]["cache_features"]
     vqa = FlorenceVQA.from_preset(str(model_dir / "preset"))
@@ -141,3 +147,12 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert not FlorenceVQA.from_preset(str(external_dir / "preset")).question_prior
     external = json.loads((external_dir / "train_vqa.json").read_text())
     assert external["settings"]["colour_permutation"] is False and external["colour_permuted_images"] == 0
+    # ... and so are the place questions and the attention targets, which need the built-in scenes.
+    assert external["settings"]["place_questions"] is False and external["settings"]["grounding_weight"] == 0.0
+    assert external["place_questions"] == 0 and "grounded_questions" not in external
+    assert FlorenceVQA.from_preset(str(external_dir / "preset")).grounding_weight == 0.0
+    with pytest.raises(Exception, match="need the built-in scenes"):
+        eval_recipe_data.run_recipe(
+            "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={tmp_path / 'refused'}",
+            f"--questions={tmp_path / 'q.json'}", f"--annotations={tmp_path / 'a.json'}",
+            f"--image_dir={model_dir / 'data'}", "--image_template={file_name}", "--grounding_weight=1", timeout=400)
