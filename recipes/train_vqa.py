@@ -116,6 +116,10 @@ flags.DEFINE_enum("place_questions", "auto", ["auto", "on", "off"], "Add trainin
                   "holding it ('top left' ... 'center' ... 'bottom right'): a per-object target that, with "
                   "--grounding_weight, ties each named object to where it is (docs/vqa.md, session 24). Needs the "
                   "built-in scenes (their objects); 'auto': on for them, off for other data.")
+flags.DEFINE_enum("occlusion_questions", "off", ["auto", "on", "off"], "Add training-only questions 'is the X "
+                  "partly hidden?' for every object whose name is unique in its scene (yes where nearer objects "
+                  "hide >= 5% of it, the 'in front' questions' threshold): a per-object target for 'is the X in "
+                  "front of the Y?' (docs/vqa.md, session 25). Needs the built-in scenes; 'auto': on for them.")
 flags.DEFINE_float("grounding_weight", None, "The weight of an attention target in training: the fusion's "
                    "text-to-image attention at each object a question names is pulled toward that object's "
                    "image tokens (the renderer's visible masks; florence_keras.data.vqa_grounding). Needs the "
@@ -158,7 +162,7 @@ def main(argv):
     import numpy as np
 
     from florence_keras.data.scene_generator import SceneGenerator
-    from florence_keras.data.vqa_builtin import add_place_questions
+    from florence_keras.data.vqa_builtin import add_occlusion_questions, add_place_questions
     from florence_keras.data.vqa_builtin import ensure_builtin_vqa_data
     from florence_keras.data.vqa_colour_permutation import add_colour_permuted_copies
     from florence_keras.data.vqa_dataset import vqa_dataset
@@ -197,9 +201,11 @@ def main(argv):
                              f"Received: {FLAGS.colour_permutation_copies}")
     builtin_data = FLAGS.questions == "builtin"
     place_questions = FLAGS.place_questions == "on" or (FLAGS.place_questions == "auto" and builtin_data)
+    occlusion_questions = FLAGS.occlusion_questions == "on" or (FLAGS.occlusion_questions == "auto" and builtin_data)
     grounding_weight = (1.0 if builtin_data else 0.0) if FLAGS.grounding_weight is None else FLAGS.grounding_weight
-    if not builtin_data and (place_questions or grounding_weight):
-        raise app.UsageError("--place_questions and --grounding_weight need the built-in scenes (--questions="
+    if not builtin_data and (place_questions or occlusion_questions or grounding_weight):
+        raise app.UsageError("--place_questions, --occlusion_questions and --grounding_weight need the built-in "
+                             "scenes (--questions="
                              "builtin): they read where each object is from the scenes themselves.")
     questions, annotations = FLAGS.questions, FLAGS.annotations
     image_dir, image_template = FLAGS.image_dir, FLAGS.image_template
@@ -220,6 +226,10 @@ def main(argv):
     if place_questions:  # training-only, before the vocabulary: their answers are answers
         data["records"], places_added = add_place_questions(data["records"], scene_generator)
         print(f"Place questions ('where is the X?', --place_questions): {places_added}")
+    occlusions_added = 0
+    if occlusion_questions:
+        data["records"], occlusions_added = add_occlusion_questions(data["records"], scene_generator)
+        print(f"Occlusion questions ('is the X partly hidden?', --occlusion_questions): {occlusions_added}")
     loaded = load_vqa_images(data["records"], FLAGS.image_size, skip_counter=data["skip_counter"])
     records = loaded["records"]
     vocabulary = build_answer_vocabulary([r["answers"] for r in records], FLAGS.num_answers)
@@ -338,6 +348,7 @@ def main(argv):
     settings["question_prior"] = question_prior  # (what "auto" chose)
     settings["colour_permutation"] = colour_permutation
     settings["place_questions"] = place_questions  # (what "auto" chose)
+    settings["occlusion_questions"] = occlusion_questions
     settings["grounding_weight"] = grounding_weight
     if source:
         settings.update(fusion, preset=preset)
@@ -347,7 +358,8 @@ def main(argv):
                report=lambda: {"train_questions": len(records), "train_images": int(len(loaded["images"])),
                                "colour_permuted_images": added["added_images"],
                                "colour_permuted_questions": added["added_questions"],
-                               "place_questions": places_added, **grounding_counts,
+                               "place_questions": places_added, "occlusion_questions": occlusions_added,
+                               **grounding_counts,
                                "answers": len(vocabulary), "answer_coverage": covered,
                                "skipped": data["skip_counter"].count,
                                "skipped_reasons": dict(data["skip_counter"].reasons)},

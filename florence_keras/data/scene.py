@@ -204,11 +204,25 @@ def dense_label_map(objects, image_size, shapes, colours, min_fraction=MIN_OCCLU
     shapes, colours = list(shapes), list(colours)
     labels = np.zeros((image_size, image_size, 3), np.uint8)
     visible, full = visible_masks(objects, image_size)
-    for obj, seen, whole in zip(objects, visible, full):
-        hidden = seen.sum() < (1.0 - min_fraction) * whole.sum()
+    for obj, seen, hidden in zip(objects, visible, partly_hidden(objects, image_size, min_fraction, (visible, full))):
         labels[seen] = (DENSE_PARTLY_HIDDEN if hidden else DENSE_IN_FULL_VIEW, shapes.index(obj.shape) + 1,
                         colours.index(obj.colour) + 1)
     return labels
+
+
+def partly_hidden(objects, image_size, min_fraction=MIN_OCCLUDED_FRACTION, masks=None):
+    """Per object, whether nearer objects hide at least `min_fraction` of its full mask (the rule of the "in
+    front" questions and of `dense_label_map`'s occlusion code).
+
+    Args:
+        objects: list of `SceneObject`; image_size: int S; min_fraction: float in (0, 1].
+        masks: `visible_masks(objects, image_size)` where the caller has them already (else computed).
+
+    Returns:
+        list of bool, in the order of `objects`.
+    """
+    visible, full = masks if masks is not None else visible_masks(objects, image_size)
+    return [bool(seen.sum() < (1.0 - min_fraction) * whole.sum()) for seen, whole in zip(visible, full)]
 
 
 def render(objects, background, image_size):

@@ -3,6 +3,7 @@
 import json
 import os
 
+from florence_keras.data import scene as scene_lib
 from florence_keras.data.builtin_dataset import write_builtin_dataset
 
 # The built-in VQA files name their images in their own "images" list (relative to the data folder).
@@ -69,20 +70,46 @@ def add_place_questions(records, generator, split="train"):
     Returns:
         `(records + the new records, the number added)`; new question ids follow the largest given one.
     """
+    return _add_object_questions(
+        records, generator, split,
+        lambda scene, objects: [(f"where is the {obj.name}?", place_name(obj, generator.image_size), "other",
+                                 "where is the") for obj in objects])
+
+
+def add_occlusion_questions(records, generator, split="train"):
+    """Training-only questions "is the X partly hidden?" for every object whose name is unique in its scene,
+    answered "yes" where nearer objects hide at least `scene.MIN_OCCLUDED_FRACTION` of it (`scene.partly_hidden`,
+    the threshold of the "in front" questions), else "no" (answer type "yes/no", question type "is the X partly").
+
+    "Is the X in front of the Y?" is asked of two objects one of which hides the other, so it is answered by
+    which of the two is partly hidden: a per-object target for the comparison (docs/vqa.md, session 25). Added to
+    the training records only.
+
+    Args and returns: as `add_place_questions`.
+    """
+    def make(scene, objects):
+        hidden = dict(zip(map(id, scene.objects), scene_lib.partly_hidden(scene.objects, generator.image_size)))
+        return [(f"is the {obj.name} partly hidden?", "yes" if hidden[id(obj)] else "no", "yes/no",
+                 "is the X partly") for obj in objects]
+
+    return _add_object_questions(records, generator, split, make)
+
+
+def _add_object_questions(records, generator, split, make):
+    """Adds `make(scene, objects)`'s `(question, answer, answer_type, question_type)` tuples for each image of
+    `records` (`objects`: those whose name is unique in the scene), ten identical answers each."""
     first = {}
     for record in records:
         first.setdefault(record["image_id"], record)
     next_id = max((int(r["question_id"]) for r in records), default=0) + 1
     added = []
     for image_id, record in first.items():
-        objects = builtin_scene(generator, image_id, split).objects
-        names = [obj.name for obj in objects]
-        for obj in objects:
-            if names.count(obj.name) != 1:
-                continue
-            place = place_name(obj, generator.image_size)
-            added.append({"question_id": next_id, "image_id": image_id, "question": f"where is the {obj.name}?",
-                          "answers": [place] * 10, "answer_type": "other", "question_type": "where is the",
+        scene = builtin_scene(generator, image_id, split)
+        names = [obj.name for obj in scene.objects]
+        unique = [obj for obj in scene.objects if names.count(obj.name) == 1]
+        for question, answer, answer_type, question_type in make(scene, unique):
+            added.append({"question_id": next_id, "image_id": image_id, "question": question,
+                          "answers": [answer] * 10, "answer_type": answer_type, "question_type": question_type,
                           "image_path": record["image_path"]})
             next_id += 1
     return list(records) + added, len(added)

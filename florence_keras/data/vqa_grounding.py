@@ -25,6 +25,7 @@ _NAMED = (
     (re.compile(r"^is the (?P<a>[a-z]+ [a-z]+) in front of the (?P<b>[a-z]+ [a-z]+)\?$"), "name"),
     (re.compile(r"^which side is the (?P<a>[a-z]+ [a-z]+) on\?$"), "name"),
     (re.compile(r"^where is the (?P<a>[a-z]+ [a-z]+)\?$"), "name"),
+    (re.compile(r"^is the (?P<a>[a-z]+ [a-z]+) partly hidden\?$"), "name"),
 )
 _KEYS = {"shape": lambda obj: obj.shape, "colour": lambda obj: obj.colour, "name": lambda obj: obj.name}
 MAX_NAMES = 2  # the most objects one built-in question names

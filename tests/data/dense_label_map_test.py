@@ -39,6 +39,21 @@ def test_two_overlapping_objects_by_hand():
     assert (labels[full["alone"]] == [1, shapes.index("star") + 1, colours.index("green") + 1]).all()
 
 
+def test_partly_hidden_by_hand_at_the_threshold():
+    size = 32
+    far = _object("square", "red", (20.0, 16.0), 6.0, 0.8)
+    full_far = scene_lib.shape_mask(far.shape, far.center, far.radius, far.angle, size).astype(bool)
+    for x, expected in ((4.0, False), (12.0, True)):  # a circle far to the left hides nothing; overlapping, it hides
+        near = _object("circle", "blue", (x, 16.0), 6.0, 0.2)
+        full_near = scene_lib.shape_mask(near.shape, near.center, near.radius, near.angle, size).astype(bool)
+        share = (full_near & full_far).sum() / full_far.sum()
+        assert (share >= scene_lib.MIN_OCCLUDED_FRACTION) == expected  # the case is what it claims
+        assert scene_lib.partly_hidden([near, far], size) == [False, expected]
+        assert scene_lib.partly_hidden([far, near], size) == [expected, False]  # order of the list, not of depth
+        # The threshold is the fraction hidden: just above the share, the same overlap does not count.
+        assert scene_lib.partly_hidden([near, far], size, min_fraction=min(1.0, share + 0.01)) == [False, False]
+
+
 def test_the_written_maps_are_the_generators_and_found_from_image_paths(tmp_path):
     paths = write_builtin_dataset(str(tmp_path), num_train=6, num_heldout=2,
                                   formats=("csv", "dense_labels", "imagefolder"))

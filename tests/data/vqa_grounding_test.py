@@ -5,6 +5,8 @@ import pytest
 
 from florence_keras.data import scene as scene_lib
 from florence_keras.data.scene_generator import SceneGenerator
+from florence_keras.data.vqa_builtin import add_occlusion_questions
+from florence_keras.data.vqa_builtin import add_place_questions
 from florence_keras.data.vqa_builtin import builtin_scene
 from florence_keras.data.vqa_grounding import MAX_NAMES
 from florence_keras.data.vqa_grounding import builtin_grounding
@@ -50,7 +52,9 @@ def test_builtin_grounding_names_the_right_objects_at_the_right_tokens():
     for image_id in range(1, 41):
         scene = builtin_scene(generator, image_id, "train")
         for qa in scene.questions():
-            records.append({"image_id": image_id, "question": qa["question"]})
+            records.append({"question_id": len(records) + 1, "image_id": image_id, "question": qa["question"],
+                            "image_path": ""})
+    records = add_occlusion_questions(add_place_questions(records, generator)[0], generator)[0]
     records.append({"image_id": 1, "question": "how many objects are there?"})
     got = builtin_grounding(records, generator, [2, 4], _tokenize, _question_mask)
     assert got["positions"].shape == (len(records), MAX_NAMES) and got["targets"].shape == (len(records), 2, 21)
@@ -69,6 +73,10 @@ def test_builtin_grounding_names_the_right_objects_at_the_right_tokens():
         elif " in front of " in question:
             names = [(3, [o.name == " ".join(words[2:4]) for o in objects]),
                      (9, [o.name == " ".join(words[8:10]) for o in objects])]
+        elif question.startswith("where is the"):
+            names = [(4, [o.name == " ".join(words[3:5]) for o in objects])]
+        elif question.endswith(" partly hidden?"):
+            names = [(3, [o.name == " ".join(words[2:4]) for o in objects])]
         elif question.startswith("which side"):
             names = [(5, [o.name == " ".join(words[4:6]) for o in objects])]
         names = [(word, chosen) for word, chosen in names if any(chosen)]
@@ -76,8 +84,9 @@ def test_builtin_grounding_names_the_right_objects_at_the_right_tokens():
             assert got["positions"][row, slot] == word + 1  # after the start token
             mask = np.logical_or.reduce([v for v, c in zip(visible, chosen) if c])
             np.testing.assert_allclose(got["targets"][row, slot], token_targets(mask, [2, 4]), atol=1e-6)
-            checked.add(words[0] + " " + words[1])
-        assert (got["positions"][row, len(names):] == -1).all() and not got["targets"][row, len(names):].any()
-    assert {"is there", "what colour", "what shape", "is the", "which side"} <= checked
+            checked.add(" ".join(words[:2] if words[-2] != "hidden" else words[-3:-1]))
+        assert (got["positions"][row, len(names):] == -1).all(), question
+        assert not got["targets"][row, len(names):].any()
+    assert {"is there", "what colour", "what shape", "is the", "which side", "where is", "partly hidden"} <= checked
     assert got["grounded_questions"] == int((got["positions"][:, 0] >= 0).sum())
     assert got["names"] == int((got["positions"] >= 0).sum())

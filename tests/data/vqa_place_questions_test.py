@@ -1,9 +1,11 @@
-"""Training-only "where is the X?" questions for the built-in scenes."""
+"""Training-only per-object questions for the built-in scenes: "where is the X?", "is the X partly hidden?"."""
 
 import types
 
+from florence_keras.data import scene as scene_lib
 from florence_keras.data.scene_generator import SceneGenerator
 from florence_keras.data.vqa_builtin import PLACES
+from florence_keras.data.vqa_builtin import add_occlusion_questions
 from florence_keras.data.vqa_builtin import add_place_questions
 from florence_keras.data.vqa_builtin import builtin_scene
 from florence_keras.data.vqa_builtin import place_name
@@ -21,13 +23,19 @@ def test_place_name_by_hand():
     assert place_name(at(30, 45), 60) == "bottom"
 
 
-def test_add_place_questions_one_per_uniquely_named_object():
-    generator = SceneGenerator(image_size=64, seed=1)
+def _records(generator, images, per_image=2, keep=lambda qa: True):
     records = []
-    for image_id in range(1, 31):
-        for k, qa in enumerate(builtin_scene(generator, image_id).questions()[:2]):
+    for image_id in range(1, images + 1):
+        kept = [qa for qa in builtin_scene(generator, image_id).questions() if keep(qa)]
+        for k, qa in enumerate(kept[:per_image]):
             records.append({"question_id": image_id * 100 + k, "image_id": image_id, "question": qa["question"],
                             "answers": [qa["answer"]] * 10, "image_path": f"/data/{image_id}.jpg"})
+    return records
+
+
+def test_add_place_questions_one_per_uniquely_named_object():
+    generator = SceneGenerator(image_size=64, seed=1)
+    records = _records(generator, 30)
     out, added = add_place_questions(records, generator)
     assert out[:len(records)] == records and len(out) == len(records) + added
     expected = 0
@@ -45,3 +53,28 @@ def test_add_place_questions_one_per_uniquely_named_object():
     assert added == expected > 30
     ids = [r["question_id"] for r in out]
     assert len(set(ids)) == len(ids)
+
+
+def test_add_occlusion_questions_answer_every_in_front_question_from_the_two_objects():
+    generator = SceneGenerator(image_size=64, seed=2)
+    # Images with an "in front" question, which is asked only of two objects of which one hides the other.
+    records = _records(generator, 120, per_image=1, keep=lambda qa: " in front of " in qa["question"])
+    assert len(records) > 20
+    out, added = add_occlusion_questions(records, generator)
+    assert out[:len(records)] == records and len(out) == len(records) + added
+    new = {(r["image_id"], r["question"]): r for r in out[len(records):]}
+    assert len(new) == added and all(r["answer_type"] == "yes/no" for r in new.values())
+    answers = {r["answers"][0] for r in new.values()}
+    assert answers == {"yes", "no"}
+    for record in records:
+        objects = builtin_scene(generator, record["image_id"]).objects
+        hidden = scene_lib.partly_hidden(objects, 64)
+        for obj, flag in zip(objects, hidden):
+            question = new.get((record["image_id"], f"is the {obj.name} partly hidden?"))
+            assert question is None or question["answers"] == ["yes" if flag else "no"] * 10
+        # "Is the X in front of the Y?" -> yes exactly when the Y is the one partly hidden.
+        x, y = record["question"][len("is the "):-1].split(" in front of the ")
+        x_hidden = new[(record["image_id"], f"is the {x} partly hidden?")]["answers"][0] == "yes"
+        y_hidden = new[(record["image_id"], f"is the {y} partly hidden?")]["answers"][0] == "yes"
+        assert x_hidden != y_hidden
+        assert record["answers"][0] == ("yes" if y_hidden else "no")
