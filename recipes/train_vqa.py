@@ -120,6 +120,11 @@ flags.DEFINE_enum("occlusion_questions", "off", ["auto", "on", "off"], "Add trai
                   "partly hidden?' for every object whose name is unique in its scene (yes where nearer objects "
                   "hide >= 5% of it, the 'in front' questions' threshold): a per-object target for 'is the X in "
                   "front of the Y?' (docs/vqa.md, session 25). Needs the built-in scenes; 'auto': on for them.")
+flags.DEFINE_enum("front_pair_questions", "off", ["auto", "on", "off"], "Add training-only 'is the X in front of "
+                  "the Y?' questions for every pair of uniquely named objects of which the nearer hides >= 5% of "
+                  "the other, both orders (the scenes ask it of their two nearest objects only). With "
+                  "--occlusion_questions, a lab's half of lifting 'in front'; alone it does not (docs/vqa.md, "
+                  "session 25). Needs the built-in scenes; 'auto': on for them.")
 flags.DEFINE_float("grounding_weight", None, "The weight of an attention target in training: the fusion's "
                    "text-to-image attention at each object a question names is pulled toward that object's "
                    "image tokens (the renderer's visible masks; florence_keras.data.vqa_grounding). Needs the "
@@ -162,7 +167,9 @@ def main(argv):
     import numpy as np
 
     from florence_keras.data.scene_generator import SceneGenerator
-    from florence_keras.data.vqa_builtin import add_occlusion_questions, add_place_questions
+    from florence_keras.data.vqa_builtin import add_front_pair_questions
+    from florence_keras.data.vqa_builtin import add_occlusion_questions
+    from florence_keras.data.vqa_builtin import add_place_questions
     from florence_keras.data.vqa_builtin import ensure_builtin_vqa_data
     from florence_keras.data.vqa_colour_permutation import add_colour_permuted_copies
     from florence_keras.data.vqa_dataset import vqa_dataset
@@ -202,10 +209,12 @@ def main(argv):
     builtin_data = FLAGS.questions == "builtin"
     place_questions = FLAGS.place_questions == "on" or (FLAGS.place_questions == "auto" and builtin_data)
     occlusion_questions = FLAGS.occlusion_questions == "on" or (FLAGS.occlusion_questions == "auto" and builtin_data)
+    front_pair_questions = FLAGS.front_pair_questions == "on" or (
+        FLAGS.front_pair_questions == "auto" and builtin_data)
     grounding_weight = (1.0 if builtin_data else 0.0) if FLAGS.grounding_weight is None else FLAGS.grounding_weight
-    if not builtin_data and (place_questions or occlusion_questions or grounding_weight):
-        raise app.UsageError("--place_questions, --occlusion_questions and --grounding_weight need the built-in "
-                             "scenes (--questions="
+    if not builtin_data and (place_questions or occlusion_questions or front_pair_questions or grounding_weight):
+        raise app.UsageError("--place_questions, --occlusion_questions, --front_pair_questions and "
+                             "--grounding_weight need the built-in scenes (--questions="
                              "builtin): they read where each object is from the scenes themselves.")
     questions, annotations = FLAGS.questions, FLAGS.annotations
     image_dir, image_template = FLAGS.image_dir, FLAGS.image_template
@@ -230,6 +239,10 @@ def main(argv):
     if occlusion_questions:
         data["records"], occlusions_added = add_occlusion_questions(data["records"], scene_generator)
         print(f"Occlusion questions ('is the X partly hidden?', --occlusion_questions): {occlusions_added}")
+    front_pairs_added = 0
+    if front_pair_questions:
+        data["records"], front_pairs_added = add_front_pair_questions(data["records"], scene_generator)
+        print(f"Front pair questions ('is the X in front of the Y?', --front_pair_questions): {front_pairs_added}")
     loaded = load_vqa_images(data["records"], FLAGS.image_size, skip_counter=data["skip_counter"])
     records = loaded["records"]
     vocabulary = build_answer_vocabulary([r["answers"] for r in records], FLAGS.num_answers)
@@ -349,6 +362,7 @@ def main(argv):
     settings["colour_permutation"] = colour_permutation
     settings["place_questions"] = place_questions  # (what "auto" chose)
     settings["occlusion_questions"] = occlusion_questions
+    settings["front_pair_questions"] = front_pair_questions
     settings["grounding_weight"] = grounding_weight
     if source:
         settings.update(fusion, preset=preset)
@@ -359,6 +373,7 @@ def main(argv):
                                "colour_permuted_images": added["added_images"],
                                "colour_permuted_questions": added["added_questions"],
                                "place_questions": places_added, "occlusion_questions": occlusions_added,
+                               "front_pair_questions": front_pairs_added,
                                **grounding_counts,
                                "answers": len(vocabulary), "answer_coverage": covered,
                                "skipped": data["skip_counter"].count,

@@ -5,6 +5,7 @@ import types
 from florence_keras.data import scene as scene_lib
 from florence_keras.data.scene_generator import SceneGenerator
 from florence_keras.data.vqa_builtin import PLACES
+from florence_keras.data.vqa_builtin import add_front_pair_questions
 from florence_keras.data.vqa_builtin import add_occlusion_questions
 from florence_keras.data.vqa_builtin import add_place_questions
 from florence_keras.data.vqa_builtin import builtin_scene
@@ -78,3 +79,31 @@ def test_add_occlusion_questions_answer_every_in_front_question_from_the_two_obj
         y_hidden = new[(record["image_id"], f"is the {y} partly hidden?")]["answers"][0] == "yes"
         assert x_hidden != y_hidden
         assert record["answers"][0] == ("yes" if y_hidden else "no")
+
+
+def test_add_front_pair_questions_every_occluding_pair_both_ways_answered_by_depth():
+    generator = SceneGenerator(image_size=64, seed=4)
+    records = _records(generator, 60, per_image=20)  # every question of each scene, "in front" included
+    out, added = add_front_pair_questions(records, generator)
+    assert out[:len(records)] == records and len(out) == len(records) + added
+    asked = {(r["image_id"], r["question"]) for r in records}
+    new = {(r["image_id"], r["question"]): r for r in out[len(records):]}
+    assert len(new) == added and not set(new) & asked  # never a question the image already has
+    expected = 0
+    for image_id in range(1, 61):
+        objects = builtin_scene(generator, image_id).objects
+        names = [o.name for o in objects]
+        for a in objects:
+            for b in objects:
+                if a is b or names.count(a.name) > 1 or names.count(b.name) > 1:
+                    continue
+                near, far = sorted((a, b), key=lambda o: o.depth)
+                key = (image_id, f"is the {a.name} in front of the {b.name}?")
+                if not scene_lib.occlusion_visible(near, far, 64) or key in asked:
+                    assert key not in new
+                    continue
+                expected += 1
+                assert new[key]["answers"] == ["yes" if a is near else "no"] * 10
+                assert new[key]["answer_type"] == "yes/no" and new[key]["question_type"] == "is the"
+    assert added == expected > 20
+    assert {r["answers"][0] for r in new.values()} == {"yes", "no"}

@@ -30,7 +30,8 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     stdout = eval_recipe_data.run_recipe(
         "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={model_dir}", "--image_size=32", "--steps=2",
         "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
-        "--fusion_heads=2", "--warmup_steps=1", "--occlusion_questions=on", timeout=400)
+        "--fusion_heads=2", "--warmup_steps=1", "--occlusion_questions=on",
+        "--front_pair_questions=on", timeout=400)
     assert "training questions on 6 images at 32px" in stdout
     # No --question_length: the longest question of these 6 scenes ("is the purple circle in front of the yellow
     # hexagon?": 12 BPE tokens, 14 with the start and end tokens) rounded up to a multiple of 8.
@@ -52,6 +53,8 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert summary["settings"]["occlusion_questions"] is True
     assert summary["occlusion_questions"] == summary["place_questions"]  # the same objects
     assert f"--occlusion_questions): {summary['occlusion_questions']}" in stdout
+    assert summary["settings"]["front_pair_questions"] is True  # (off by default; 0 when no pair occludes)
+    assert f"--front_pair_questions): {summary['front_pair_questions']}" in stdout
     assert 0 < summary["grounded_questions"] <= summary["names"] <= 2 * summary["grounded_questions"]
     assert f"{summary['names']} named objects in {summary['grounded_questions']} of " in stdout
     assert summary["train"]["step"] == 2 and summary["skipped"] == 0
@@ -155,6 +158,7 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert external["settings"]["place_questions"] is False and external["settings"]["grounding_weight"] == 0.0
     assert external["place_questions"] == 0 and "grounded_questions" not in external
     assert external["settings"]["occlusion_questions"] is False and external["occlusion_questions"] == 0
+    assert external["settings"]["front_pair_questions"] is False and external["front_pair_questions"] == 0
     assert FlorenceVQA.from_preset(str(external_dir / "preset")).grounding_weight == 0.0
     with pytest.raises(Exception, match="need the built-in scenes"):
         eval_recipe_data.run_recipe(
