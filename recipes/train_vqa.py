@@ -33,7 +33,10 @@ at seeds 0–4 against 84.5–87.0 without it; docs/vqa.md, session 20). Other d
 Also on the built-in scenes only (they know where every object is): training-only "where is the X?" questions
 (`--place_questions`) and an attention target that pulls the fusion's text-to-image attention at each named object
 toward that object's image tokens (`--grounding_weight`): together 90.07–91.20 at seeds 0–3 against 87.44–88.71
-("which side" 91 against 75–79; docs/vqa.md, session 24).
+("which side" 91 against 75–79; docs/vqa.md, session 24). Two more training-only question sets,
+`--occlusion_questions` ("is the X partly hidden?") and `--front_pair_questions` ("is the X in front of the Y?" for
+every occluding pair), are off: alone they change nothing; in a lab with an occlusion decoder's output in the image
+tokens they lift "in front" from chance to 86 (docs/vqa.md, session 25).
 """
 
 import os
@@ -119,7 +122,9 @@ flags.DEFINE_enum("place_questions", "auto", ["auto", "on", "off"], "Add trainin
 flags.DEFINE_enum("occlusion_questions", "off", ["auto", "on", "off"], "Add training-only questions 'is the X "
                   "partly hidden?' for every object whose name is unique in its scene (yes where nearer objects "
                   "hide >= 5% of it, the 'in front' questions' threshold): a per-object target for 'is the X in "
-                  "front of the Y?' (docs/vqa.md, session 25). Needs the built-in scenes; 'auto': on for them.")
+                  "front of the Y?'; alone it measured no gain, with an occlusion stream in the image tokens it "
+                  "was half of lifting 'in front' (docs/vqa.md, session 25). Needs the built-in scenes; 'auto': on "
+                  "for them.")
 flags.DEFINE_enum("front_pair_questions", "off", ["auto", "on", "off"], "Add training-only 'is the X in front of "
                   "the Y?' questions for every pair of uniquely named objects of which the nearer hides >= 5% of "
                   "the other, both orders (the scenes ask it of their two nearest objects only). With "

@@ -211,8 +211,8 @@ def dense_label_map(objects, image_size, shapes, colours, min_fraction=MIN_OCCLU
 
 
 def partly_hidden(objects, image_size, min_fraction=MIN_OCCLUDED_FRACTION, masks=None):
-    """Per object, whether nearer objects hide at least `min_fraction` of its full mask (the rule of the "in
-    front" questions and of `dense_label_map`'s occlusion code).
+    """Per object, whether nearer objects hide at least `min_fraction` of its full mask (`dense_label_map`'s
+    occlusion code; the threshold the "in front" questions use for one pair, `occlusion_visible`).
 
     Args:
         objects: list of `SceneObject`; image_size: int S; min_fraction: float in (0, 1].
