@@ -35,8 +35,8 @@ Also on the built-in scenes only (they know where every object is): training-onl
 toward that object's image tokens (`--grounding_weight`): together 90.07–91.20 at seeds 0–3 against 87.44–88.71
 ("which side" 91 against 75–79; docs/vqa.md, session 24). Two more training-only question sets,
 `--occlusion_questions` ("is the X partly hidden?") and `--front_pair_questions` ("is the X in front of the Y?" for
-every occluding pair), are off: alone they change nothing; in a lab with an occlusion decoder's output in the image
-tokens they lift "in front" from chance to 86 (docs/vqa.md, session 25).
+every occluding pair) are off: on their own they change nothing; in a lab with an occlusion decoder's output in the
+image tokens they lift "in front" from chance to 86 (docs/vqa.md, session 25).
 """
 
 import os
@@ -128,8 +128,8 @@ flags.DEFINE_enum("occlusion_questions", "off", ["auto", "on", "off"], "Add trai
 flags.DEFINE_enum("front_pair_questions", "off", ["auto", "on", "off"], "Add training-only 'is the X in front of "
                   "the Y?' questions for every pair of uniquely named objects of which the nearer hides >= 5% of "
                   "the other, both orders (the scenes ask it of their two nearest objects only). With "
-                  "--occlusion_questions, a lab's half of lifting 'in front'; alone it does not (docs/vqa.md, "
-                  "session 25). Needs the built-in scenes; 'auto': on for them.")
+                  "--occlusion_questions and an occlusion stream, half of a lab's lift of 'in front'; without the "
+                  "stream no gain (docs/vqa.md, session 25). Needs the built-in scenes; 'auto': on for them.")
 flags.DEFINE_float("grounding_weight", None, "The weight of an attention target in training: the fusion's "
                    "text-to-image attention at each object a question names is pulled toward that object's "
                    "image tokens (the renderer's visible masks; florence_keras.data.vqa_grounding). Needs the "
