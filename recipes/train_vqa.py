@@ -119,17 +119,26 @@ flags.DEFINE_enum("place_questions", "auto", ["auto", "on", "off"], "Add trainin
                   "holding it ('top left' ... 'center' ... 'bottom right'): a per-object target that, with "
                   "--grounding_weight, ties each named object to where it is (docs/vqa.md, session 24). Needs the "
                   "built-in scenes (their objects); 'auto': on for them, off for other data.")
-flags.DEFINE_enum("occlusion_questions", "off", ["auto", "on", "off"], "Add training-only questions 'is the X "
+flags.DEFINE_enum("occlusion_questions", "auto", ["auto", "on", "off"], "Add training-only questions 'is the X "
                   "partly hidden?' for every object whose name is unique in its scene (yes where nearer objects "
                   "hide >= 5% of it, the 'in front' questions' threshold): a per-object target for 'is the X in "
                   "front of the Y?'; alone it measured no gain, with an occlusion stream in the image tokens it "
                   "was half of lifting 'in front' (docs/vqa.md, session 25). Needs the built-in scenes; 'auto': on "
                   "for them.")
-flags.DEFINE_enum("front_pair_questions", "off", ["auto", "on", "off"], "Add training-only 'is the X in front of "
+flags.DEFINE_enum("front_pair_questions", "auto", ["auto", "on", "off"], "Add training-only 'is the X in front of "
                   "the Y?' questions for every pair of uniquely named objects of which the nearer hides >= 5% of "
                   "the other, both orders (the scenes ask it of their two nearest objects only). With "
                   "--occlusion_questions and an occlusion stream, half of a lab's lift of 'in front'; without the "
                   "stream no gain (docs/vqa.md, session 25). Needs the built-in scenes; 'auto': on for them.")
+flags.DEFINE_enum("dense_labels", "auto", ["auto", "on", "off"], "Stage 0: fit a per-pixel decoder "
+                  "(DenseLabelDecoder) on the frozen image encoder's feature pyramid to the scenes' occlusion code "
+                  "(background / in full view / partly hidden), then give each image token its cell's pooled "
+                  "probabilities (FlorenceVQA(dense_label_classes=3)): what the last stage pools away, which "
+                  "object of a cell is partly hidden (docs/vqa.md, session 26). Needs the built-in scenes (their "
+                  "per-pixel labels); 'auto': on for them, off for other data, and the preset's own decoder when "
+                  "going on from a FlorenceVQA preset that has one.")
+flags.DEFINE_integer("dense_label_steps", 2000, "Stage 0 (--dense_labels): the decoder's optimizer steps "
+                     "(batches of 32 images, AdamW 2e-3, warm-up + cosine).", lower_bound=1)
 flags.DEFINE_float("grounding_weight", None, "The weight of an attention target in training: the fusion's "
                    "text-to-image attention at each object a question names is pulled toward that object's "
                    "image tokens (the renderer's visible masks; florence_keras.data.vqa_grounding). Needs the "
@@ -171,10 +180,12 @@ def main(argv):
     import keras
     import numpy as np
 
+    from florence_keras.data.scene import DENSE_OCCLUSION_CLASSES
     from florence_keras.data.scene_generator import SceneGenerator
     from florence_keras.data.vqa_builtin import add_front_pair_questions
     from florence_keras.data.vqa_builtin import add_occlusion_questions
     from florence_keras.data.vqa_builtin import add_place_questions
+    from florence_keras.data.vqa_builtin import builtin_occlusion_maps
     from florence_keras.data.vqa_builtin import ensure_builtin_vqa_data
     from florence_keras.data.vqa_colour_permutation import add_colour_permuted_copies
     from florence_keras.data.vqa_dataset import vqa_dataset
@@ -191,6 +202,7 @@ def main(argv):
     from florence_keras.models.token_packing import count_cut
     from florence_keras.models.token_packing import fitting_sequence_length
     from florence_keras.models.vqa_feature_cache import cache_vqa_features
+    from florence_keras.training.dense_label_fitting import fit_dense_label_decoder
     from florence_keras.training.layerwise_lr_decay import backbone_lr_multipliers
     from florence_keras.training.task_training import TRAINING_FLAGS
     from florence_keras.training.task_training import train_task
@@ -217,9 +229,11 @@ def main(argv):
     front_pair_questions = FLAGS.front_pair_questions == "on" or (
         FLAGS.front_pair_questions == "auto" and builtin_data)
     grounding_weight = (1.0 if builtin_data else 0.0) if FLAGS.grounding_weight is None else FLAGS.grounding_weight
-    if not builtin_data and (place_questions or occlusion_questions or front_pair_questions or grounding_weight):
-        raise app.UsageError("--place_questions, --occlusion_questions, --front_pair_questions and "
-                             "--grounding_weight need the built-in scenes (--questions="
+    fit_dense_labels = FLAGS.dense_labels == "on" or (FLAGS.dense_labels == "auto" and builtin_data)
+    if not builtin_data and (place_questions or occlusion_questions or front_pair_questions or grounding_weight
+                             or fit_dense_labels):
+        raise app.UsageError("--place_questions, --occlusion_questions, --front_pair_questions, --dense_labels "
+                             "and --grounding_weight need the built-in scenes (--questions="
                              "builtin): they read where each object is from the scenes themselves.")
     questions, annotations = FLAGS.questions, FLAGS.annotations
     image_dir, image_template = FLAGS.image_dir, FLAGS.image_template
@@ -250,6 +264,8 @@ def main(argv):
         print(f"Front pair questions ('is the X in front of the Y?', --front_pair_questions): {front_pairs_added}")
     loaded = load_vqa_images(data["records"], FLAGS.image_size, skip_counter=data["skip_counter"])
     records = loaded["records"]
+    # Stage 0's images: the loaded ones (not the colour-permuted copies below), and their records.
+    dense_images, dense_records, dense_index = loaded["images"], records, loaded["image_index"]
     vocabulary = build_answer_vocabulary([r["answers"] for r in records], FLAGS.num_answers)
     scores = soft_scores([r["answers"] for r in records], vocabulary)
     answer_types = vocabulary_answer_types([r["answers"] for r in records], [r["answer_type"] for r in records],
@@ -293,6 +309,13 @@ def main(argv):
             preset = FLAGS.fusion_preset
         if FLAGS.question_prior == "auto" and "question_prior" in pretrained:  # going on from a FlorenceVQA
             question_prior = pretrained["question_prior"]  # preset: its branch, so that its weights fit
+        if FLAGS.dense_labels == "auto" and pretrained.get("dense_label_classes"):  # (likewise: its decoder,
+            fusion.update(dense_label_classes=pretrained["dense_label_classes"],  # already fitted)
+                          dense_label_channels=pretrained["dense_label_channels"],
+                          dense_label_sub_cells=pretrained["dense_label_sub_cells"])
+            fit_dense_labels = False
+    if fit_dense_labels:
+        fusion["dense_label_classes"] = DENSE_OCCLUSION_CLASSES
 
     if fusion["image_token_stage"] == 0 and fusion["image_detail"]:  # stage 0 has no finer stage to fold in
         if not FLAGS["image_detail"].using_default_value:
@@ -313,7 +336,7 @@ def main(argv):
             print(f"Note: {cut} of {len(records)} training questions are longer than {fusion['question_length']} "
                   f"tokens and are cut to them")
 
-    def model_fn():
+    def model_fn(load_decoder=True):
         keras.utils.set_random_seed(FLAGS.seed)
         model = FlorenceVQA.from_preset(
             preset, answer_vocabulary=vocabulary, image_size=FLAGS.image_size, dropout=FLAGS.dropout,
@@ -323,7 +346,32 @@ def main(argv):
         if FLAGS.fusion_preset and preset != FLAGS.fusion_preset:  # (from_preset loads a pretrainer preset's own)
             fusion_weights.load_fusion_weights(model, FLAGS.fusion_preset)
         model.set_backbone_trainable(not FLAGS.freeze_backbone)  # (a preset of a frozen run stores it frozen)
+        if fit_dense_labels and load_decoder:  # stage 0's result
+            with np.load(decoder_path, allow_pickle=False) as stored:
+                model.dense_label_decoder.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
         return model
+
+    decoder_path = os.path.join(FLAGS.model_dir, "dense_label_decoder.npz")
+    dense_fit = {}
+    if fit_dense_labels and os.path.exists(decoder_path):  # a rerun: stage 0 is done (and deterministic)
+        print(f"Stage 0 (--dense_labels): reusing the fitted decoder {decoder_path}")
+    elif fit_dense_labels:
+        label_maps = builtin_occlusion_maps(dense_records, dense_index, len(dense_images), scene_generator,
+                                            FLAGS.image_size)
+        print(f"Stage 0 (--dense_labels): fitting the occlusion decoder on {len(dense_images)} images, "
+              f"{FLAGS.dense_label_steps} steps (frozen encoder)")
+        stage_start = time.time()
+        task = model_fn(load_decoder=False)
+        dense_fit = fit_dense_label_decoder(task, dense_images, label_maps, FLAGS.dense_label_steps,
+                                            class_weights=(0.1, 1.0, 1.0), seed=FLAGS.seed)
+        dense_fit["seconds"] = round(time.time() - stage_start, 1)
+        print(f"Stage 0: loss {dense_fit['loss']:.4f}, object-pixel accuracy {100 * dense_fit['pixel_accuracy']:.1f}% "
+              f"(last tenth of the steps), {dense_fit['seconds']:.0f} s")
+        os.makedirs(FLAGS.model_dir, exist_ok=True)
+        with open(decoder_path + ".partial", "wb") as f:  # renamed when complete: a killed write is redone
+            np.savez(f, *task.dense_label_decoder.get_weights())
+        os.replace(decoder_path + ".partial", decoder_path)
+        del task, label_maps
 
     token_ids = cache = extras = None
     grounding_counts = {}
@@ -369,6 +417,8 @@ def main(argv):
     settings["occlusion_questions"] = occlusion_questions
     settings["front_pair_questions"] = front_pair_questions
     settings["grounding_weight"] = grounding_weight
+    settings["dense_labels"] = fusion.get("dense_label_classes", 0) > 0  # (what "auto" chose)
+    settings["dense_label_steps"] = FLAGS.dense_label_steps
     if source:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])
@@ -379,6 +429,7 @@ def main(argv):
                                "colour_permuted_questions": added["added_questions"],
                                "place_questions": places_added, "occlusion_questions": occlusions_added,
                                "front_pair_questions": front_pairs_added,
+                               "dense_label_fit": dense_fit,
                                **grounding_counts,
                                "answers": len(vocabulary), "answer_coverage": covered,
                                "skipped": data["skip_counter"].count,

@@ -3,6 +3,8 @@
 import json
 import os
 
+import numpy as np
+
 from florence_keras.data import scene as scene_lib
 from florence_keras.data.builtin_dataset import write_builtin_dataset
 
@@ -143,3 +145,36 @@ def _add_object_questions(records, generator, split, make):
                           "image_path": record["image_path"]})
             next_id += 1
     return list(records) + added, len(added)
+
+
+def builtin_occlusion_maps(records, image_index, num_images, generator, image_size=None, split="train"):
+    """Per loaded image of built-in VQA records, its per-pixel occlusion code (`scene.dense_label_map`'s first
+    channel: `DENSE_BACKGROUND`, `DENSE_IN_FULL_VIEW`, `DENSE_PARTLY_HIDDEN`): the labels
+    `fit_dense_label_decoder` fits `FlorenceVQA(dense_label_classes=3)`'s decoder on.
+
+    Args:
+        records: built-in VQA records (`image_id` numbers the scene, `builtin_scene`); image_index: int `(Q,)`, the
+            loaded image of each record (`load_vqa_images`); num_images: the loaded images' count.
+        generator: the `SceneGenerator` that drew them; split: their split.
+        image_size: the loaded images' size (default the generator's): maps are resized nearest-neighbour to it.
+
+    Returns:
+        uint8 `(num_images, S, S)`.
+    """
+    image_size = generator.image_size if image_size is None else image_size
+    image_ids = [None] * num_images
+    for record, index in zip(records, image_index):
+        image_ids[int(index)] = record["image_id"]
+    missing = sum(image_id is None for image_id in image_ids)
+    if missing:
+        raise ValueError(f"{missing} of {num_images} images have no record: their scenes are unknown.")
+    maps = np.zeros((num_images, image_size, image_size), np.uint8)
+    for index, image_id in enumerate(image_ids):
+        scene = builtin_scene(generator, image_id, split)
+        labels = scene_lib.dense_label_map(scene.objects, generator.image_size, generator.shapes,
+                                           generator.colours)[..., 0]
+        if image_size != generator.image_size:  # nearest neighbour: pixel centres, no class mixed
+            rows = ((np.arange(image_size) + 0.5) * generator.image_size / image_size).astype(int)
+            labels = labels[rows][:, rows]
+        maps[index] = labels
+    return maps

@@ -6,6 +6,18 @@ import keras
 from keras import ops
 
 
+def upsampling_steps(stride):
+    """The x2 upsamplings from a map of this stride to the image (log2 of a power of 2; a decoder's
+    `num_upsamplings` after the encoder's finest map, whose stride is the patch size)."""
+    steps = 0
+    while stride > 1:
+        if stride % 2:
+            raise ValueError(f"The image encoder's patch size must be a power of 2. Received: {stride}")
+        stride //= 2
+        steps += 1
+    return steps
+
+
 @keras.saving.register_keras_serializable(package="florence_keras")
 class DepthUpsamplingHead(keras.layers.Layer):
     """Upsamples the finest fused map to the image's resolution and predicts positive depth in metres.

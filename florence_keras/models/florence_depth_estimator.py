@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from florence_keras.layers.depth_decoder import DepthDecoder
+from florence_keras.layers.depth_upsampling_head import upsampling_steps
 from florence_keras.losses.depth_metric import DepthMetric
 from florence_keras.losses.scale_invariant_log_loss import ScaleInvariantLogLoss
 from florence_keras.models.florence_backbone import FlorenceBackbone
@@ -78,8 +79,8 @@ class FlorenceDepthEstimator(FlorenceTask):
         for unused in (backbone.text_encoder, backbone.text_projection, backbone.image_projection,
                        backbone.logit_scale_layer, encoder.final_norm):
             unused.trainable = False  # the decoder reads the stages' maps, not the final norm's
-        self.decoder = DepthDecoder(decoder_channels, num_upsamplings=_log2(encoder.patch_size), min_depth=min_depth,
-                                    max_depth=max_depth, dtype=backbone.dtype_policy, name="depth_decoder")
+        self.decoder = DepthDecoder(decoder_channels, num_upsamplings=upsampling_steps(encoder.patch_size),
+                                    min_depth=min_depth, max_depth=max_depth, dtype=backbone.dtype_policy, name="depth_decoder")
         # === Functional model ===
         images = keras.Input(shape=(image_size, image_size, 3), name="images")
         pyramid = encoder.forward_features(images)["pyramid"]
@@ -197,12 +198,3 @@ class FlorenceDepthEstimator(FlorenceTask):
                        "silog_lambda": self.silog_lambda, "gradient_weight": self.gradient_weight})
         return config
 
-
-def _log2(value):
-    steps = 0
-    while value > 1:
-        if value % 2:
-            raise ValueError(f"The image encoder's patch size must be a power of 2. Received: {value}")
-        value //= 2
-        steps += 1
-    return steps

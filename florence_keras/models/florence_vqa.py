@@ -6,6 +6,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from florence_keras.layers.dense_label_decoder import DenseLabelDecoder
+from florence_keras.layers.depth_upsampling_head import upsampling_steps
 from florence_keras.layers.fusion_encoder import FusionEncoder
 from florence_keras.layers.summary_token_dropout import SummaryTokenDropout
 from florence_keras.models import fusion_tokens
@@ -104,6 +106,18 @@ class FlorenceVQA(FlorenceTask):
             over the fusion layers and summed over the named positions. It ties each named object to its own
             image tokens (on the built-in scenes, from the renderer's masks: `florence_keras.data.vqa_grounding`;
             docs/vqa.md, session 24). Batches without the keys train as before.
+        dense_label_classes: int, default 0 (none). With K >= 2, a `DenseLabelDecoder` (`dense_label_decoder`)
+            reads the encoder's feature pyramid of the image (at scale 1) and gives K class probabilities per
+            pixel; averaged over `dense_label_sub_cells²` sub-blocks of each image token's cell, they join the
+            token's own channels (`sub_cells² · K` more, before any `image_detail` cells). The decoder is frozen
+            here and its output cut from the gradient: it is fitted before the VQA on per-pixel labels
+            (`florence_keras.training.dense_label_fitting.fit_dense_label_decoder`; on the built-in scenes the
+            occlusion code of `scene.dense_label_map`, so that a token says which of its objects is partly
+            hidden, what the last stage pools away: docs/vqa.md, session 26). Its weights are the Task's: saved
+            with the preset, used by `predict` and serving. A preset saved before this argument existed loads
+            with 0.
+        dense_label_channels: int, the decoder's width. Defaults to 96.
+        dense_label_sub_cells: int >= 1, sub-blocks per side of each token's cell. Defaults to 4.
         **kwargs: `keras.Model` arguments.
 
     Training on cached features: with a frozen backbone, `encode(images, token_ids)` gives the frozen half's
@@ -124,7 +138,8 @@ class FlorenceVQA(FlorenceTask):
                  fusion_dim=768, fusion_layers=6, fusion_heads=12, fusion_intermediate_dim=None, dropout=0.1,
                  image_token_stage=None, image_position_embedding=True, image_scales=(1,), image_detail=False,
                  image_summary="mean", text_summary_dropout=0.0, question_prior=False, answer_types=None,
-                 question_prior_floor=0.1, grounding_weight=0.0, **kwargs):
+                 question_prior_floor=0.1, grounding_weight=0.0, dense_label_classes=0, dense_label_channels=96,
+                 dense_label_sub_cells=4, **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
@@ -173,6 +188,16 @@ class FlorenceVQA(FlorenceTask):
             raise ValueError(f"`grounding_weight` must be a number >= 0. Received: "
                              f"grounding_weight={grounding_weight!r}")
         self.grounding_weight = float(grounding_weight)
+        for name, value, least in (("dense_label_classes", dense_label_classes, 0),
+                                   ("dense_label_channels", dense_label_channels, 1),
+                                   ("dense_label_sub_cells", dense_label_sub_cells, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least or (
+                    name == "dense_label_classes" and value == 1):
+                raise ValueError(f"`{name}` must be an int >= {least}{' other than 1' if least == 0 else ''}. "
+                                 f"Received: {name}={value!r}")
+        self.dense_label_classes = dense_label_classes
+        self.dense_label_channels = dense_label_channels
+        self.dense_label_sub_cells = dense_label_sub_cells
         self.eos_token_id = int(backbone.text_encoder.eos_token_id)
         # === Layers ===
         self.backbone = backbone
@@ -206,7 +231,15 @@ class FlorenceVQA(FlorenceTask):
             self.image_detail_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="image_detail_norm",
                                                                      **policy)
         stage = len(encoder.stages) - 1 if image_token_stage is None else image_token_stage
-        self._detail_channels = (int(encoder.embed_dim) * 2 ** stage, int(encoder.embed_dim) * 2 ** (stage - 1))
+        self._own_channels = int(encoder.embed_dim) * 2 ** stage  # the token stage's channels, as the encoder gives
+        self._dense_channels = 0
+        if self.dense_label_classes:
+            self.dense_label_decoder = DenseLabelDecoder(
+                self.dense_label_classes, dense_label_channels,
+                num_upsamplings=upsampling_steps(encoder.patch_size), name="dense_label_decoder", **policy)
+            self._dense_channels = dense_label_sub_cells ** 2 * self.dense_label_classes
+        # Each token's "own" channels (the token stage's, then the dense label probabilities), then its finer cells
+        self._detail_channels = (self._own_channels + self._dense_channels, int(encoder.embed_dim) * 2 ** (stage - 1))
         scale_maps = self._scale_maps(images, training=None)
         image_map = scale_maps[0] if len(scale_maps) == 1 else fusion_tokens.multi_scale_map(scale_maps)
         self._scale_cells = [int(fusion_tokens.grid_cells(m).shape[1]) for m in scale_maps]
@@ -236,12 +269,15 @@ class FlorenceVQA(FlorenceTask):
         if self.question_prior:
             logits = self.question_prior_inference(logits, self.question_prior_logits(text_tokens))
         super().__init__(inputs={"images": images, "token_ids": token_ids}, outputs=logits, **kwargs)
+        if self.dense_label_classes:  # (again: the decoder's variables are made when it is built, above)
+            self.dense_label_decoder.trainable = False
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         config.setdefault("image_position_embedding", False)  # presets saved before the argument existed
         config.setdefault("image_summary", "mean")  # (likewise)
+        config.setdefault("dense_label_classes", 0)  # (likewise)
         if "image_scales" in config:
             config["image_scales"] = tuple(config["image_scales"])
         return super().from_config(config)
@@ -324,14 +360,51 @@ class FlorenceVQA(FlorenceTask):
         """One `image_map` per image scale (the images resized bilinearly by that factor)."""
         encoder = self.backbone.image_encoder
         maps = []
+        probabilities = None
         for scale in self.image_scales:
             scaled = images
             if scale != 1:
                 size = self.image_size * scale
                 scaled = ops.image.resize(images, (size, size), interpolation="bilinear")
             features = encoder.forward_features(scaled, training=training)
-            maps.append(fusion_tokens.image_map(features, self.image_token_stage, self.image_detail))
+            image_map = fusion_tokens.image_map(features, self.image_token_stage, self.image_detail)
+            if self.dense_label_classes:
+                if probabilities is None:  # from the image at scale 1 (encoded here if no scale is 1)
+                    pyramid = features["pyramid"] if scale == 1 else None
+                    probabilities = ops.stop_gradient(ops.softmax(
+                        self.dense_label_logits(images, pyramid=pyramid, training=training), axis=-1))
+                image_map = self._with_dense_labels(image_map, probabilities)
+            maps.append(image_map)
         return maps
+
+    def dense_label_logits(self, images, pyramid=None, training=False):
+        """`dense_label_classes > 0`: normalised images `(B, S, S, 3)` -> float32 per-pixel class logits
+        `(B, S, S, K)` of `dense_label_decoder` (from the encoder's pyramid `{"P2": ..., ...}`, computed here
+        unless given)."""
+        if not self.dense_label_classes:
+            raise ValueError("This FlorenceVQA has no dense label decoder (dense_label_classes=0).")
+        if pyramid is None:
+            pyramid = self.backbone.image_encoder.forward_features(images, training=training)["pyramid"]
+        levels = [pyramid[f"P{index + 2}"] for index in range(len(pyramid))]
+        return self.dense_label_decoder([images] + levels, training=False)
+
+    def _with_dense_labels(self, image_map, probabilities):
+        """`image_map` `(B, h, w, C [+ finer cells])` -> `(B, h, w, C + s²·K [+ finer cells])`: per cell, the
+        per-pixel probabilities `(B, S, S, K)` averaged over each of its `s × s` sub-blocks (row-major, the K
+        classes innermost), inserted after its own channels."""
+        s, classes = self.dense_label_sub_cells, self.dense_label_classes
+        height, width = int(image_map.shape[1]), int(image_map.shape[2])
+        rows, columns = height * s, width * s
+        if self.image_size % rows == 0 and self.image_size % columns == 0:
+            pooled = ops.average_pool(probabilities, pool_size=(self.image_size // rows, self.image_size // columns),
+                                      strides=(self.image_size // rows, self.image_size // columns))
+        else:  # sub-blocks that do not tile the image evenly: an area-weighted resize
+            pooled = ops.image.resize(probabilities, (rows, columns), interpolation="bilinear", antialias=True)
+        pooled = ops.reshape(pooled, (-1, height, s, width, s, classes))
+        pooled = ops.reshape(ops.transpose(pooled, (0, 1, 3, 2, 4, 5)), (-1, height, width, s * s * classes))
+        own = self._own_channels
+        return ops.concatenate([image_map[..., :own], ops.cast(pooled, image_map.dtype), image_map[..., own:]],
+                               axis=-1)
 
     def encode_questions(self, token_ids, training=False):
         """Token ids `(B, question_length)` -> `{"text_tokens": (B, L, D), "text_mask": int32 (B, L)}` (inference
@@ -624,5 +697,9 @@ class FlorenceVQA(FlorenceTask):
                        "image_summary": self.image_summary, "text_summary_dropout": self.text_summary_dropout,
                        "question_prior": self.question_prior, "answer_types": list(self.answer_types),
                        "question_prior_floor": self.question_prior_floor,
-                       "grounding_weight": self.grounding_weight})
+                       "grounding_weight": self.grounding_weight,
+                       "dense_label_classes": self.dense_label_classes,
+                       "dense_label_channels": self.dense_label_channels,
+                       "dense_label_sub_cells": self.dense_label_sub_cells})
         return config
+

@@ -30,7 +30,8 @@ def fusion_settings(preset):
     """The `FUSION_SETTINGS` (+ `dropout`) of a `FlorenceFusionPretrainer` or `FlorenceVQA` preset directory, read
     from its `task.json` (nothing is built); a FlorenceVQA preset also gives its `question_length`,
     `image_position_embedding`, `image_scales`, `image_detail`, `image_summary` (a pretrainer's is "mean",
-    the image-stream summary it was trained with) and `question_prior` (False in presets saved before it)."""
+    the image-stream summary it was trained with), `question_prior` (False in presets saved before it) and the
+    `dense_label_*` settings (0 classes: none)."""
     task_class = preset_task_class(preset)
     if task_class not in ("FlorenceFusionPretrainer", "FlorenceVQA"):
         raise ValueError(f"{preset} is not a FlorenceFusionPretrainer or FlorenceVQA preset directory (its "
@@ -40,11 +41,14 @@ def fusion_settings(preset):
     names = FUSION_SETTINGS + ("dropout",)
     if task_class == "FlorenceVQA":
         names += ("question_length", "image_position_embedding", "image_scales", "image_detail", "image_summary",
-                  "question_prior")
+                  "question_prior", "dense_label_classes", "dense_label_channels", "dense_label_sub_cells")
         config.setdefault("image_position_embedding", False)  # saved before the argument existed
         config.setdefault("question_prior", False)  # (likewise)
         config.setdefault("image_detail", False)  # (likewise)
         config.setdefault("image_summary", "mean")  # (likewise)
+        config.setdefault("dense_label_classes", 0)  # (likewise)
+        config.setdefault("dense_label_channels", 96)
+        config.setdefault("dense_label_sub_cells", 4)
         config["image_scales"] = tuple(config.get("image_scales", (1,)))
     else:  # the pretrainer's image stream starts with the mean token: a VQA going on from it keeps that
         names += ("image_summary",)

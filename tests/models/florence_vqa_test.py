@@ -573,3 +573,86 @@ def test_grounding_loss_against_numpy_and_in_replica_loss():
         vqa.check_training_batch(dict(spec, grounding_targets=tf.TensorSpec([None, 2, tokens + 1], tf.float32)), 32)
     with pytest.raises(ValueError, match="grounding_weight"):
         _vqa(grounding_weight=-1.0)
+
+
+def _block_mean(probabilities, rows, columns):
+    """NumPy: `(B, S, S, K)` averaged over a `rows x columns` grid of equal blocks -> `(B, rows, columns, K)`."""
+    b, height, width, k = probabilities.shape
+    return probabilities.reshape(b, rows, height // rows, columns, width // columns, k).mean(axis=(2, 4))
+
+
+def test_dense_label_probabilities_join_each_token_cell(tmp_path):
+    """dense_label_classes: the decoder's per-pixel softmax (from the scale-1 pyramid), averaged over s×s
+    sub-blocks of every token's cell (row-major, classes innermost) and inserted after the token's own channels,
+    at every scale (NumPy on the encoder and decoder called by hand); the decoder is frozen and cut from the
+    gradient; config, presets, cached features and old configs follow."""
+    plain = _vqa(image_scales=[1, 2], image_detail=True)
+    vqa = _vqa(image_scales=[1, 2], image_detail=True, dense_label_classes=3, dense_label_channels=8,
+               dense_label_sub_cells=2)
+    rng = np.random.default_rng(11)
+    vqa.dense_label_decoder.set_weights([rng.normal(0, 0.5, w.shape).astype("float32")
+                                         for w in vqa.dense_label_decoder.get_weights()])
+    images = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    ids = vqa.tokenize_questions(["is the red circle partly hidden?", "is there a star?"]).numpy()
+    pyramid = vqa.backbone.image_encoder.forward_features(images, training=False)["pyramid"]
+    logits = np.asarray(vqa.dense_label_decoder([images, pyramid["P2"], pyramid["P3"]]))
+    np.testing.assert_allclose(np.asarray(vqa.dense_label_logits(images)), logits, atol=1e-5)
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    base = np.asarray(plain.encode_images(images))  # (B, 4·4 + 8·8, C + 4·C/2): the same encoder's tokens
+    own = base.shape[-1] // 3
+    expected = []
+    for grid in (4, 8):  # the scales' grids; each cell's 2x2 sub-blocks
+        pooled = _block_mean(probabilities, 2 * grid, 2 * grid).reshape(2, grid, 2, grid, 2, 3)
+        expected.append(pooled.transpose(0, 1, 3, 2, 4, 5).reshape(2, grid * grid, 12))
+    expected = np.concatenate(expected, axis=1)
+    image_map = np.asarray(vqa.encode_images(images))
+    assert image_map.shape == base.shape[:2] + (base.shape[-1] + 12,)
+    np.testing.assert_allclose(image_map[..., :own], base[..., :own], atol=1e-5)
+    np.testing.assert_allclose(image_map[..., own:own + 12], expected, atol=1e-5)
+    np.testing.assert_allclose(image_map[..., own + 12:], base[..., own:], atol=1e-5)
+    # Frozen and cut from the gradient: no decoder weight trains, the loss's gradient never reaches it.
+    decoder_weights = {id(w) for w in vqa.dense_label_decoder.weights}
+    assert not decoder_weights & {id(w) for w in vqa.trainable_weights}
+    vqa.dense_label_decoder.trainable = True
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(vqa({"images": images, "token_ids": ids}))
+    assert all(g is None for g in tape.gradient(loss, vqa.dense_label_decoder.trainable_weights))
+    vqa.dense_label_decoder.trainable = False
+    direct = np.asarray(vqa({"images": images, "token_ids": ids}))
+    np.testing.assert_allclose(np.asarray(vqa.answer_logits(vqa.encode(images, ids))), direct, rtol=1e-5, atol=1e-6)
+    vqa.save_to_preset(tmp_path / "vqa")
+    again = FlorenceVQA.from_preset(str(tmp_path / "vqa"))
+    assert again.dense_label_classes == 3 and not again.dense_label_decoder.trainable
+    np.testing.assert_allclose(np.asarray(again({"images": images, "token_ids": ids})), direct, rtol=1e-5, atol=1e-6)
+    from florence_keras.models import fusion_weights
+
+    settings = fusion_weights.fusion_settings(str(tmp_path / "vqa"))
+    assert (settings["dense_label_classes"], settings["dense_label_channels"], settings["dense_label_sub_cells"]) \
+        == (3, 8, 2)
+    old = dict(plain.get_config())
+    for name in ("dense_label_classes", "dense_label_channels", "dense_label_sub_cells"):
+        old.pop(name)  # a preset saved before the arguments existed
+    assert FlorenceVQA.from_config(old).dense_label_classes == 0
+    with pytest.raises(ValueError, match="no dense label decoder"):
+        plain.dense_label_logits(images)
+    for bad in (dict(dense_label_classes=1), dict(dense_label_classes=-2), dict(dense_label_classes=3.0),
+                dict(dense_label_classes=3, dense_label_sub_cells=0), dict(dense_label_channels=True)):
+        with pytest.raises(ValueError, match="dense_label"):
+            _vqa(**bad)
+
+
+def test_dense_labels_without_a_scale_of_one_and_uneven_sub_blocks():
+    """No scale 1: the decoder reads the image's own pyramid all the same; 3×3 sub-blocks of a 4×4 grid on 32 px do
+    not tile the image: an antialiased resize gives them."""
+    vqa = _vqa(image_scales=[2], dense_label_classes=3, dense_label_channels=8, dense_label_sub_cells=3)
+    images = np.random.default_rng(3).normal(size=(1, 32, 32, 3)).astype("float32")
+    logits = np.asarray(vqa.dense_label_logits(images))
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    image_map = np.asarray(vqa.encode_images(images))
+    grid = int(image_map.shape[1])
+    assert image_map.shape[-1] == 32 + 27 and grid == 8  # (the scale-2 grid; tiny C = 32)
+    pooled = image_map[..., 32:].reshape(1, grid, grid, 3, 3, 3).transpose(0, 1, 3, 2, 4, 5).reshape(1, 24, 24, 3)
+    resized = tf.image.resize(probabilities, (24, 24), method="bilinear", antialias=True).numpy()
+    np.testing.assert_allclose(pooled, resized, atol=1e-5)
+    np.testing.assert_allclose(pooled.sum(-1), 1.0, atol=1e-4)  # still a distribution per sub-block

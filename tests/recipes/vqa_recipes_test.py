@@ -30,8 +30,7 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     stdout = eval_recipe_data.run_recipe(
         "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={model_dir}", "--image_size=32", "--steps=2",
         "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
-        "--fusion_heads=2", "--warmup_steps=1", "--occlusion_questions=on",
-        "--front_pair_questions=on", timeout=400)
+        "--fusion_heads=2", "--warmup_steps=1", "--dense_label_steps=3", timeout=400)
     assert "training questions on 6 images at 32px" in stdout
     # No --question_length: the longest question of these 6 scenes ("is the purple circle in front of the yellow
     # hexagon?": 12 BPE tokens, 14 with the start and end tokens) rounded up to a multiple of 8.
@@ -49,18 +48,26 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     # named object, training only; the named objects' attention targets from the scenes' masks).
     assert summary["settings"]["place_questions"] is True and summary["settings"]["grounding_weight"] == 1.0
     assert summary["place_questions"] >= 6 and f"--place_questions): {summary['place_questions']}" in stdout
-    # --occlusion_questions=on (off by default): one "is the X partly hidden?" per uniquely named object too.
+    # --occlusion_questions=auto: one "is the X partly hidden?" per uniquely named object too.
     assert summary["settings"]["occlusion_questions"] is True
     assert summary["occlusion_questions"] == summary["place_questions"]  # the same objects
     assert f"--occlusion_questions): {summary['occlusion_questions']}" in stdout
-    assert summary["settings"]["front_pair_questions"] is True  # (off by default; 0 when no pair occludes)
+    assert summary["settings"]["front_pair_questions"] is True  # (0 when no pair occludes)
     assert f"--front_pair_questions): {summary['front_pair_questions']}" in stdout
     assert 0 < summary["grounded_questions"] <= summary["names"] <= 2 * summary["grounded_questions"]
     assert f"{summary['names']} named objects in {summary['grounded_questions']} of " in stdout
     assert summary["train"]["step"] == 2 and summary["skipped"] == 0
+    # --dense_labels=auto: stage 0 fits the occlusion decoder on the 6 images (not the copies); the preset keeps it.
+    assert "Stage 0 (--dense_labels): fitting the occlusion decoder on 6 images, 3 steps" in stdout
+    assert summary["settings"]["dense_labels"] is True and summary["dense_label_fit"]["steps"] == 3
+    with np.load(model_dir / "dense_label_decoder.npz", allow_pickle=False) as stored:
+        fitted = [stored[f"arr_{i}"] for i in range(len(stored.files))]
     assert summary["settings"]["freeze_backbone"] and summary["settings"]["cache_features"]
     vqa = FlorenceVQA.from_preset(str(model_dir / "preset"))
     assert vqa.image_size == 32 and vqa.answer_vocabulary and vqa.question_length == 16
+    assert vqa.dense_label_classes == 3 and not vqa.dense_label_decoder.trainable
+    for kept, stage0 in zip(vqa.dense_label_decoder.get_weights(), fitted):  # stage 0's decoder, unchanged after
+        np.testing.assert_array_equal(kept, stage0)
     assert summary["settings"]["question_length"] == 16
     assert vqa.image_detail and summary["settings"]["image_detail"]  # the default: the finer stage folded in
     assert vqa.image_summary == "pooled" and summary["settings"]["image_summary"] == "pooled"  # (likewise)
@@ -84,6 +91,9 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
         timeout=400)  # the fusion settings: the preset's; the summary dropout through the whole model's graph
     tuned = FlorenceVQA.from_preset(str(tuned_dir / "preset"))
     assert tuned.text_summary_dropout == 0.5
+    assert tuned.dense_label_classes == 3 and not (tuned_dir / "dense_label_decoder.npz").exists()  # the preset's
+    for kept, stage0 in zip(tuned.dense_label_decoder.get_weights(), fitted):  # frozen in fine-tuning too
+        np.testing.assert_array_equal(kept, stage0)
     assert any(not np.array_equal(a.numpy(), b.numpy())
                for a, b in zip(tuned.backbone.text_encoder.weights, vqa.backbone.text_encoder.weights))
 
@@ -93,8 +103,16 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     stdout = eval_recipe_data.run_recipe(
         "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={stage0_dir}", "--image_size=32", "--steps=1",
         "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
-        "--fusion_heads=2", "--image_token_stage=0", f"--builtin_dir={model_dir / 'data'}", timeout=400)
+        "--fusion_heads=2", "--image_token_stage=0", "--dense_label_steps=2",
+        f"--builtin_dir={model_dir / 'data'}", timeout=400)
     assert "no finer stage to fold in (--image_detail off)" in stdout
+    # A rerun in the same directory goes on from what is there: stage 0's decoder is not fitted again.
+    stdout = eval_recipe_data.run_recipe(
+        "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={stage0_dir}", "--image_size=32", "--steps=1",
+        "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
+        "--fusion_heads=2", "--image_token_stage=0", "--dense_label_steps=2",
+        f"--builtin_dir={model_dir / 'data'}", timeout=400)
+    assert "Stage 0 (--dense_labels): reusing the fitted decoder" in stdout
     assert not FlorenceVQA.from_preset(str(stage0_dir / "preset")).image_detail
     with pytest.raises(AssertionError, match="needs a stage before"):
         eval_recipe_data.run_recipe(
@@ -159,9 +177,16 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert external["place_questions"] == 0 and "grounded_questions" not in external
     assert external["settings"]["occlusion_questions"] is False and external["occlusion_questions"] == 0
     assert external["settings"]["front_pair_questions"] is False and external["front_pair_questions"] == 0
+    assert external["settings"]["dense_labels"] is False and external["dense_label_fit"] == {}
+    assert FlorenceVQA.from_preset(str(external_dir / "preset")).dense_label_classes == 0
     assert FlorenceVQA.from_preset(str(external_dir / "preset")).grounding_weight == 0.0
     with pytest.raises(Exception, match="need the built-in scenes"):
         eval_recipe_data.run_recipe(
             "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={tmp_path / 'refused'}",
             f"--questions={tmp_path / 'q.json'}", f"--annotations={tmp_path / 'a.json'}",
             f"--image_dir={model_dir / 'data'}", "--image_template={file_name}", "--grounding_weight=1", timeout=400)
+    with pytest.raises(Exception, match="need the built-in scenes"):
+        eval_recipe_data.run_recipe(
+            "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={tmp_path / 'refused'}",
+            f"--questions={tmp_path / 'q.json'}", f"--annotations={tmp_path / 'a.json'}",
+            f"--image_dir={model_dir / 'data'}", "--image_template={file_name}", "--dense_labels=on", timeout=400)
