@@ -139,6 +139,10 @@ flags.DEFINE_enum("dense_labels", "auto", ["auto", "on", "off"], "Stage 0: fit a
                   "going on from a FlorenceVQA preset that has one.")
 flags.DEFINE_integer("dense_label_steps", 2000, "Stage 0 (--dense_labels): the decoder's optimizer steps "
                      "(batches of 32 images, AdamW 2e-3, warm-up + cosine).", lower_bound=1)
+flags.DEFINE_integer("dense_label_scenes", 12000, "Stage 0 (--dense_labels): the training scenes it fits on (at "
+                     "least --builtin_train: the VQA's own scenes, then more of the same draw; never held-out "
+                     "ones). Drawing and encoding them costs seconds; on 4,000 the decoder overfits (docs/vqa.md, "
+                     "session 26).", lower_bound=1)
 flags.DEFINE_float("grounding_weight", None, "The weight of an attention target in training: the fusion's "
                    "text-to-image attention at each object a question names is pulled toward that object's "
                    "image tokens (the renderer's visible masks; florence_keras.data.vqa_grounding). Needs the "
@@ -185,7 +189,7 @@ def main(argv):
     from florence_keras.data.vqa_builtin import add_front_pair_questions
     from florence_keras.data.vqa_builtin import add_occlusion_questions
     from florence_keras.data.vqa_builtin import add_place_questions
-    from florence_keras.data.vqa_builtin import builtin_occlusion_maps
+    from florence_keras.data.vqa_builtin import builtin_occlusion_scenes
     from florence_keras.data.vqa_builtin import ensure_builtin_vqa_data
     from florence_keras.data.vqa_colour_permutation import add_colour_permuted_copies
     from florence_keras.data.vqa_dataset import vqa_dataset
@@ -264,8 +268,6 @@ def main(argv):
         print(f"Front pair questions ('is the X in front of the Y?', --front_pair_questions): {front_pairs_added}")
     loaded = load_vqa_images(data["records"], FLAGS.image_size, skip_counter=data["skip_counter"])
     records = loaded["records"]
-    # Stage 0's images: the loaded ones (not the colour-permuted copies below), and their records.
-    dense_images, dense_records, dense_index = loaded["images"], records, loaded["image_index"]
     vocabulary = build_answer_vocabulary([r["answers"] for r in records], FLAGS.num_answers)
     scores = soft_scores([r["answers"] for r in records], vocabulary)
     answer_types = vocabulary_answer_types([r["answers"] for r in records], [r["answer_type"] for r in records],
@@ -356,9 +358,9 @@ def main(argv):
     if fit_dense_labels and os.path.exists(decoder_path):  # a rerun: stage 0 is done (and deterministic)
         print(f"Stage 0 (--dense_labels): reusing the fitted decoder {decoder_path}")
     elif fit_dense_labels:
-        label_maps = builtin_occlusion_maps(dense_records, dense_index, len(dense_images), scene_generator,
-                                            FLAGS.image_size)
-        print(f"Stage 0 (--dense_labels): fitting the occlusion decoder on {len(dense_images)} images, "
+        count = max(FLAGS.dense_label_scenes, FLAGS.builtin_train)
+        dense_images, label_maps = builtin_occlusion_scenes(scene_generator, count, FLAGS.image_size)
+        print(f"Stage 0 (--dense_labels): fitting the occlusion decoder on {count} training scenes, "
               f"{FLAGS.dense_label_steps} steps (frozen encoder)")
         stage_start = time.time()
         task = model_fn(load_decoder=False)
@@ -371,7 +373,7 @@ def main(argv):
         with open(decoder_path + ".partial", "wb") as f:  # renamed when complete: a killed write is redone
             np.savez(f, *task.dense_label_decoder.get_weights())
         os.replace(decoder_path + ".partial", decoder_path)
-        del task, label_maps
+        del task, dense_images, label_maps
 
     token_ids = cache = extras = None
     grounding_counts = {}
@@ -419,6 +421,7 @@ def main(argv):
     settings["grounding_weight"] = grounding_weight
     settings["dense_labels"] = fusion.get("dense_label_classes", 0) > 0  # (what "auto" chose)
     settings["dense_label_steps"] = FLAGS.dense_label_steps
+    settings["dense_label_scenes"] = FLAGS.dense_label_scenes
     if source:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])

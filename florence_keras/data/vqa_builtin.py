@@ -147,34 +147,37 @@ def _add_object_questions(records, generator, split, make):
     return list(records) + added, len(added)
 
 
-def builtin_occlusion_maps(records, image_index, num_images, generator, image_size=None, split="train"):
-    """Per loaded image of built-in VQA records, its per-pixel occlusion code (`scene.dense_label_map`'s first
-    channel: `DENSE_BACKGROUND`, `DENSE_IN_FULL_VIEW`, `DENSE_PARTLY_HIDDEN`): the labels
-    `fit_dense_label_decoder` fits `FlorenceVQA(dense_label_classes=3)`'s decoder on.
+
+def builtin_occlusion_scenes(generator, count, image_size=None, split="train"):
+    """The first `count` scenes of a built-in split as images and per-pixel occlusion codes
+    (`scene.dense_label_map`'s first channel: `DENSE_BACKGROUND`, `DENSE_IN_FULL_VIEW`, `DENSE_PARTLY_HIDDEN`):
+    what `fit_dense_label_decoder` fits `FlorenceVQA(dense_label_classes=3)`'s decoder on. The first scenes are
+    the VQA training split's own images (`builtin_scene`: image id = index + 1); the ones after it are more
+    training scenes of the same draw, never held-out ones.
 
     Args:
-        records: built-in VQA records (`image_id` numbers the scene, `builtin_scene`); image_index: int `(Q,)`, the
-            loaded image of each record (`load_vqa_images`); num_images: the loaded images' count.
-        generator: the `SceneGenerator` that drew them; split: their split.
-        image_size: the loaded images' size (default the generator's): maps are resized nearest-neighbour to it.
+        generator: a `SceneGenerator`; count: int > 0; split: the split to draw from.
+        image_size: the size to return (default the generator's): images resized bilinearly (antialiased), maps
+            nearest-neighbour (pixel centres: no class mixed).
 
     Returns:
-        uint8 `(num_images, S, S)`.
+        `(images uint8 (count, S, S, 3), maps uint8 (count, S, S))`.
     """
-    image_size = generator.image_size if image_size is None else image_size
-    image_ids = [None] * num_images
-    for record, index in zip(records, image_index):
-        image_ids[int(index)] = record["image_id"]
-    missing = sum(image_id is None for image_id in image_ids)
-    if missing:
-        raise ValueError(f"{missing} of {num_images} images have no record: their scenes are unknown.")
-    maps = np.zeros((num_images, image_size, image_size), np.uint8)
-    for index, image_id in enumerate(image_ids):
-        scene = builtin_scene(generator, image_id, split)
-        labels = scene_lib.dense_label_map(scene.objects, generator.image_size, generator.shapes,
-                                           generator.colours)[..., 0]
-        if image_size != generator.image_size:  # nearest neighbour: pixel centres, no class mixed
-            rows = ((np.arange(image_size) + 0.5) * generator.image_size / image_size).astype(int)
-            labels = labels[rows][:, rows]
-        maps[index] = labels
-    return maps
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"`count` must be a positive int. Received: {count!r}")
+    size = generator.image_size
+    image_size = size if image_size is None else image_size
+    images = np.zeros((count, size, size, 3), np.uint8)
+    maps = np.zeros((count, size, size), np.uint8)
+    for index in range(count):
+        scene = generator.scene(index, split)
+        images[index] = scene.image
+        maps[index] = scene_lib.dense_label_map(scene.objects, size, generator.shapes, generator.colours)[..., 0]
+    if image_size != size:
+        import tensorflow as tf
+
+        images = np.asarray(tf.cast(tf.round(tf.clip_by_value(tf.image.resize(
+            images, (image_size, image_size), antialias=True), 0, 255)), tf.uint8))
+        rows = ((np.arange(image_size) + 0.5) * size / image_size).astype(int)
+        maps = maps[:, rows][:, :, rows]
+    return images, maps

@@ -109,21 +109,19 @@ def test_add_front_pair_questions_every_occluding_pair_both_ways_answered_by_dep
     assert {r["answers"][0] for r in new.values()} == {"yes", "no"}
 
 
-def test_builtin_occlusion_maps_follow_each_loaded_image_to_its_scene():
+
+def test_builtin_occlusion_scenes_are_the_training_scenes_and_their_codes():
     import numpy as np
     import pytest
 
-    from florence_keras.data.vqa_builtin import builtin_occlusion_maps
+    from florence_keras.data.vqa_builtin import builtin_occlusion_scenes
 
     generator = SceneGenerator(image_size=64, seed=2)
-    records = _records(generator, 6)
-    # Loaded images in another order than the records' (as load_vqa_images numbers them): image 5 first.
-    order = {image_id: index for index, image_id in enumerate([5, 1, 2, 3, 4, 6])}
-    image_index = np.array([order[r["image_id"]] for r in records])
-    maps = builtin_occlusion_maps(records, image_index, 6, generator)
-    assert maps.shape == (6, 64, 64) and maps.dtype == np.uint8
-    for image_id, index in order.items():
-        scene = builtin_scene(generator, image_id)
+    images, maps = builtin_occlusion_scenes(generator, 6)
+    assert images.shape == (6, 64, 64, 3) and maps.shape == (6, 64, 64) and maps.dtype == np.uint8
+    for index in range(6):
+        scene = builtin_scene(generator, index + 1)  # the VQA split's image ids: scene index + 1
+        np.testing.assert_array_equal(images[index], scene.image)
         expected = scene_lib.dense_label_map(scene.objects, 64, generator.shapes, generator.colours)[..., 0]
         np.testing.assert_array_equal(maps[index], expected)
         visible, _ = scene_lib.visible_masks(scene.objects, 64)
@@ -131,7 +129,9 @@ def test_builtin_occlusion_maps_follow_each_loaded_image_to_its_scene():
             if seen.any():
                 assert set(np.unique(maps[index][seen])) == {2 if hidden else 1}
     assert set(np.unique(maps)) <= {0, 1, 2} and (maps == 2).any() and (maps == 1).any()
-    half = builtin_occlusion_maps(records, image_index, 6, generator, image_size=32)  # nearest, pixel centres
-    np.testing.assert_array_equal(half, maps[:, 1::2, 1::2])
-    with pytest.raises(ValueError, match="no record"):
-        builtin_occlusion_maps(records, image_index, 7, generator)
+    small_images, small_maps = builtin_occlusion_scenes(generator, 6, image_size=32)
+    np.testing.assert_array_equal(small_maps, maps[:, 1::2, 1::2])  # nearest, pixel centres
+    assert small_images.shape == (6, 32, 32, 3) and small_images.dtype == np.uint8
+    assert np.abs(small_images.astype(float) - images.reshape(6, 32, 2, 32, 2, 3).mean((2, 4))).mean() < 8
+    with pytest.raises(ValueError, match="count"):
+        builtin_occlusion_scenes(generator, 0)

@@ -30,7 +30,8 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     stdout = eval_recipe_data.run_recipe(
         "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={model_dir}", "--image_size=32", "--steps=2",
         "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
-        "--fusion_heads=2", "--warmup_steps=1", "--dense_label_steps=3", timeout=400)
+        "--fusion_heads=2", "--warmup_steps=1", "--dense_label_steps=3", "--dense_label_scenes=10",
+        timeout=400)
     assert "training questions on 6 images at 32px" in stdout
     # No --question_length: the longest question of these 6 scenes ("is the purple circle in front of the yellow
     # hexagon?": 12 BPE tokens, 14 with the start and end tokens) rounded up to a multiple of 8.
@@ -57,8 +58,8 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert 0 < summary["grounded_questions"] <= summary["names"] <= 2 * summary["grounded_questions"]
     assert f"{summary['names']} named objects in {summary['grounded_questions']} of " in stdout
     assert summary["train"]["step"] == 2 and summary["skipped"] == 0
-    # --dense_labels=auto: stage 0 fits the occlusion decoder on the 6 images (not the copies); the preset keeps it.
-    assert "Stage 0 (--dense_labels): fitting the occlusion decoder on 6 images, 3 steps" in stdout
+    # --dense_labels=auto: stage 0 fits the occlusion decoder on 10 training scenes; the preset keeps it.
+    assert "Stage 0 (--dense_labels): fitting the occlusion decoder on 10 training scenes, 3 steps" in stdout
     assert summary["settings"]["dense_labels"] is True and summary["dense_label_fit"]["steps"] == 3
     with np.load(model_dir / "dense_label_decoder.npz", allow_pickle=False) as stored:
         fitted = [stored[f"arr_{i}"] for i in range(len(stored.files))]
@@ -104,6 +105,7 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
         "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={stage0_dir}", "--image_size=32", "--steps=1",
         "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
         "--fusion_heads=2", "--image_token_stage=0", "--dense_label_steps=2",
+        "--dense_label_scenes=6",
         f"--builtin_dir={model_dir / 'data'}", timeout=400)
     assert "no finer stage to fold in (--image_detail off)" in stdout
     # A rerun in the same directory goes on from what is there: stage 0's decoder is not fitted again.
@@ -111,6 +113,7 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
         "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={stage0_dir}", "--image_size=32", "--steps=1",
         "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
         "--fusion_heads=2", "--image_token_stage=0", "--dense_label_steps=2",
+        "--dense_label_scenes=6",
         f"--builtin_dir={model_dir / 'data'}", timeout=400)
     assert "Stage 0 (--dense_labels): reusing the fitted decoder" in stdout
     assert not FlorenceVQA.from_preset(str(stage0_dir / "preset")).image_detail
