@@ -23,14 +23,15 @@ TYPES = {"yes": "yes/no", "no": "yes/no", "2": "number", "3": "number"}
 
 
 def _vqa(image_scales=(1,), image_detail=False, image_summary="mean", text_summary_dropout=0.0,
-         question_prior=False):
+         question_prior=False, dense_label_classes=0):
     keras.utils.set_random_seed(0)
     clip = tiny_clip()
     return FlorenceVQA(clip.backbone, clip.preprocessor, answer_vocabulary=VOCABULARY, question_length=12,
                        fusion_dim=16, fusion_layers=1, fusion_heads=2, image_scales=image_scales,
                        image_detail=image_detail, image_summary=image_summary,
                        text_summary_dropout=text_summary_dropout, question_prior=question_prior,
-                       answer_types=[TYPES.get(a, "other") for a in VOCABULARY])
+                       answer_types=[TYPES.get(a, "other") for a in VOCABULARY],
+                       dense_label_classes=dense_label_classes, dense_label_channels=8)
 
 
 def _b64(data):
@@ -40,13 +41,14 @@ def _b64(data):
 @pytest.mark.slow  # a TF-only serving subprocess (~30 s idle): runs in `make test-all`
 # One scale; multi-scale tokens (a resize in the graph); and the recipe's default, the finer stage folded in, the
 # encoder's pooled features as the image stream's first token and the question's summary dropped in training (a
-# layer with a random generator that serving must leave out).
-@pytest.mark.parametrize("image_scales,image_detail,image_summary,text_summary_dropout,question_prior",
-                         [((1,), False, "mean", 0.0, False), ((1, 2), False, "mean", 0.0, False),
-                          ((1, 2), True, "pooled", 0.3, False), ((1, 2), True, "pooled", 0.0, True)])
+# layer with a random generator that serving must leave out); with the question-only branch and the dense label
+# decoder's pooled probabilities in every token (BatchNorm in inference mode in the graph).
+@pytest.mark.parametrize("image_scales,image_detail,image_summary,text_summary_dropout,question_prior,dense",
+                         [((1,), False, "mean", 0.0, False, 0), ((1, 2), False, "mean", 0.0, False, 0),
+                          ((1, 2), True, "pooled", 0.3, False, 0), ((1, 2), True, "pooled", 0.0, True, 3)])
 def test_served_answer_equals_keras_predict(tmp_path, image_scales, image_detail, image_summary,
-                                            text_summary_dropout, question_prior):
-    vqa = _vqa(image_scales, image_detail, image_summary, text_summary_dropout, question_prior)
+                                            text_summary_dropout, question_prior, dense):
+    vqa = _vqa(image_scales, image_detail, image_summary, text_summary_dropout, question_prior, dense)
     export_dir = SavedModelExporter([answer_signature(vqa)], serving_default="answer").export(
         str(tmp_path / "model"), version=1)
     rng = np.random.default_rng(0)
