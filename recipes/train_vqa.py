@@ -137,7 +137,7 @@ flags.DEFINE_enum("dense_labels", "auto", ["auto", "on", "off"], "Stage 0: fit a
                   "object of a cell is partly hidden (docs/vqa.md, session 26). Needs the built-in scenes (their "
                   "per-pixel labels); 'auto': on for them, off for other data, and the preset's own decoder when "
                   "going on from a FlorenceVQA preset that has one.")
-flags.DEFINE_integer("dense_label_steps", 2000, "Stage 0 (--dense_labels): the decoder's optimizer steps "
+flags.DEFINE_integer("dense_label_steps", 1500, "Stage 0 (--dense_labels): the decoder's optimizer steps "
                      "(batches of 32 images, AdamW 2e-3, warm-up + cosine).", lower_bound=1)
 flags.DEFINE_integer("dense_label_scenes", 12000, "Stage 0 (--dense_labels): the training scenes it fits on (at "
                      "least --builtin_train: the VQA's own scenes, then more of the same draw; never held-out "
