@@ -6,19 +6,9 @@ import numpy as np
 import pytest
 
 from florence_keras.layers.dense_label_decoder import DenseLabelDecoder
+from tests.layers.dyhead_numpy import conv_same as _conv_same
 from tests.test_case import random_images
 from tests.test_case import run_serialization_test
-
-
-def _conv_same(x, kernel, bias):
-    """NumPy 'same' convolution (odd kernel), NHWC."""
-    pad = kernel.shape[0] // 2
-    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    out = np.zeros(x.shape[:3] + (kernel.shape[-1],))
-    for i in range(kernel.shape[0]):
-        for j in range(kernel.shape[1]):
-            out += padded[:, i:i + x.shape[1], j:j + x.shape[2]] @ kernel[i, j]
-    return out + bias
 
 
 def _resize_axis(x, size, axis):

@@ -101,20 +101,14 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     # Tokens from stage 0 have no finer stage: the default --image_detail steps aside (flags compose), an explicit
     # one is refused.
     stage0_dir = tmp_path / "stage0"
-    stdout = eval_recipe_data.run_recipe(
-        "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={stage0_dir}", "--image_size=32", "--steps=1",
-        "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
-        "--fusion_heads=2", "--image_token_stage=0", "--dense_label_steps=2",
-        "--dense_label_scenes=6",
-        f"--builtin_dir={model_dir / 'data'}", timeout=400)
+    stage0_run = ("train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={stage0_dir}", "--image_size=32",
+                  "--steps=1", "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16",
+                  "--fusion_layers=1", "--fusion_heads=2", "--image_token_stage=0", "--dense_label_steps=2",
+                  "--dense_label_scenes=6", f"--builtin_dir={model_dir / 'data'}")
+    stdout = eval_recipe_data.run_recipe(*stage0_run, timeout=400)
     assert "no finer stage to fold in (--image_detail off)" in stdout
     # A rerun in the same directory goes on from what is there: stage 0's decoder is not fitted again.
-    stdout = eval_recipe_data.run_recipe(
-        "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={stage0_dir}", "--image_size=32", "--steps=1",
-        "--batch_size=4", "--builtin_train=6", "--builtin_heldout=3", "--fusion_dim=16", "--fusion_layers=1",
-        "--fusion_heads=2", "--image_token_stage=0", "--dense_label_steps=2",
-        "--dense_label_scenes=6",
-        f"--builtin_dir={model_dir / 'data'}", timeout=400)
+    stdout = eval_recipe_data.run_recipe(*stage0_run, timeout=400)
     assert "Stage 0 (--dense_labels): reusing the fitted decoder" in stdout
     assert not FlorenceVQA.from_preset(str(stage0_dir / "preset")).image_detail
     with pytest.raises(AssertionError, match="needs a stage before"):
