@@ -5,7 +5,7 @@ Run:
   python recipes/train_vqa.py --questions=Q.json --annotations=A.json --image_dir=DIR \
       [--image_template='COCO_{split}_{image_id:012d}.jpg'] --preset=PRESET --model_dir=M [--image_size=N] [--steps=N]
 
-On the built-in scenes (the default: their VQA v2 files; ~7 (AMD Zen 5) to 12 (Zen 4) minutes alone on 2 cores):
+On the built-in scenes (the default: their VQA v2 files; TIME_PLACEHOLDER):
   python recipes/train_vqa.py --model_dir=/tmp/vqa
 then score the held-out split: python recipes/eval_vqa.py --preset=/tmp/vqa/preset --output_dir=/tmp/vqa/eval
 
@@ -33,10 +33,12 @@ at seeds 0–4 against 84.5–87.0 without it; docs/vqa.md, session 20). Other d
 Also on the built-in scenes only (they know where every object is): training-only "where is the X?" questions
 (`--place_questions`) and an attention target that pulls the fusion's text-to-image attention at each named object
 toward that object's image tokens (`--grounding_weight`): together 90.07–91.20 at seeds 0–3 against 87.44–88.71
-("which side" 91 against 75–79; docs/vqa.md, session 24). Two more training-only question sets,
-`--occlusion_questions` ("is the X partly hidden?") and `--front_pair_questions` ("is the X in front of the Y?" for
-every occluding pair) are off: on their own they change nothing; in a lab with an occlusion decoder's output in the
-image tokens they lift "in front" from chance to 86 (docs/vqa.md, session 25).
+("which side" 91 against 75–79; docs/vqa.md, session 24). And stage 0 (`--dense_labels`): a per-pixel decoder
+(`DenseLabelDecoder`) fitted on the frozen encoder's pyramid of 12,000 training scenes to their occlusion code
+(background / in full view / partly hidden), frozen, its pooled probabilities joining every image token, with
+training-only "is the X partly hidden?" (`--occlusion_questions`) and "is the X in front of the Y?" for every
+occluding pair (`--front_pair_questions`): "in front" from chance to FRONT_PLACEHOLDER (docs/vqa.md, session 26).
+Stage 0's decoder is written to `M/dense_label_decoder.npz` and reused by a rerun.
 """
 
 import os
@@ -370,9 +372,10 @@ def main(argv):
         print(f"Stage 0: loss {dense_fit['loss']:.4f}, object-pixel accuracy {100 * dense_fit['pixel_accuracy']:.1f}% "
               f"(last tenth of the steps), {dense_fit['seconds']:.0f} s")
         os.makedirs(FLAGS.model_dir, exist_ok=True)
-        with open(decoder_path + ".partial", "wb") as f:  # renamed when complete: a killed write is redone
+        partial = f"{decoder_path}.{os.getpid()}.partial"  # renamed when complete: a killed write is redone
+        with open(partial, "wb") as f:  # (one name per process: workers sharing a directory never interleave)
             np.savez(f, *task.dense_label_decoder.get_weights())
-        os.replace(decoder_path + ".partial", decoder_path)
+        os.replace(partial, decoder_path)
         del task, dense_images, label_maps
 
     token_ids = cache = extras = None

@@ -224,7 +224,8 @@ def test_set_backbone_trainable_keeps_unused_parts_frozen(tmp_path):
     assert settings == {"fusion_dim": 16, "fusion_layers": 1, "fusion_heads": 2, "fusion_intermediate_dim": 64,
                         "image_token_stage": 0, "dropout": 0.0, "question_length": 12,
                         "image_position_embedding": True, "image_scales": (1,), "image_detail": False,
-                        "image_summary": "mean", "question_prior": False}
+                        "image_summary": "mean", "question_prior": False, "dense_label_classes": 0,
+                        "dense_label_channels": 96, "dense_label_sub_cells": 4}
     loaded.set_backbone_trainable(True)
     trainable = {id(v) for v in loaded.backbone.trainable_weights}
     assert trainable
