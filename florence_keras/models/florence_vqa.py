@@ -398,7 +398,7 @@ class FlorenceVQA(FlorenceTask):
         if self.image_size % rows == 0 and self.image_size % columns == 0:
             pooled = ops.average_pool(probabilities, pool_size=(self.image_size // rows, self.image_size // columns),
                                       strides=(self.image_size // rows, self.image_size // columns))
-        else:  # sub-blocks that do not tile the image evenly: an area-weighted resize
+        else:  # sub-blocks that do not tile the image evenly: an antialiased bilinear resize
             pooled = ops.image.resize(probabilities, (rows, columns), interpolation="bilinear", antialias=True)
         pooled = ops.reshape(pooled, (-1, height, s, width, s, classes))
         pooled = ops.reshape(ops.transpose(pooled, (0, 1, 3, 2, 4, 5)), (-1, height, width, s * s * classes))
