@@ -61,8 +61,9 @@ flags.DEFINE_string("fusion_preset", None, "A FlorenceFusionPretrainer preset (r
                     "flags; the backbone too unless --preset is given.")
 flags.DEFINE_string("model_dir", None, "Run directory: checkpoints, TensorBoard, the trained preset.", required=True)
 flags.DEFINE_integer("image_size", 64, "Training resolution (square; a multiple of the backbone's stride, 32).")
-flags.DEFINE_integer("steps", None, "Optimizer steps (default: 5300 with --freeze_backbone, whose steps run only the "
-                     "fusion and the head; 1500 with --nofreeze_backbone).")
+flags.DEFINE_integer("steps", None, "Optimizer steps (default with --freeze_backbone, whose steps run only the "
+                     "fusion and the head: 4000 on the built-in scenes, whose stage 0 takes the rest of their 15 "
+                     "minutes, 5300 on other data; 1500 with --nofreeze_backbone).")
 flags.DEFINE_integer("batch_size", None, "Global batch size (default: 32 with --freeze_backbone: more, cheaper fusion "
                      "steps in the same time; 64 with --nofreeze_backbone).")
 flags.DEFINE_float("learning_rate", 5e-4, "Peak AdamW learning rate (warm-up + cosine to 0).")
@@ -142,6 +143,10 @@ flags.DEFINE_enum("dense_labels", "auto", ["auto", "on", "off"], "Stage 0: fit a
                   "going on from a FlorenceVQA preset that has one.")
 flags.DEFINE_integer("dense_label_steps", 1500, "Stage 0 (--dense_labels): the decoder's optimizer steps "
                      "(batches of 32 images, AdamW 2e-3, warm-up + cosine).", lower_bound=1)
+flags.DEFINE_integer("dense_label_upsamplings", 0, "Stage 0 (--dense_labels): the decoder's x2 upsampling units "
+                     "after its finest level (stride 4): 0 stops there and resizes the logits to the image, 2 "
+                     "upsamples to full resolution at ~4x the decoder's cost (docs/vqa.md, session 27).",
+                     lower_bound=0)
 flags.DEFINE_integer("dense_label_scenes", 12000, "Stage 0 (--dense_labels): the training scenes it fits on (at "
                      "least --builtin_train: the VQA's own scenes, then more of the same draw; never held-out "
                      "ones). Drawing and encoding them costs seconds; on 4,000 the decoder overfits (docs/vqa.md, "
@@ -170,6 +175,8 @@ flags.DEFINE_integer("builtin_train", 4000, "Built-in training scenes.")
 flags.DEFINE_integer("builtin_heldout", 600, "Built-in held-out scenes (for eval_vqa.py).")
 
 FLAGS = flags.FLAGS
+
+DENSE_CLASS_WEIGHTS = (0.1, 1.0, 1.0)  # stage 0's loss weights: background, in full view, partly hidden
 
 
 def _image_scales():
@@ -210,13 +217,16 @@ def main(argv):
     from florence_keras.models.token_packing import fitting_sequence_length
     from florence_keras.models.vqa_feature_cache import cache_vqa_features
     from florence_keras.training.dense_label_fitting import fit_dense_label_decoder
+    from florence_keras.training.dense_label_fitting import read_fitted_decoder
+    from florence_keras.training.dense_label_fitting import save_fitted_decoder
     from florence_keras.training.layerwise_lr_decay import backbone_lr_multipliers
     from florence_keras.training.task_training import TRAINING_FLAGS
     from florence_keras.training.task_training import train_task
 
     start = time.time()
     if FLAGS.steps is None:
-        FLAGS.steps = 5300 if FLAGS.freeze_backbone else 1500
+        # (the built-in scenes' stage 0 takes its minutes out of the fusion's: their whole run fits 15 minutes)
+        FLAGS.steps = (4000 if FLAGS.questions == "builtin" else 5300) if FLAGS.freeze_backbone else 1500
     if FLAGS.batch_size is None:
         FLAGS.batch_size = 32 if FLAGS.freeze_backbone else 64
     if FLAGS.batch_size < 1:
@@ -317,10 +327,12 @@ def main(argv):
         if FLAGS.dense_labels == "auto" and pretrained.get("dense_label_classes"):  # (likewise: its decoder,
             fusion.update(dense_label_classes=pretrained["dense_label_classes"],  # already fitted)
                           dense_label_channels=pretrained["dense_label_channels"],
-                          dense_label_sub_cells=pretrained["dense_label_sub_cells"])
+                          dense_label_sub_cells=pretrained["dense_label_sub_cells"],
+                          dense_label_upsamplings=pretrained["dense_label_upsamplings"])
             fit_dense_labels = False
     if fit_dense_labels:
-        fusion["dense_label_classes"] = DENSE_OCCLUSION_CLASSES
+        fusion.update(dense_label_classes=DENSE_OCCLUSION_CLASSES,
+                      dense_label_upsamplings=FLAGS.dense_label_upsamplings)
 
     if fusion["image_token_stage"] == 0 and fusion["image_detail"]:  # stage 0 has no finer stage to fold in
         if not FLAGS["image_detail"].using_default_value:
@@ -352,31 +364,38 @@ def main(argv):
             fusion_weights.load_fusion_weights(model, FLAGS.fusion_preset)
         model.set_backbone_trainable(not FLAGS.freeze_backbone)  # (a preset of a frozen run stores it frozen)
         if fit_dense_labels and load_decoder:  # stage 0's result
-            with np.load(decoder_path, allow_pickle=False) as stored:
-                model.dense_label_decoder.set_weights([stored[f"arr_{i}"] for i in range(len(stored.files))])
+            model.dense_label_decoder.set_weights(read_fitted_decoder(decoder_path, decoder_settings)[0])
         return model
 
     decoder_path = os.path.join(FLAGS.model_dir, "dense_label_decoder.npz")
+    count = max(FLAGS.dense_label_scenes, FLAGS.builtin_train)
+    decoder_settings = {"preset": preset, "image_size": FLAGS.image_size, "seed": FLAGS.seed, "scenes": count,
+                        "steps": FLAGS.dense_label_steps, "upsamplings": FLAGS.dense_label_upsamplings,
+                        "class_weights": DENSE_CLASS_WEIGHTS}
     dense_fit = {}
-    if fit_dense_labels and os.path.exists(decoder_path):  # a rerun: stage 0 is done (and deterministic)
+    stale = fit_dense_labels and read_fitted_decoder(decoder_path, decoder_settings)[1]
+    if fit_dense_labels and not stale:  # a rerun: stage 0 is done (and deterministic)
         print(f"Stage 0 (--dense_labels): reusing the fitted decoder {decoder_path}")
     elif fit_dense_labels:
-        count = max(FLAGS.dense_label_scenes, FLAGS.builtin_train)
+        checkpoints = os.path.join(FLAGS.model_dir, "checkpoints")
+        if os.path.exists(decoder_path) and os.path.isdir(checkpoints) and os.listdir(checkpoints):
+            raise app.UsageError(
+                f"{FLAGS.model_dir} holds a run trained on another stage-0 decoder ({stale}; its settings come "
+                f"from --preset, --image_size, --seed, --dense_label_scenes, --builtin_train, --dense_label_steps "
+                f"and --dense_label_upsamplings): go on with that run's flags, or start a new --model_dir.")
+        if os.path.exists(decoder_path):
+            print(f"Stage 0 (--dense_labels): fitting again, {decoder_path} is not this run's: {stale}")
         dense_images, label_maps = builtin_occlusion_scenes(scene_generator, count, FLAGS.image_size)
         print(f"Stage 0 (--dense_labels): fitting the occlusion decoder on {count} training scenes, "
               f"{FLAGS.dense_label_steps} steps (frozen encoder)")
         stage_start = time.time()
         task = model_fn(load_decoder=False)
         dense_fit = fit_dense_label_decoder(task, dense_images, label_maps, FLAGS.dense_label_steps,
-                                            class_weights=(0.1, 1.0, 1.0), seed=FLAGS.seed)
+                                            class_weights=DENSE_CLASS_WEIGHTS, seed=FLAGS.seed)
         dense_fit["seconds"] = round(time.time() - stage_start, 1)
         print(f"Stage 0: loss {dense_fit['loss']:.4f}, object-pixel accuracy {100 * dense_fit['pixel_accuracy']:.1f}% "
               f"(last tenth of the steps), {dense_fit['seconds']:.0f} s")
-        os.makedirs(FLAGS.model_dir, exist_ok=True)
-        partial = f"{decoder_path}.{os.getpid()}.partial"  # renamed when complete: a killed write is redone
-        with open(partial, "wb") as f:  # (one name per process: workers sharing a directory never interleave)
-            np.savez(f, *task.dense_label_decoder.get_weights())
-        os.replace(partial, decoder_path)
+        save_fitted_decoder(decoder_path, task.dense_label_decoder, decoder_settings)  # (complete or absent)
         del task, dense_images, label_maps
 
     token_ids = cache = extras = None
@@ -426,6 +445,7 @@ def main(argv):
     settings["dense_labels"] = fusion.get("dense_label_classes", 0) > 0  # (what "auto" chose)
     settings["dense_label_steps"] = FLAGS.dense_label_steps
     settings["dense_label_scenes"] = FLAGS.dense_label_scenes
+    settings["dense_label_upsamplings"] = FLAGS.dense_label_upsamplings
     if source:
         settings.update(fusion, preset=preset)
     command = " ".join(["python", "recipes/train_vqa.py"] + sys.argv[1:])

@@ -118,6 +118,9 @@ class FlorenceVQA(FlorenceTask):
             with 0.
         dense_label_channels: int, the decoder's width. Defaults to 96.
         dense_label_sub_cells: int >= 1, sub-blocks per side of each token's cell. Defaults to 4.
+        dense_label_upsamplings: None or int >= 0, the decoder's ×2 upsampling units after its finest level (the
+            encoder's patch stride). None (the default): up to the image's resolution; fewer cost less (the units
+            at full resolution are most of the decoder's work) and the logits are resized bilinearly to the image.
         **kwargs: `keras.Model` arguments.
 
     Training on cached features: with a frozen backbone, `encode(images, token_ids)` gives the frozen half's
@@ -139,7 +142,7 @@ class FlorenceVQA(FlorenceTask):
                  image_token_stage=None, image_position_embedding=True, image_scales=(1,), image_detail=False,
                  image_summary="mean", text_summary_dropout=0.0, question_prior=False, answer_types=None,
                  question_prior_floor=0.1, grounding_weight=0.0, dense_label_classes=0, dense_label_channels=96,
-                 dense_label_sub_cells=4, **kwargs):
+                 dense_label_sub_cells=4, dense_label_upsamplings=None, **kwargs):
         encoder = backbone.image_encoder
         if not hasattr(encoder, "forward_features"):
             raise ValueError(f"FlorenceVQA reads CoSwin tokens; this backbone's image encoder is a "
@@ -195,9 +198,14 @@ class FlorenceVQA(FlorenceTask):
                     name == "dense_label_classes" and value == 1):
                 raise ValueError(f"`{name}` must be an int >= {least}{' other than 1' if least == 0 else ''}. "
                                  f"Received: {name}={value!r}")
+        if dense_label_upsamplings is not None and (isinstance(dense_label_upsamplings, bool) or not isinstance(
+                dense_label_upsamplings, int) or dense_label_upsamplings < 0):
+            raise ValueError(f"`dense_label_upsamplings` must be None or an int >= 0. Received: "
+                             f"dense_label_upsamplings={dense_label_upsamplings!r}")
         self.dense_label_classes = dense_label_classes
         self.dense_label_channels = dense_label_channels
         self.dense_label_sub_cells = dense_label_sub_cells
+        self.dense_label_upsamplings = dense_label_upsamplings
         self.eos_token_id = int(backbone.text_encoder.eos_token_id)
         # === Layers ===
         self.backbone = backbone
@@ -236,7 +244,8 @@ class FlorenceVQA(FlorenceTask):
         if self.dense_label_classes:
             self.dense_label_decoder = DenseLabelDecoder(
                 self.dense_label_classes, dense_label_channels,
-                num_upsamplings=upsampling_steps(encoder.patch_size), name="dense_label_decoder", **policy)
+                num_upsamplings=upsampling_steps(encoder.patch_size) if dense_label_upsamplings is None
+                else dense_label_upsamplings, name="dense_label_decoder", **policy)
             self._dense_channels = dense_label_sub_cells ** 2 * self.dense_label_classes
         # Each token's "own" channels (the token stage's, then the dense label probabilities), then its finer cells
         self._detail_channels = (self._own_channels + self._dense_channels, int(encoder.embed_dim) * 2 ** (stage - 1))
@@ -700,6 +709,7 @@ class FlorenceVQA(FlorenceTask):
                        "grounding_weight": self.grounding_weight,
                        "dense_label_classes": self.dense_label_classes,
                        "dense_label_channels": self.dense_label_channels,
-                       "dense_label_sub_cells": self.dense_label_sub_cells})
+                       "dense_label_sub_cells": self.dense_label_sub_cells,
+                       "dense_label_upsamplings": self.dense_label_upsamplings})
         return config
 

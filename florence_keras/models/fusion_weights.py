@@ -41,7 +41,8 @@ def fusion_settings(preset):
     names = FUSION_SETTINGS + ("dropout",)
     if task_class == "FlorenceVQA":
         names += ("question_length", "image_position_embedding", "image_scales", "image_detail", "image_summary",
-                  "question_prior", "dense_label_classes", "dense_label_channels", "dense_label_sub_cells")
+                  "question_prior", "dense_label_classes", "dense_label_channels", "dense_label_sub_cells",
+                  "dense_label_upsamplings")
         config.setdefault("image_position_embedding", False)  # saved before the argument existed
         config.setdefault("question_prior", False)  # (likewise)
         config.setdefault("image_detail", False)  # (likewise)
@@ -49,6 +50,7 @@ def fusion_settings(preset):
         config.setdefault("dense_label_classes", 0)  # (likewise)
         config.setdefault("dense_label_channels", 96)
         config.setdefault("dense_label_sub_cells", 4)
+        config.setdefault("dense_label_upsamplings", None)  # (None: to the image's resolution)
         config["image_scales"] = tuple(config.get("image_scales", (1,)))
     else:  # the pretrainer's image stream starts with the mean token: a VQA going on from it keeps that
         names += ("image_summary",)

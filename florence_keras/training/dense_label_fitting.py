@@ -1,6 +1,9 @@
-"""`fit_dense_label_decoder`: fits a Task's `DenseLabelDecoder` on per-pixel labels over its frozen encoder."""
+"""`fit_dense_label_decoder`: fits a Task's `DenseLabelDecoder` on per-pixel labels over its frozen encoder;
+`save_fitted_decoder` / `read_fitted_decoder` keep the result with the settings it was fitted with."""
 
+import json
 import math
+import os
 
 import keras
 import numpy as np
@@ -99,3 +102,38 @@ def fit_dense_label_decoder(task, images, label_maps, steps, batch_size=32, lear
     decoder.trainable = False
     return {"loss": float(np.mean(losses[-tail:])), "pixel_accuracy": correct / counted if counted else float("nan"),
             "steps": steps}
+
+
+def save_fitted_decoder(path, decoder, settings):
+    """Writes `decoder`'s weights and the `settings` it was fitted with (a JSON dict) to the `.npz` file `path`.
+
+    The file appears complete or not at all (written under a per-process name, then renamed), so a run killed while
+    writing leaves nothing that `read_fitted_decoder` would take.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    partial = f"{path}.{os.getpid()}.partial"  # (one name per process: workers sharing a directory never interleave)
+    weights = {f"arr_{i}": weight for i, weight in enumerate(decoder.get_weights())}
+    with open(partial, "wb") as f:
+        np.savez(f, settings=np.array(json.dumps(settings, sort_keys=True)), **weights)
+    os.replace(partial, path)
+
+
+def read_fitted_decoder(path, settings):
+    """Reads a decoder written by `save_fitted_decoder`, if it was fitted with these `settings`.
+
+    Returns:
+        `(weights, None)` for `decoder.set_weights(weights)`, or `(None, why_not)`: no file, a file without settings
+        (written before they were recorded), or settings that differ (each named with both values).
+    """
+    if not os.path.exists(path):
+        return None, "no fitted decoder yet"
+    with np.load(path, allow_pickle=False) as stored:
+        if "settings" not in stored.files:
+            return None, "the file does not record the settings it was fitted with"
+        fitted_with = json.loads(str(stored["settings"]))
+        wanted = json.loads(json.dumps(settings))  # (compared as JSON: tuples and lists alike)
+        changed = [f"{name} {fitted_with.get(name)!r} -> {wanted.get(name)!r}"
+                   for name in sorted(set(fitted_with) | set(wanted)) if fitted_with.get(name) != wanted.get(name)]
+        if changed:
+            return None, "fitted with other settings: " + ", ".join(changed)
+        return [stored[f"arr_{i}"] for i in range(len(stored.files) - 1)], None

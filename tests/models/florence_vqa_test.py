@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from florence_keras.layers.dense_label_decoder import DenseLabelDecoder
 from florence_keras.models.florence_image_converter import IMAGENET_MEAN
 from florence_keras.models.florence_image_converter import IMAGENET_STD
 from florence_keras.models.florence_vqa import FlorenceVQA
@@ -225,7 +226,7 @@ def test_set_backbone_trainable_keeps_unused_parts_frozen(tmp_path):
                         "image_token_stage": 0, "dropout": 0.0, "question_length": 12,
                         "image_position_embedding": True, "image_scales": (1,), "image_detail": False,
                         "image_summary": "mean", "question_prior": False, "dense_label_classes": 0,
-                        "dense_label_channels": 96, "dense_label_sub_cells": 4}
+                        "dense_label_channels": 96, "dense_label_sub_cells": 4, "dense_label_upsamplings": None}
     loaded.set_backbone_trainable(True)
     trainable = {id(v) for v in loaded.backbone.trainable_weights}
     assert trainable
@@ -629,16 +630,19 @@ def test_dense_label_probabilities_join_each_token_cell(tmp_path):
     from florence_keras.models import fusion_weights
 
     settings = fusion_weights.fusion_settings(str(tmp_path / "vqa"))
-    assert (settings["dense_label_classes"], settings["dense_label_channels"], settings["dense_label_sub_cells"]) \
-        == (3, 8, 2)
+    assert (settings["dense_label_classes"], settings["dense_label_channels"], settings["dense_label_sub_cells"],
+            settings["dense_label_upsamplings"]) == (3, 8, 2, None)
+    assert vqa.dense_label_decoder.num_upsamplings == 2  # (None: from the tiny encoder's stride 4 to the image)
     old = dict(plain.get_config())
-    for name in ("dense_label_classes", "dense_label_channels", "dense_label_sub_cells"):
+    for name in ("dense_label_classes", "dense_label_channels", "dense_label_sub_cells", "dense_label_upsamplings"):
         old.pop(name)  # a preset saved before the arguments existed
     assert FlorenceVQA.from_config(old).dense_label_classes == 0
     with pytest.raises(ValueError, match="no dense label decoder"):
         plain.dense_label_logits(images)
     for bad in (dict(dense_label_classes=1), dict(dense_label_classes=-2), dict(dense_label_classes=3.0),
-                dict(dense_label_classes=3, dense_label_sub_cells=0), dict(dense_label_channels=True)):
+                dict(dense_label_classes=3, dense_label_sub_cells=0), dict(dense_label_channels=True),
+                dict(dense_label_classes=3, dense_label_upsamplings=-1),
+                dict(dense_label_classes=3, dense_label_upsamplings=1.0)):
         with pytest.raises(ValueError, match="dense_label"):
             _vqa(**bad)
 
@@ -657,3 +661,27 @@ def test_dense_labels_without_a_scale_of_one_and_uneven_sub_blocks():
     resized = tf.image.resize(probabilities, (24, 24), method="bilinear", antialias=True).numpy()
     np.testing.assert_allclose(pooled, resized, atol=1e-5)
     np.testing.assert_allclose(pooled.sum(-1), 1.0, atol=1e-4)  # still a distribution per sub-block
+
+
+def test_fewer_dense_label_upsamplings_resize_the_logits_to_the_image(tmp_path):
+    """dense_label_upsamplings=0: the decoder stops at its finest level (stride 4 here) and its logits are resized
+    bilinearly to the image, the same as the decoder layer built alone with num_upsamplings=0; it is kept in the
+    config and the preset, and a FlorenceVQA preset's settings name it."""
+    vqa = _vqa(image_scales=[1], dense_label_classes=3, dense_label_channels=8, dense_label_upsamplings=0)
+    decoder = vqa.dense_label_decoder
+    assert decoder.num_upsamplings == 0 and vqa.get_config()["dense_label_upsamplings"] == 0
+    rng = np.random.default_rng(5)
+    decoder.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in decoder.get_weights()])
+    images = rng.normal(size=(2, 32, 32, 3)).astype("float32")
+    pyramid = vqa.backbone.image_encoder.forward_features(images, training=False)["pyramid"]
+    alone = DenseLabelDecoder(3, 8, num_upsamplings=0)
+    alone([images, pyramid["P2"], pyramid["P3"]])
+    alone.set_weights(decoder.get_weights())
+    logits = np.asarray(vqa.dense_label_logits(images))
+    assert logits.shape == (2, 32, 32, 3)
+    np.testing.assert_allclose(logits, np.asarray(alone([images, pyramid["P2"], pyramid["P3"]])), atol=1e-5)
+    vqa.save_to_preset(tmp_path / "vqa")
+    assert FlorenceVQA.from_preset(str(tmp_path / "vqa")).dense_label_decoder.num_upsamplings == 0
+    from florence_keras.models import fusion_weights
+
+    assert fusion_weights.fusion_settings(str(tmp_path / "vqa"))["dense_label_upsamplings"] == 0

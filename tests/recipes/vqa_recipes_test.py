@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -62,7 +63,8 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     assert "Stage 0 (--dense_labels): fitting the occlusion decoder on 10 training scenes, 3 steps" in stdout
     assert summary["settings"]["dense_labels"] is True and summary["dense_label_fit"]["steps"] == 3
     with np.load(model_dir / "dense_label_decoder.npz", allow_pickle=False) as stored:
-        fitted = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+        fitted = [stored[f"arr_{i}"] for i in range(len(stored.files) - 1)]
+        assert json.loads(str(stored["settings"]))["steps"] == 3  # (what it was fitted with, for a rerun to check)
     assert summary["settings"]["freeze_backbone"] and summary["settings"]["cache_features"]
     vqa = FlorenceVQA.from_preset(str(model_dir / "preset"))
     assert vqa.image_size == 32 and vqa.answer_vocabulary and vqa.question_length == 16
@@ -111,6 +113,14 @@ def test_train_then_eval_vqa(tmp_path, tiny_preset_dir):
     stdout = eval_recipe_data.run_recipe(*stage0_run, timeout=400)
     assert "Stage 0 (--dense_labels): reusing the fitted decoder" in stdout
     assert not FlorenceVQA.from_preset(str(stage0_dir / "preset")).image_detail
+    # Not with other stage-0 settings: refused while checkpoints trained on the old decoder are there, refitted
+    # once they are gone.
+    with pytest.raises(AssertionError, match=r"another stage-0 decoder \(fitted with other settings: steps 2 -> 3"):
+        eval_recipe_data.run_recipe(*stage0_run, "--dense_label_steps=3", timeout=400)
+    shutil.rmtree(stage0_dir / "checkpoints")
+    stdout = eval_recipe_data.run_recipe(*stage0_run, "--dense_label_steps=3", timeout=400)
+    assert "fitting again" in stdout and "fitted with other settings: steps 2 -> 3" in stdout
+    assert "fitting the occlusion decoder on 6 training scenes, 3 steps" in stdout
     with pytest.raises(AssertionError, match="needs a stage before"):
         eval_recipe_data.run_recipe(
             "train_vqa", f"--preset={tiny_preset_dir}", f"--model_dir={tmp_path / 'stage0b'}", "--image_size=32",

@@ -1,4 +1,5 @@
-"""fit_dense_label_decoder: learns a per-pixel rule over a frozen encoder, touches nothing else, refuses bad input."""
+"""fit_dense_label_decoder: learns a per-pixel rule over a frozen encoder, touches nothing else, refuses bad input;
+save_fitted_decoder / read_fitted_decoder: the result comes back only for the settings it was fitted with."""
 
 import keras
 import numpy as np
@@ -6,6 +7,8 @@ import pytest
 
 from florence_keras.models.florence_vqa import FlorenceVQA
 from florence_keras.training.dense_label_fitting import fit_dense_label_decoder
+from florence_keras.training.dense_label_fitting import read_fitted_decoder
+from florence_keras.training.dense_label_fitting import save_fitted_decoder
 from tests.model_fixtures import tiny_clip
 
 
@@ -79,3 +82,29 @@ def test_bad_input_is_refused():
         fit_dense_label_decoder(task, images, labels, steps=2, class_weights=(1.0, 0.0, 1.0), verbose=0)
     with pytest.raises(ValueError, match="class_weights"):
         fit_dense_label_decoder(task, images, labels, steps=2, class_weights=(1.0, 1.0), verbose=0)
+
+
+def test_a_saved_decoder_comes_back_only_for_its_settings(tmp_path):
+    task = _task()
+    images, labels = _squares(8)
+    fit_dense_label_decoder(task, images, labels, steps=2, batch_size=4, verbose=0)
+    settings = {"preset": "p", "steps": 2, "class_weights": (0.1, 1.0, 1.0)}
+    path = str(tmp_path / "m" / "decoder.npz")
+    weights, why_not = read_fitted_decoder(path, settings)
+    assert weights is None and why_not == "no fitted decoder yet"
+    save_fitted_decoder(path, task.dense_label_decoder, settings)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["decoder.npz"]  # (the partial file renamed)
+
+    weights, why_not = read_fitted_decoder(path, dict(settings, class_weights=[0.1, 1.0, 1.0]))  # (JSON: alike)
+    assert why_not is None
+    fresh = _task()
+    fresh.dense_label_decoder.set_weights(weights)
+    for loaded, fitted in zip(fresh.dense_label_decoder.get_weights(), task.dense_label_decoder.get_weights()):
+        np.testing.assert_array_equal(loaded, fitted)
+
+    weights, why_not = read_fitted_decoder(path, dict(settings, steps=3, seed=1))
+    assert weights is None
+    assert why_not == "fitted with other settings: seed None -> 1, steps 2 -> 3"
+    with open(path, "wb") as f:  # a file written before the settings were recorded
+        np.savez(f, *task.dense_label_decoder.get_weights())
+    assert read_fitted_decoder(path, settings) == (None, "the file does not record the settings it was fitted with")
