@@ -5,8 +5,8 @@ Run:
   python recipes/train_vqa.py --questions=Q.json --annotations=A.json --image_dir=DIR \
       [--image_template='COCO_{split}_{image_id:012d}.jpg'] --preset=PRESET --model_dir=M [--image_size=N] [--steps=N]
 
-On the built-in scenes (the default: their VQA v2 files; 11 min 48 s alone on a 2-core AMD Zen 5, stage 0 3 min 44 s
-of it; an older Zen 4 was ~1.7x slower before, not measured with stage 0):
+On the built-in scenes (the default: their VQA v2 files; 13 min 18 s alone on a 2-core AMD Zen 4, stage 0 2 min 36 s
+of it; docs/vqa.md, session 27):
   python recipes/train_vqa.py --model_dir=/tmp/vqa
 then score the held-out split: python recipes/eval_vqa.py --preset=/tmp/vqa/preset --output_dir=/tmp/vqa/eval
 
@@ -39,7 +39,11 @@ toward that object's image tokens (`--grounding_weight`): together 90.07–91.20
 (background / in full view / partly hidden), frozen, its pooled probabilities joining every image token, with
 training-only "is the X partly hidden?" (`--occlusion_questions`) and "is the X in front of the Y?" for every
 occluding pair (`--front_pair_questions`): "in front" from chance to 82–87, yes/no 88 -> 92–93, overall +0.7 to
-+1.4 (docs/vqa.md, session 26). Stage 0's decoder is written to `M/dense_label_decoder.npz`; a rerun reuses it.
++1.4 (docs/vqa.md, session 26). Stage 0's decoder stops at stride 4 (`--dense_label_upsamplings=0`) and the fusion
+trains 4,000 steps, so that the run fits 15 minutes on a Zen 4; session 26's `--dense_label_upsamplings=2
+--steps=5300` scores ~1.4 points higher and takes ~21 minutes there (docs/vqa.md, session 27). Stage 0's decoder
+is written to `M/dense_label_decoder.npz` with the settings it was fitted with; a rerun with the same settings
+reuses it, one with others fits it again (or is refused while checkpoints trained on the old one are there).
 """
 
 import os
