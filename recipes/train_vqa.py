@@ -41,7 +41,8 @@ training-only "is the X partly hidden?" (`--occlusion_questions`) and "is the X 
 occluding pair (`--front_pair_questions`): "in front" from chance to 82–87, yes/no 88 -> 92–93, overall +0.7 to
 +1.4 (docs/vqa.md, session 26). Stage 0's decoder stops at stride 4 (`--dense_label_upsamplings=0`) and the fusion
 trains 4,000 steps, so that the run fits 15 minutes on a Zen 4; session 26's `--dense_label_upsamplings=2
---steps=5300` scores ~1.4 points higher and takes ~21 minutes there (docs/vqa.md, session 27). Stage 0's decoder
+--steps=5300` scored ~1.4 points higher (means of seeds 0–3) and would take ~21 minutes there (projected from its
+measured stage 0 and step time; docs/vqa.md, session 27). Stage 0's decoder
 is written to `M/dense_label_decoder.npz` with the settings it was fitted with; a rerun with the same settings
 reuses it, one with others fits it again (or is refused while checkpoints trained on the old one are there).
 """

@@ -4,6 +4,7 @@
 import json
 import math
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -122,12 +123,17 @@ def read_fitted_decoder(path, settings):
     """Reads a decoder written by `save_fitted_decoder`, if it was fitted with these `settings`.
 
     Returns:
-        `(weights, None)` for `decoder.set_weights(weights)`, or `(None, why_not)`: no file, a file without settings
-        (written before they were recorded), or settings that differ (each named with both values).
+        `(weights, None)` for `decoder.set_weights(weights)`, or `(None, why_not)`: no file, a file that cannot be
+        read, a file without settings (written before they were recorded), or settings that differ (each named with
+        both values).
     """
     if not os.path.exists(path):
         return None, "no fitted decoder yet"
-    with np.load(path, allow_pickle=False) as stored:
+    try:
+        stored = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        return None, f"the file cannot be read ({type(error).__name__}: {error})"
+    with stored:
         if "settings" not in stored.files:
             return None, "the file does not record the settings it was fitted with"
         fitted_with = json.loads(str(stored["settings"]))

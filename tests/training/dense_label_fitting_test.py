@@ -108,3 +108,7 @@ def test_a_saved_decoder_comes_back_only_for_its_settings(tmp_path):
     with open(path, "wb") as f:  # a file written before the settings were recorded
         np.savez(f, *task.dense_label_decoder.get_weights())
     assert read_fitted_decoder(path, settings) == (None, "the file does not record the settings it was fitted with")
+    with open(path, "wb") as f:  # a damaged file: a reason to fit again, not a crash
+        f.write(b"not an npz")
+    weights, why_not = read_fitted_decoder(path, settings)
+    assert weights is None and why_not.startswith("the file cannot be read")
